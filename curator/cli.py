@@ -1,0 +1,73 @@
+"""The ``dreamcurate`` console script: one click group whose commands live in their own modules and are imported
+only when run, so ``dreamcurate --help`` stays fast and imports neither torch, textual, ``trainer`` nor ``tui``.
+
+Commands of the ``trainer`` and ``tui`` packages are named here as import strings; ``curator`` never imports them
+itself (the layer rule), the dispatcher does when the user runs one of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+#: name -> ("module:attribute" of a click command, one-line help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("curator.commands.scan:scan", "Analyse a dataset: findings per image and for the whole set."),
+    "tags": ("curator.commands.tags:tags", "Audit captions and tags; safe batch edits with --apply / --undo."),
+    "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop step, buckets, size advice, VRAM and time."),
+    "review": ("tui.cli:review", "Review the dataset in the terminal (Textual TUI)."),
+    "export": ("curator.commands.export:export", "Write the curated Kohya folder, manifest and configs."),
+    "train": ("trainer.cli:train", "Train with the bundled DreamBooth trainer from a TOML config."),
+    "run": ("trainer.cli:run", "Scan, report, export and train in one go."),
+    "model": ("trainer.cli:model", "Model files: info, convert, tiny."),
+    "demo": ("trainer.demo:demo", "Generate a sample dataset and a tiny model; curate and train end to end."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[cmd_name]
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # a missing optional piece must not be a traceback
+            raise click.ClickException(f"'{cmd_name}' is not available: {exc}") from exc
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="dreamcurate", prog_name="dreamcurate")
+def cli() -> None:
+    """dreamcurate: curate a DreamBooth dataset before you spend GPU hours, then train it.
+
+    Exit codes: 0 success, 1 findings at or above --fail-on (scan), 2 usage error.
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        cli.main(args=argv, prog_name="dreamcurate", standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

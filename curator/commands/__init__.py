@@ -1,0 +1,1 @@
+"""One module per CLI command of the curator layer (imported lazily by :mod:`curator.cli`)."""

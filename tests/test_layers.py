@@ -1,0 +1,33 @@
+"""The layer rules of DESIGN.md, checked in fresh interpreters (sys.modules after import)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "textual", "trainer", "tui", "diffusers", "transformers", "open_clip")
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def _heavy(mods: set[str]) -> list[str]:
+    return sorted(m for m in mods if m.split(".")[0] in HEAVY)
+
+
+def test_import_curator_is_light() -> None:
+    assert _heavy(_modules_after("import curator, curator.checks; curator.checks.image_checks()")) == []
+
+
+def test_help_is_light() -> None:
+    code = "from curator.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    assert _heavy(_modules_after(code)) == []
+
+
+def test_trainer_never_imports_tui() -> None:
+    mods = _modules_after("import trainer, trainer.cli")
+    assert not [m for m in mods if m.split(".")[0] in ("tui", "textual")]

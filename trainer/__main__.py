@@ -1,0 +1,7 @@
+"""``python -m trainer CONFIG`` (works under ``accelerate launch``): train from a TOML config."""
+
+import sys
+
+from trainer.cli import train
+
+sys.exit(train.main(standalone_mode=True))

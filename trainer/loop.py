@@ -193,7 +193,7 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
         checkpoint.check_resumable(config, progress)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint.remove_stale_temporaries(output_dir)
+        checkpoint.remove_stale_temporaries(output_dir, config.output_name)
     events = EventLog(output_dir / EVENTS_FILENAME if accelerator.is_main_process else None)
     for notice in notices:
         events.emit("notice", message=notice)

@@ -59,10 +59,7 @@ def make_buckets(settings: BucketSettings) -> list[tuple[int, int]]:
     """The bucket resolutions (width, height), sorted, as Kohya's ``make_bucket_resolutions`` generates them."""
     return list(
         _buckets(
-            settings.resolution,
-            settings.min_bucket_reso,
-            settings.max_bucket_reso,
-            settings.bucket_reso_steps,
+            settings.resolution, settings.min_bucket_reso, settings.max_bucket_reso, settings.bucket_reso_steps
         )
     )
 

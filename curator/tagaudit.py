@@ -57,6 +57,10 @@ class AuditSettings:
     conflicts: tuple[tuple[str, str], ...] = DEFAULT_CONFLICTS  # pairs of tags that contradict each other
 
 
+#: ``CaptionRecord.tokens`` when the CLIP tokenizer is not available
+UNCOUNTED = -1
+
+
 @dataclass(frozen=True)
 class CaptionRecord:
     """One item's caption: the file read, the parsed tags (None unless the file read ``ok``), CLIP tokens."""
@@ -79,7 +83,10 @@ def load_captions(items: Iterable[Item]) -> list[CaptionRecord]:
     read = [(item, read_caption(item.caption_path)) for item in items]
     parsed = [(item, f, parse_caption(f.text) if f.status == "ok" else None) for item, f in read]
     texts = [", ".join(c.tags) if c else "" for _, _, c in parsed]
-    counts = [len(ids) - 2 for ids in tokenizer.encode_batch(texts)] if texts else []
+    try:
+        counts = [len(ids) - 2 for ids in tokenizer.encode_batch(texts)] if texts else []
+    except tokenizer.TokenizerUnavailable:
+        counts = [UNCOUNTED] * len(texts)  # the audit says so in a finding; everything else still works
     return [CaptionRecord(item, f, c, n) for (item, f, c), n in zip(parsed, counts, strict=True)]
 
 
@@ -145,6 +152,9 @@ def advise_keep_tokens(
     rows = _prefix_shares(tag_lists)
     stable = [row for row in rows if row["share"] >= stable_fraction]
     n = stable[-1]["n"] if stable else 0
+    # Keeping every tag leaves nothing to shuffle: leave at least one tag of the median caption free.
+    lengths = sorted(len(tags) for tags in tag_lists)
+    n = min(n, max(0, lengths[len(lengths) // 2] - 1))
     positions = Counter(
         next((i for i, tag in enumerate(tags) if contains_trigger(tag, trigger)), -1) for tags in tag_lists
     )

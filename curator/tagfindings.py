@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 
 from curator.findings import Finding, Severity
-from curator.tagaudit import CaptionAudit, CaptionRecord, contains_trigger, finding
+from curator.tagaudit import UNCOUNTED, CaptionAudit, CaptionRecord, contains_trigger, finding
 
 #: every code this module emits
 CODES = (
@@ -302,4 +302,13 @@ def caption_findings(audit: CaptionAudit) -> list[Finding]:
         n = settings.keep_tokens if configured else concept.keep_tokens.n
         out += keep_tokens_findings(records, n, settings.stable_fraction, configured)
     out += frequency_findings(audit)
+    if any(r.tokens == UNCOUNTED for r in audit.records if r.caption):
+        out.append(
+            finding(
+                "caption_too_long",
+                Severity.INFO,
+                "Caption lengths not checked: the CLIP vocabulary (open-clip-torch) is not installed",
+                {"reason": "tokenizer_unavailable"},
+            )
+        )
     return out

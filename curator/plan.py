@@ -28,7 +28,7 @@ import math
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from curator.buckets import BucketChoice, BucketSettings, select_bucket
 
@@ -215,7 +215,7 @@ def seed_formula_stop_step(images: int, sensitivity: float, epochs: int) -> int:
 
 def _batch_index(members: Mapping[Bucket, list[str]], batch_size: int) -> list[tuple[int, int]]:
     # Kohya's buckets_indices: (bucket index, batch index within the bucket), bucket by bucket.
-    index = []
+    index: list[tuple[int, int]] = []
     for bucket_id, keys in enumerate(members.values()):
         index.extend((bucket_id, b) for b in range(_ceil_div(len(keys), batch_size)))
     return index
@@ -252,6 +252,10 @@ def iter_epoch_batches(
         epoch += 1
 
 
+# The trainer asks for epoch 1, 2, 3, ... in turn; keep the last schedule's generator so each call costs one epoch.
+_SCHEDULE: dict[str, Any] = {}
+
+
 def epoch_batches(
     entries: Sequence[EntryLike],
     settings: BucketSettings,
@@ -259,11 +263,23 @@ def epoch_batches(
     epoch: int = 0,
     seed: int | None = None,
 ) -> list[Batch]:
-    """The batches of one epoch (see :func:`iter_epoch_batches`; iterate that when you need every epoch)."""
-    for number, batches in enumerate(iter_epoch_batches(entries, settings, batch_size, seed)):
-        if number == epoch:
-            return batches
-    raise AssertionError("unreachable")  # pragma: no cover
+    """The batches of one epoch (0-based; see :func:`iter_epoch_batches`). Asking for epochs in increasing order
+    is cheap: the shuffle state of the previous call is reused."""
+    try:
+        key = hash((tuple(entries), settings, batch_size, seed))
+    except TypeError:  # unhashable entries: no reuse
+        key = None
+    state = _SCHEDULE if key is not None and _SCHEDULE.get("key") == key else None
+    if state is None or state["next"] > epoch:
+        state = {"key": key, "next": 0, "gen": iter_epoch_batches(entries, settings, batch_size, seed)}
+    batches: list[Batch] = []
+    while state["next"] <= epoch:
+        batches = next(state["gen"])
+        state["next"] += 1
+    if key is not None:
+        _SCHEDULE.clear()
+        _SCHEDULE.update(state)
+    return batches
 
 
 # ---- the plan a person reads (dreamcurate plan) -------------------------------------------------------------------

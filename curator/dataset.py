@@ -265,9 +265,8 @@ def _concepts_of(root: Path, prefix: str, is_reg: bool, walker: _Walker) -> tupl
         return "kohya", concepts
     parsed = parse_concept_folder(root.resolve().name)
     layout = "concept_folder" if parsed else "plain"
-    concept = _concept_from_listing(
-        root, parsed or (1, root.resolve().name), prefix, is_reg, walker, files, dirs
-    )
+    name = parsed or (1, root.resolve().name)
+    concept = _concept_from_listing(root, name, prefix, is_reg, walker, files, dirs, report_empty=False)
     return layout, [concept]
 
 

@@ -100,7 +100,7 @@ def _findings_table(rows: list[tuple[str, Severity, int, str]]) -> Table:
     table.add_column("meaning", overflow="fold")
     for code, severity, count, meaning in rows:
         style = _STYLE[severity.value]
-        table.add_row(code, f"[{style}]{severity.value}[/]", str(count), meaning)
+        table.add_row(code, f"[{style}]{severity.value}[/]", str(count), display_path(meaning))
     return table
 
 

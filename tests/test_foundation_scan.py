@@ -185,3 +185,33 @@ def test_worker_crash_is_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = scan(root, ScanSettings(workers=2, progress=False))
     assert _findings(result, "1_x/3.png") == {"corrupt": "error"}
     assert all(result.record(f"1_x/{i}.png").decoded for i in range(10) if i != 3)
+
+
+def test_bomb_and_unreadable_in_a_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    import struct
+    import zlib
+
+    import curator.loader as loader
+
+    concept = tmp_path / "train/1_x"
+    _noise(concept / "fine.png", 64, 64)
+    _noise(concept / "locked.png", 64, 64)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    (concept / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat)
+
+    def guarded_open(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(path).endswith("locked.png"):
+            raise PermissionError(13, "Permission denied")
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(loader, "open", guarded_open, raising=False)
+    result = scan(tmp_path / "train", ScanSettings(workers=1, progress=False))
+    assert _findings(result, "1_x/bomb.png") == {"decompression_bomb": "error"}
+    assert _findings(result, "1_x/locked.png") == {"unreadable": "error"}
+    assert result.record("1_x/fine.png").decoded

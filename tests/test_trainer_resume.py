@@ -49,7 +49,13 @@ def test_sigkill_then_resume_ends_at_the_planned_step(tmp_path: Path) -> None:
     make_images(tmp_path / "data" / "1_sks", [SQUARE] * 4)
     out = tmp_path / "out"
     config = fast_config(
-        model, tmp_path / "data", out, resolution=64, max_train_epochs=6, save_every_n_steps=3, save_state=True
+        model,
+        tmp_path / "data",
+        out,
+        resolution=64,
+        max_train_epochs=6,
+        save_every_n_steps=3,
+        save_state=True,
     )
     config_path = tmp_path / "train.toml"
     write_config(config, config_path)

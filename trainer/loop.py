@@ -214,7 +214,9 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
         if te_training:
-            model.text_encoder.gradient_checkpointing_enable()
+            # transformers 5 renamed it; 4.x only has the old name
+            enable = getattr(model.text_encoder, "activation_checkpointing_enable", None)
+            (enable or model.text_encoder.gradient_checkpointing_enable)()
     model.unet.train()
     optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None)
     lr_scheduler = make_lr_scheduler(config, optimizer, schedule.total_steps)

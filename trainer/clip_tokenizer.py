@@ -87,5 +87,5 @@ def load_clip_tokenizer(family: str = "sd1") -> Any:
     """A ``CLIPTokenizer`` for SD 1.x (pad ``<|endoftext|>``) or SD 2.x (pad ``!``, as OpenCLIP pads with 0)."""
     from transformers import CLIPTokenizer
 
-    kwargs = {"pad_token": "!"} if family == "sd2" else {}
+    kwargs: dict[str, Any] = {"pad_token": "!"} if family == "sd2" else {}
     return CLIPTokenizer.from_pretrained(str(tokenizer_dir()), local_files_only=True, **kwargs)

@@ -155,3 +155,10 @@ def test_tiny_model_denoises_and_decodes_on_cpu(tiny_sd1: Path) -> None:
     assert hidden.shape == (1, 77, 32)
     assert pred.shape == latents.shape == (1, 4, 8, 8)
     assert image.shape == (1, 3, 64, 64) and torch.isfinite(image).all()
+
+
+def test_tokenizer_is_clip_with_family_padding(tiny_sd1: Path, tiny_sd2: Path) -> None:
+    sd1, sd2 = load_model(tiny_sd1).tokenizer, load_model(tiny_sd2).tokenizer
+    assert sd1("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert (sd1.pad_token_id, sd2.pad_token_id) == (49407, 0)  # SD 2's OpenCLIP pads with "!"
+    assert sd1.model_max_length == 77

@@ -213,11 +213,13 @@ def _load_single_file(path: Path, use_ema: bool, dtype: torch.dtype, vae_given: 
     source = _use_ema(state) if use_ema else state
     unet_sd = convert_ldm_unet_checkpoint(source, arch.unet)
     unet = _build(lambda: UNet2DConditionModel(**arch.unet), unet_sd, "UNet", path.name, dtype)
+    vae: Any
     if any(k.startswith(VAE_PREFIX) for k in state):
         vae_sd = convert_ldm_vae_checkpoint(source, arch.vae)
         vae = _build(lambda: AutoencoderKL(**arch.vae), vae_sd, "VAE", path.name, dtype)
     else:  # no VAE of its own: the --vae file fills this one (load_vae_into)
-        vae = AutoencoderKL(**arch.vae).to(dtype).eval()
+        vae = AutoencoderKL(**arch.vae)
+        vae.to(dtype).eval()
     text = _build(_text_model_factory(arch), _convert_text(state, arch), "text encoder", path.name, dtype)
     produced = set(_model_ldm_keys(unet, vae, text, arch))
     extras = {k: v for k, v in state.items() if k not in produced and not k.startswith("model_ema.")}

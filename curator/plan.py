@@ -397,6 +397,8 @@ def explain_te_gap(
     steps: int,
 ) -> str:
     """One sentence on why the tutorial's stop step (sensitivity x images x epochs) and the real one differ."""
+    if not options.train_text_encoder:
+        return "The text encoder is not trained (stop step 0)."
     if real_step is None:
         return "The text encoder trains to the end (no --te-sensitivity or --te-stop given)."
     if seed_step is None:

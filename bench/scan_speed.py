@@ -22,7 +22,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_DATA = Path(os.environ.get("DREAMCURATE_BENCH_DEV", REPO / ".." / "shared" / "bench_dev"))
+#: ``../shared/bench_dev`` beside the repository; one level further up from a git worktree folder.
+_CANDIDATES = [REPO / ".." / "shared" / "bench_dev", REPO / ".." / ".." / "shared" / "bench_dev"]
+DEFAULT_DATA = Path(
+    os.environ.get("DREAMCURATE_BENCH_DEV") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+)
 
 
 #: Labels left out of the comparison: cleanvision raises on a truncated file (its loader only guards the open),

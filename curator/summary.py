@@ -94,8 +94,23 @@ def _code_rows(result: ScanResult) -> list[tuple[str, Severity, int, str]]:
         if finding.severity.rank > severity.rank:
             severity = finding.severity
         rows[finding.code] = (severity, count + 1, first)
-    out = [(code, sev, n, MEANINGS.get(code, first)) for code, (sev, n, first) in rows.items()]
+    meanings = _meanings()
+    out = [(code, sev, n, meanings.get(code) or _shorten(first)) for code, (sev, n, first) in rows.items()]
     return sorted(out, key=lambda row: (-row[1].rank, -row[2], row[0]))
+
+
+def _meanings() -> dict[str, str]:
+    """MEANINGS, plus what checks declare in an optional ``meanings = {code: text}`` class attribute."""
+    from curator.checks import dataset_checks, image_checks
+
+    merged = dict(MEANINGS)
+    for check in [*image_checks(), *dataset_checks()]:
+        merged.update(getattr(check, "meanings", {}) or {})
+    return merged
+
+
+def _shorten(message: str, limit: int = 70) -> str:
+    return message if len(message) <= limit else message[: limit - 1].rstrip() + "…"
 
 
 def _findings_table(rows: list[tuple[str, Severity, int, str]]) -> Table:

@@ -21,6 +21,8 @@ from curator.findings import Finding, Severity
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_EXTENSIONS = (".txt", ".caption")
+#: What Kohya sd-scripts' file listing matches (case-sensitive glob on Linux; AVIF / JPEG-XL only with plugins).
+KOHYA_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP")
 WORKSPACE_DIRNAME = ".dreamcurate"
 
 
@@ -290,6 +292,8 @@ def _concept_from_listing(
     for path in files:
         if is_image_name(path.name):
             concept.items.append(Item(path, rel_prefix + path.name, name, repeats, None, is_reg))
+            if not path.name.endswith(KOHYA_EXTENSIONS):
+                walker.findings.append(_kohya_extension_finding(rel_prefix + path.name))
     for sub in dirs:
         sub_rel = rel_prefix + sub.name
         if walker.enter(sub, sub_rel):
@@ -305,6 +309,18 @@ def _concept_from_listing(
             )
         )
     return concept
+
+
+def _kohya_extension_finding(rel: str) -> Finding:
+    suffix = Path(rel).suffix
+    return Finding(
+        "kohya_skips_extension",
+        Severity.WARNING,
+        f"Kohya sd-scripts does not list '{suffix}' files (it reads .png .jpg .jpeg .webp .bmp, all lower or all "
+        "upper case): convert or rename it, or train with dreamcurate",
+        {"extension": suffix, "kohya_reads": list(KOHYA_EXTENSIONS)},
+        rel,
+    )
 
 
 def _count_images(folder: Path, rel: str, walker: _Walker, depth: int = 0) -> int:

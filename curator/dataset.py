@@ -122,6 +122,8 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     if not root.is_dir():
         raise NotADirectoryError(f"Not a folder: {root}")
     walker = _Walker()
+    if reg_root is not None:  # a regularization folder inside the training root is not a training folder
+        walker.skip.add(Path(reg_root).resolve())
     layout, concepts = _concepts_of(root, "", False, walker)
     if reg_root is not None:
         if not Path(reg_root).is_dir():
@@ -157,6 +159,7 @@ class _Walker:
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
+        self.skip: set[Path] = set()
         self._seen: set[tuple[int, int]] = set()
 
     def enter(self, folder: Path, rel: str) -> bool:
@@ -213,6 +216,8 @@ class _Walker:
                 is_dir = entry.is_dir()  # follows symlinks; a loop raises OSError or repeats an inode
             except OSError:
                 is_dir = False
+            if is_dir and self.skip and Path(entry.path).resolve() in self.skip:
+                continue
             if is_dir:
                 dirs.append(Path(entry.path))
             elif _is_file(entry):

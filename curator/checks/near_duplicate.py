@@ -118,7 +118,13 @@ def find_pairs(metrics: list[dict[str, Any]], params: dict[str, Any]) -> list[di
     best: dict[tuple[int, int], dict[str, Any]] = {}
     for a, b, pd, dd, v in zip(i[ok], j[ok], pdist[ok], ddist[ok], k[ok], strict=True):
         pair = (int(min(a, b)), int(max(a, b)))
-        cand = {"a": pair[0], "b": pair[1], "phash": int(pd), "dhash": int(dd), "variant": VARIANTS[int(v)][1:]}
+        cand = {
+            "a": pair[0],
+            "b": pair[1],
+            "phash": int(pd),
+            "dhash": int(dd),
+            "variant": VARIANTS[int(v)][1:],
+        }
         if pair not in best or pd + dd < best[pair]["phash"] + best[pair]["dhash"]:
             best[pair] = cand
     return [best[p] for p in sorted(best)]

@@ -25,7 +25,10 @@ def photo(seed: int = 0, size: tuple[int, int] = (480, 360)) -> Image.Image:
     for scale, amp in ((8, 90.0), (32, 40.0), (96, 20.0)):
         small = rng.random((max(2, h * scale // 480), max(2, w * scale // 480), 3)).astype(np.float32)
         layer = np.stack(
-            [np.asarray(Image.fromarray(small[..., c], "F").resize((w, h), Image.Resampling.BICUBIC)) for c in range(3)],
+            [
+                np.asarray(Image.fromarray(small[..., c], "F").resize((w, h), Image.Resampling.BICUBIC))
+                for c in range(3)
+            ],
             axis=-1,
         )
         field += amp * layer
@@ -93,14 +96,20 @@ def view_of(path: Path) -> ImageView:
 def record_for(path: Path, checks: list[ImageCheck], rel: str | None = None) -> ItemRecord:
     """An ItemRecord measured by ``checks`` (the way scan does it, without the cache)."""
     view = view_of(path)
-    metrics: dict[str, Any] = {"sha256": view.sha256, "pixel_sha256": view.pixel_sha256, "file_size": view.file_size}
+    metrics: dict[str, Any] = {
+        "sha256": view.sha256,
+        "pixel_sha256": view.pixel_sha256,
+        "file_size": view.file_size,
+    }
     for check in checks:
         metrics.update(check.measure(view, check.defaults))
     item = Item(path=path, rel=rel or path.name, concept="c", repeats=1)
     return ItemRecord(item=item, metrics=metrics, width=view.width, height=view.height, decoded=True)
 
 
-def judge_all(check: ImageCheck, records: list[ItemRecord], params: dict[str, Any] | None = None) -> list[Finding]:
+def judge_all(
+    check: ImageCheck, records: list[ItemRecord], params: dict[str, Any] | None = None
+) -> list[Finding]:
     """Every finding ``check`` emits over ``records``, with the dataset context scan would give it."""
     context = CheckContext(settings=ScanSettings(), records=records)
     found = []

@@ -85,7 +85,7 @@ def test_ordinary_names_are_not_hints(name: str) -> None:
 def test_xmp_user_comment_from_ios() -> None:
     xmp = (
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/">'
-        "<exif:UserComment><rdf:Alt><rdf:li xml:lang=\"x-default\">Screenshot</rdf:li></rdf:Alt></exif:UserComment>"
+        '<exif:UserComment><rdf:Alt><rdf:li xml:lang="x-default">Screenshot</rdf:li></rdf:Alt></exif:UserComment>'
         "</rdf:Description></rdf:RDF></x:xmpmeta>"
     )
     assert metadata_hint({}, xmp, {}) == "XMP UserComment=Screenshot"

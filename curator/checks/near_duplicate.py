@@ -155,6 +155,12 @@ def _is_exact_copy(ma: dict[str, Any], mb: dict[str, Any]) -> bool:
     return False
 
 
+def _speaks_for_copies(i: int, group: list[int], hashed: list[Any]) -> bool:
+    """True when item i is the one of its exact copies in ``group`` that exact_duplicate keeps (or has none)."""
+    copies = [j for j in group if j == i or _is_exact_copy(hashed[i].metrics, hashed[j].metrics)]
+    return len(copies) == 1 or choose_keeper([hashed[j] for j in copies]) is hashed[i]
+
+
 class NearDuplicates(DatasetCheck):
     """Clusters near-duplicate images and flags every member but the keeper.
 
@@ -194,8 +200,8 @@ class NearDuplicates(DatasetCheck):
             keeper = choose_keeper(members)
             k = group[members.index(keeper)]
             for i in group:
-                if i == k or _is_exact_copy(metrics[i], metrics[k]):
-                    continue  # exact copies of the keeper are exact_duplicate's to report
+                if i == k or not _speaks_for_copies(i, group, hashed):
+                    continue  # exact copies of another member are exact_duplicate's to report
                 link = links.get((min(i, k), max(i, k)))
                 findings.append(self._finding(hashed[i], keeper, link, len(group), params))
         return findings

@@ -22,6 +22,7 @@ import numpy as np
 
 from curator.checks._imageops import tile_view
 from curator.checks.base import CheckContext, ImageCheck, Metrics
+from curator.clip_features import clip_features
 from curator.findings import Finding, Severity
 
 CAPTURE_TOOLS = (
@@ -235,7 +236,7 @@ class ScreenshotCheck(ImageCheck):
         if m.get("screen_size") and pix >= float(params["resolution_needs_pixels"]):
             layers["resolution"] = f"{record.width}x{record.height}"
             score += float(params["resolution_weight"])
-        clip = m.get("clip_screenshot")
+        clip = clip_features(context).get(record.item.rel, {}).get("screenshot")
         if isinstance(clip, int | float):
             layers["clip"] = round(float(clip), 3)
             score += float(params["clip_weight"]) * float(clip)

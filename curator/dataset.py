@@ -12,10 +12,12 @@ Example::
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curator.findings import Finding
+from curator.findings import Finding, Severity
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_EXTENSIONS = (".txt", ".caption")
@@ -81,3 +83,326 @@ class Dataset:
     def reg_items(self) -> list[Item]:
         """Items of regularization concepts."""
         return [item for item in self.items if item.is_reg]
+
+
+# --- discovery ------------------------------------------------------------------------------------------------
+
+#: Kohya's folder name: ``<repeats>_<name>`` (sd-scripts splits on the first underscore and parses the number).
+_CONCEPT_RE = re.compile(r"^(\d+)_(.+)$")
+
+
+def parse_concept_folder(name: str) -> tuple[int, str] | None:
+    """``"10_mystyle"`` -> ``(10, "mystyle")``; None when the name has no repeat prefix."""
+    match = _CONCEPT_RE.match(name)
+    if not match:
+        return None
+    return int(match.group(1)), match.group(2)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name has an image extension we read (case-insensitive)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def discover(root: Path, reg_root: Path | None = None, caption_extension: str | None = None) -> Dataset:
+    """Find concepts, images and captions under ``root`` (and ``reg_root``). Opens no image.
+
+    Layouts: a root of ``<repeats>_<name>`` folders (``"kohya"``), a root that is itself such a folder
+    (``"concept_folder"``), or a plain folder of images (``"plain"``: one concept named after the folder, 1 repeat).
+    Problems become ``Dataset.findings``; nothing raises except a root that is not a folder (``NotADirectoryError``).
+
+    Example::
+
+        ds = discover(Path("train"), caption_extension=".caption")
+        print(ds.layout, [(c.name, c.repeats, len(c.items)) for c in ds.concepts])
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"Not a folder: {root}")
+    walker = _Walker()
+    layout, concepts = _concepts_of(root, "", False, walker)
+    if reg_root is not None:
+        if not Path(reg_root).is_dir():
+            raise NotADirectoryError(f"Not a folder: {reg_root}")
+        _, reg_concepts = _concepts_of(Path(reg_root), "reg/", True, walker)
+        concepts += reg_concepts
+    findings = walker.findings
+    if layout == "plain" and concepts and concepts[0].items:
+        findings.append(_plain_layout_finding(concepts[0]))
+    extension, ext_findings = _assign_captions(concepts, caption_extension)
+    findings += ext_findings
+    if not any(c.items for c in concepts if not c.is_reg):
+        findings.append(
+            Finding(
+                "no_images",
+                Severity.ERROR,
+                "No training images found (Kohya reads ROOT/<repeats>_<name>/*.png|jpg|webp...)",
+                {"root": str(root)},
+            )
+        )
+    return Dataset(
+        root=root,
+        concepts=concepts,
+        layout=layout,
+        reg_root=Path(reg_root) if reg_root is not None else None,
+        caption_extension=extension,
+        findings=findings,
+    )
+
+
+class _Walker:
+    """Directory listing that reports hidden files and never follows a symlink loop."""
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self._seen: set[tuple[int, int]] = set()
+
+    def enter(self, folder: Path, rel: str) -> bool:
+        """Whether ``folder`` may be listed (False for a symlink loop or an unreadable folder)."""
+        try:
+            st = folder.stat()
+        except OSError:
+            self.findings.append(
+                Finding(
+                    "symlink_loop",
+                    Severity.WARNING,
+                    "Folder link cannot be followed (loop or broken)",
+                    {},
+                    rel,
+                )
+            )
+            return False
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen:
+            self.findings.append(
+                Finding(
+                    "symlink_loop",
+                    Severity.WARNING,
+                    "Symlinked folder points back into the dataset; not followed",
+                    {"target": str(folder.resolve())},
+                    rel,
+                )
+            )
+            return False
+        self._seen.add(key)
+        return True
+
+    def list(self, folder: Path, rel_prefix: str) -> tuple[list[Path], list[Path]]:
+        """(files, folders) in ``folder``, sorted, hidden entries reported and left out."""
+        files: list[Path] = []
+        dirs: list[Path] = []
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name))
+        except OSError as exc:
+            self.findings.append(
+                Finding(
+                    "unreadable", Severity.ERROR, f"Cannot list folder: {exc.strerror}", {}, rel_prefix or "."
+                )
+            )
+            return files, dirs
+        for entry in entries:
+            if entry.name == WORKSPACE_DIRNAME:
+                continue
+            rel = rel_prefix + entry.name
+            if entry.name.startswith("."):
+                self._hidden(entry, rel)
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks; a loop raises OSError or repeats an inode
+            except OSError:
+                is_dir = False
+            if is_dir:
+                dirs.append(Path(entry.path))
+            elif _is_file(entry):
+                files.append(Path(entry.path))
+            elif entry.is_symlink():
+                self.findings.append(
+                    Finding(
+                        "symlink_loop",
+                        Severity.WARNING,
+                        "Symlink cannot be followed (loop or broken)",
+                        {},
+                        rel,
+                    )
+                )
+        return files, dirs
+
+    def _hidden(self, entry: os.DirEntry[str], rel: str) -> None:
+        image = is_image_name(entry.name)
+        message = (
+            "Hidden image: Kohya's file listing skips names starting with '.', so it is not trained"
+            if image
+            else "Hidden file or folder in the dataset (ignored)"
+        )
+        severity = Severity.WARNING if image else Severity.INFO
+        self.findings.append(Finding("hidden_file", severity, message, {"image": image}, rel))
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _concepts_of(root: Path, prefix: str, is_reg: bool, walker: _Walker) -> tuple[str, list[Concept]]:
+    """Concepts of one root (training or regularization) and its layout."""
+    walker.enter(root, prefix or ".")
+    files, dirs = walker.list(root, prefix)
+    concept_dirs = [d for d in dirs if parse_concept_folder(os.fsdecode(d.name))]
+    if concept_dirs:
+        concepts = []
+        for folder in dirs:
+            rel = prefix + folder.name + "/"
+            parsed = parse_concept_folder(folder.name)
+            if parsed is None:
+                _report_unread_folder(folder, rel, walker)
+                continue
+            if not walker.enter(folder, rel.rstrip("/")):
+                continue
+            concepts.append(_concept(folder, parsed, rel, is_reg, walker))
+        _report_loose_images(files, prefix, walker)
+        return "kohya", concepts
+    parsed = parse_concept_folder(root.resolve().name)
+    layout = "concept_folder" if parsed else "plain"
+    name = parsed or (1, root.resolve().name)
+    concept = _concept_from_listing(root, name, prefix, is_reg, walker, files, dirs, report_empty=False)
+    return layout, [concept]
+
+
+def _concept(folder: Path, parsed: tuple[int, str], rel: str, is_reg: bool, walker: _Walker) -> Concept:
+    files, dirs = walker.list(folder, rel)
+    return _concept_from_listing(folder, parsed, rel, is_reg, walker, files, dirs)
+
+
+def _concept_from_listing(
+    folder: Path,
+    parsed: tuple[int, str],
+    rel_prefix: str,
+    is_reg: bool,
+    walker: _Walker,
+    files: list[Path],
+    dirs: list[Path],
+    report_empty: bool = True,
+) -> Concept:
+    repeats, name = parsed
+    concept = Concept(name=name, repeats=repeats, folder=folder, is_reg=is_reg)
+    for path in files:
+        if is_image_name(path.name):
+            concept.items.append(Item(path, rel_prefix + path.name, name, repeats, None, is_reg))
+    for sub in dirs:
+        sub_rel = rel_prefix + sub.name
+        if walker.enter(sub, sub_rel):
+            _report_nested(sub, sub_rel + "/", walker)
+    if not concept.items and report_empty:
+        walker.findings.append(
+            Finding(
+                "no_images",
+                Severity.WARNING,
+                f"Concept folder '{folder.name}' holds no images",
+                {},
+                rel_prefix,
+            )
+        )
+    return concept
+
+
+def _count_images(folder: Path, rel: str, walker: _Walker, depth: int = 0) -> int:
+    """Images anywhere under ``folder`` (loop-safe, bounded depth)."""
+    if depth > 32:
+        return 0
+    files, dirs = walker.list(folder, rel)
+    count = sum(1 for f in files if is_image_name(f.name))
+    for sub in dirs:
+        if walker.enter(sub, rel + sub.name):
+            count += _count_images(sub, rel + sub.name + "/", walker, depth + 1)
+    return count
+
+
+def _report_nested(folder: Path, rel: str, walker: _Walker) -> None:
+    count = _count_images(folder, rel, walker)
+    if count:
+        walker.findings.append(
+            Finding(
+                "nested_images",
+                Severity.WARNING,
+                f"{count} image(s) in a subfolder: Kohya reads only the concept folder itself, so they are not trained",
+                {"images": count},
+                rel.rstrip("/"),
+            )
+        )
+
+
+def _report_unread_folder(folder: Path, rel: str, walker: _Walker) -> None:
+    if not walker.enter(folder, rel.rstrip("/")):
+        return
+    count = _count_images(folder, rel, walker)
+    walker.findings.append(
+        Finding(
+            "folder_no_repeats",
+            Severity.WARNING if count else Severity.INFO,
+            f"Folder has no '<repeats>_' prefix (e.g. '10_{folder.name}'): Kohya skips it"
+            + (f" and its {count} image(s)" if count else ""),
+            {"images": count, "suggested": f"10_{folder.name}"},
+            rel.rstrip("/"),
+        )
+    )
+
+
+def _report_loose_images(files: list[Path], prefix: str, walker: _Walker) -> None:
+    loose = [f for f in files if is_image_name(f.name)]
+    if loose:
+        walker.findings.append(
+            Finding(
+                "nested_images",
+                Severity.WARNING,
+                f"{len(loose)} image(s) directly in the root: Kohya reads only the <repeats>_<name> folders",
+                {"images": len(loose), "examples": [prefix + f.name for f in loose[:5]]},
+                prefix.rstrip("/") or ".",
+            )
+        )
+
+
+def _plain_layout_finding(concept: Concept) -> Finding:
+    return Finding(
+        "plain_folder",
+        Severity.INFO,
+        f"Not a Kohya layout: taken as one concept '{concept.name}' with 1 repeat. Kohya expects "
+        f"ROOT/<repeats>_<name>/ folders, e.g. train/10_{concept.name}/",
+        {"concept": concept.name, "repeats": 1},
+    )
+
+
+def _assign_captions(concepts: list[Concept], forced: str | None) -> tuple[str, list[Finding]]:
+    """Set each item's caption path for the extension training reads; report a mismatch, never guess."""
+    extension = _normalise_ext(forced) if forced else ".txt"
+    other = ".caption" if extension == ".txt" else ".txt"
+    with_ext = with_other = 0
+    for concept in concepts:
+        for index, item in enumerate(concept.items):
+            stem = item.path.with_suffix("")
+            wanted = Path(str(stem) + extension)
+            if wanted.is_file():
+                with_ext += 1
+                concept.items[index] = Item(
+                    item.path, item.rel, item.concept, item.repeats, wanted, item.is_reg
+                )
+            elif Path(str(stem) + other).is_file():
+                with_other += 1
+    findings: list[Finding] = []
+    if with_other:
+        source = "--caption-extension" if forced else "the default"
+        findings.append(
+            Finding(
+                "caption_extension_mismatch",
+                Severity.WARNING if with_other > with_ext else Severity.INFO,
+                f"{with_other} image(s) have '{other}' captions but training reads '{extension}' ({source}); "
+                f"pass --caption-extension {other} or rename them (Kohya's own default is '.caption')",
+                {"reads": extension, "found": other, "with_reads": with_ext, "with_other": with_other},
+            )
+        )
+    return extension, findings
+
+
+def _normalise_ext(ext: str) -> str:
+    return ext if ext.startswith(".") else "." + ext

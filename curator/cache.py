@@ -1,0 +1,79 @@
+"""The scan cache: per-image metrics in SQLite, keyed by (dataset-relative path, size, mtime_ns, checks version).
+
+A rescan reads a record back only when the file's size and modification time and the checks' version all match,
+so exactly the changed files are analysed again. Undecodable files are cached too (a corrupt file is not decoded
+again until it changes).
+
+Example::
+
+    cache = MetricsCache(Workspace.for_dataset(root).ensure().cache_db)
+    hit = cache.get("10_cat/a.png", FileKey(1234, 1700000000000000000), "ab12cd34ef56")
+    cache.close()
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS metrics (
+    rel BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    payload TEXT NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """What identifies one version of a file on disk."""
+
+    size: int
+    mtime_ns: int
+
+
+def _rel_key(rel: str) -> bytes:
+    # Non-UTF-8 file names arrive as surrogate-escaped str; store the exact bytes.
+    return rel.encode("utf-8", "surrogateescape")
+
+
+class MetricsCache:
+    """A small SQLite store of analysis payloads (JSON dicts). Safe to open when the file does not exist yet."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(str(self.path), timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+
+    def get(self, rel: str, key: FileKey, version: str) -> dict[str, Any] | None:
+        """The cached payload of ``rel`` if it was stored for the same file version and checks version."""
+        row = self._db.execute(
+            "SELECT size, mtime_ns, version, payload FROM metrics WHERE rel = ?", (_rel_key(rel),)
+        ).fetchone()
+        if row is None or (row[0], row[1], row[2]) != (key.size, key.mtime_ns, version):
+            return None
+        try:
+            payload: dict[str, Any] = json.loads(row[3])
+        except ValueError:
+            return None
+        return payload
+
+    def put_many(self, rows: list[tuple[str, FileKey, str, dict[str, Any]]]) -> None:
+        """Store several payloads in one transaction."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO metrics (rel, size, mtime_ns, version, payload) VALUES (?, ?, ?, ?, ?)",
+                [(_rel_key(rel), k.size, k.mtime_ns, v, json.dumps(p)) for rel, k, v, p in rows],
+            )
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

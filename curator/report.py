@@ -340,7 +340,11 @@ class _Report:
                 else:
                     f = evidence.get(rel)
                     why = f'<span class="badge {f.severity.value}">{escape(f.code)}</span>' if f else ""
-                    ev = {k: v for k, v in (f.evidence if f else {}).items() if k not in ("keeper", "thresholds")}
+                    ev = {
+                        k: v
+                        for k, v in (f.evidence if f else {}).items()
+                        if k not in ("keeper", "thresholds")
+                    }
                     cards += self.card(rel, why, ev, "dropped")
             blocks += f'<div class="card"><div class="cluster">{cards}</div></div>'
         note = (

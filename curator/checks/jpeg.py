@@ -61,18 +61,20 @@ def estimate_quality(tables: dict[int, list[int]] | dict[str, list[int]]) -> dic
     """Nearest IJG quality of JPEG quantisation tables.
 
     Returns ``{"quality": int, "standard": bool, "error": float}``: ``standard`` is True when the tables equal libjpeg's
-    for that quality exactly; ``error`` is the mean absolute difference per coefficient of the best match.
+    for that quality exactly; ``error`` is the mean absolute difference per luminance coefficient of the best match.
     """
     items = sorted(((int(k), np.asarray(v, dtype=np.int64)) for k, v in tables.items()), key=lambda kv: kv[0])
     if not items or any(t.size != 64 for _, t in items):
         return {"quality": None, "standard": False, "error": None}
-    err = np.abs(_IJG_LUMA - items[0][1]).mean(axis=1)
-    if len(items) > 1:
-        err = (err + np.abs(_IJG_CHROMA - items[1][1]).mean(axis=1)) / 2
-    best = int(np.argmin(err))
+    # The luminance table decides the visible quality; the chrominance one only breaks ties and must match too for
+    # the tables to count as standard.
+    err_luma = np.abs(_IJG_LUMA - items[0][1]).mean(axis=1)
+    err_chroma = np.abs(_IJG_CHROMA - items[1][1]).mean(axis=1) if len(items) > 1 else np.zeros(100)
+    err = err_luma + 0.01 * err_chroma
     # On ties (clipped tables near q 100 or q 1) report the highest quality that fits: the kinder reading.
-    best = int(np.flatnonzero(err == err[best]).max())
-    return {"quality": best + 1, "standard": bool(err[best] == 0), "error": round(float(err[best]), 3)}
+    best = int(np.flatnonzero(err == err.min()).max())
+    standard = bool(err_luma[best] == 0 and err_chroma[best] == 0)
+    return {"quality": best + 1, "standard": standard, "error": round(float(err_luma[best]), 3)}
 
 
 def _phase_profile(gray: np.ndarray, axis: int) -> np.ndarray:

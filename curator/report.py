@@ -44,7 +44,8 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
     """Write the HTML report of ``result`` to ``path`` atomically; returns ``path``.
 
-    ``plan`` is the training plan (an object with ``to_json()``, or its JSON dict), or None to leave it out.
+    ``plan`` is the training plan (an object with ``to_json()``, or its JSON dict); None: the plan of what a default
+    export keeps, with the trainer's default settings; False: no plan section.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,14 +54,19 @@ def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
 
 
 def render_html(result: ScanResult, plan: Any = None) -> str:
-    """The report as an HTML string (see :func:`write_html`)."""
-    builder = _Report(result, _plan_data(plan))
+    """The report as an HTML string (see :func:`write_html` for ``plan``)."""
+    builder = _Report(result, _plan_data(plan, result))
     return builder.render()
 
 
-def _plan_data(plan: Any) -> dict[str, Any] | None:
-    if plan is None:
+def _plan_data(plan: Any, result: ScanResult) -> dict[str, Any] | None:
+    if plan is False:
         return None
+    if plan is None:
+        from curator.handoff import plan_json
+
+        kept = {rel for rel, v in select(result).items() if v.kept}
+        return plan_json(result, kept) or None
     if isinstance(plan, dict):
         return plan
     to_json = getattr(plan, "to_json", None)
@@ -208,40 +214,64 @@ class _Report:
         return f'<div class="card" style="margin-top:12px"><table>{head}{rows}</table></div>'
 
     def plan_section(self) -> str:
-        """The training plan's headline numbers and every other scalar it reports."""
-        if not self.plan:
+        """The training plan: headline numbers, the text-encoder explanation, size advice and notes."""
+        plan = self.plan
+        if not plan:
             return ""
+        stop = plan.get("stop_text_encoder_training")
+        time_s = (plan.get("time") or {}).get("seconds") if isinstance(plan.get("time"), dict) else None
+        ckpt = plan.get("checkpoints") if isinstance(plan.get("checkpoints"), dict) else {}
         headline = [
-            ("total_steps", "optimizer steps"),
-            ("steps_per_epoch", "steps per epoch"),
-            ("stop_text_encoder_training", "text encoder stops at step"),
-            ("seed_formula_stop_step", "tutorial formula stop step"),
-            ("vram_gb", "VRAM estimate (GB)"),
+            (plan.get("total_steps"), "optimizer steps"),
+            (plan.get("steps_per_epoch"), "steps per epoch"),
+            (plan.get("epochs") or plan.get("max_train_epochs") or None, "epochs"),
+            (stop if stop is not None else "end", "text encoder stops at step"),
+            (plan.get("seed_formula_stop_step"), "tutorial formula stop step"),
+            (plan.get("vram_gb"), "VRAM estimate (GB)"),
+            (f"{time_s / 3600:.1f} h" if isinstance(time_s, (int, float)) else None, "time estimate"),
+            (ckpt.get("total_gb"), f"GB of checkpoints ({ckpt.get('count', '?')} saves)" if ckpt else ""),
         ]
         cards = "".join(
-            f'<div class="stat"><div class="n">{_fmt(self.plan[k])}</div><div class="l">{escape(label)}</div></div>'
-            for k, label in headline
-            if k in self.plan and not isinstance(self.plan[k], (dict, list))
+            f'<div class="stat"><div class="n">{_fmt(value)}</div><div class="l">{escape(label)}</div></div>'
+            for value, label in headline
+            if value is not None and label
         )
-        shown = {k for k, _ in headline} | {"buckets"}
-        rows = "".join(
-            f"<tr><th>{escape(str(k))}</th><td>{self._plan_value(v)}</td></tr>"
-            for k, v in self.plan.items()
-            if k not in shown
-        )
-        table = f'<div class="card" style="margin-top:12px"><table>{rows}</table></div>' if rows else ""
-        return f'<section id="plan"><h2>Training plan</h2><div class="stats">{cards}</div>{table}</section>'
-
-    def _plan_value(self, value: Any, depth: int = 0) -> str:
-        if isinstance(value, dict) and depth < 2:
-            inner = "".join(
-                f"<tr><td class=muted>{escape(str(k))}</td><td>{self._plan_value(v, depth + 1)}</td></tr>"
-                for k, v in list(value.items())[:30]
+        parts = [f'<div class="stats">{cards}</div>']
+        if plan.get("te_explanation"):
+            parts.append(f'<div class="verdict">{_fmt(plan["te_explanation"], 600)}</div>')
+        parts.append(self._advice(plan))
+        if not cards:  # a plan of another shape: show its scalar values
+            rows = "".join(
+                f"<tr><th>{escape(str(k))}</th><td>{_fmt(v, 300)}</td></tr>"
+                for k, v in plan.items()
+                if not isinstance(v, (dict, list))
             )
-            return f"<table>{inner}</table>"
-        if isinstance(value, list) and depth < 2 and value and all(isinstance(v, dict) for v in value):
-            return "".join(f"<div>{self._plan_value(v, depth + 1)}</div>" for v in value[:30])
-        return _fmt(value, 300)
+            parts.append(f'<div class="card"><table>{rows}</table></div>')
+        return f'<section id="plan"><h2>Training plan</h2>{"".join(parts)}</section>'
+
+    @staticmethod
+    def _advice(plan: dict[str, Any]) -> str:
+        """Size advice per concept, VRAM warnings and the planner's notes, as a list."""
+        lines = []
+        for advice in plan.get("size_advice") or []:
+            if isinstance(advice, dict):
+                verdict = str(advice.get("verdict", ""))
+                cls = "info" if verdict in ("ok", "good", "") else "warning"
+                label = (
+                    f'<span class="badge {cls}">{escape(verdict.replace("_", " "))}</span> '
+                    if verdict
+                    else ""
+                )
+                text = advice.get("advice") or advice.get("message") or ""
+                lines.append(
+                    f"<li>{label}<b>{escape(str(advice.get('concept', '')))}</b>: {_fmt(text, 600)}</li>"
+                )
+        vram = plan.get("vram") if isinstance(plan.get("vram"), dict) else {}
+        for warning in list(vram.get("warnings") or []) + list(plan.get("notes") or []):
+            lines.append(f"<li>{_fmt(warning, 600)}</li>")
+        if not lines:
+            return ""
+        return f'<div class="card" style="margin-top:12px"><ul class="advice">{"".join(lines)}</ul></div>'
 
     def findings_section(self) -> str:
         """Per-item findings grouped by code, worst first, with thumbnails and evidence."""

@@ -89,6 +89,7 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 @media (max-width: 900px) { .two, .groups { grid-template-columns: 1fr; } main { padding: 16px; } }
 details > summary { cursor: pointer; color: var(--accent); font-weight: 600; margin: 6px 0; }
 .more { margin-top: 10px; font-size: 12.5px; color: var(--muted); word-break: break-all; }
+ul.advice { margin: 0; padding-left: 18px; } ul.advice li { margin: 4px 0; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 20px; }
 """
 

@@ -215,12 +215,12 @@ class _Report:
 
     def plan_section(self) -> str:
         """The training plan: headline numbers, the text-encoder explanation, size advice and notes."""
-        plan = self.plan
+        plan = self.plan or {}
         if not plan:
             return ""
         stop = plan.get("stop_text_encoder_training")
         time_s = (plan.get("time") or {}).get("seconds") if isinstance(plan.get("time"), dict) else None
-        ckpt = plan.get("checkpoints") if isinstance(plan.get("checkpoints"), dict) else {}
+        ckpt: dict[str, Any] = plan["checkpoints"] if isinstance(plan.get("checkpoints"), dict) else {}
         headline = [
             (plan.get("total_steps"), "optimizer steps"),
             (plan.get("steps_per_epoch"), "steps per epoch"),
@@ -266,8 +266,9 @@ class _Report:
                 lines.append(
                     f"<li>{label}<b>{escape(str(advice.get('concept', '')))}</b>: {_fmt(text, 600)}</li>"
                 )
-        vram = plan.get("vram") if isinstance(plan.get("vram"), dict) else {}
-        for warning in list(vram.get("warnings") or []) + list(plan.get("notes") or []):
+        vram = plan.get("vram")
+        warnings = vram.get("warnings") if isinstance(vram, dict) else None
+        for warning in list(warnings or []) + list(plan.get("notes") or []):
             lines.append(f"<li>{_fmt(warning, 600)}</li>")
         if not lines:
             return ""
@@ -368,11 +369,11 @@ class _Report:
                 if rel == cluster.keeper:
                     cards += self.card(rel, '<span class="badge keeper">keeper</span>', None, "keeper")
                 else:
-                    f = evidence.get(rel)
-                    why = f'<span class="badge {f.severity.value}">{escape(f.code)}</span>' if f else ""
+                    dup = evidence.get(rel)
+                    why = f'<span class="badge {dup.severity.value}">{escape(dup.code)}</span>' if dup else ""
                     ev = {
                         k: v
-                        for k, v in (f.evidence if f else {}).items()
+                        for k, v in (dup.evidence if dup else {}).items()
                         if k not in ("keeper", "thresholds")
                     }
                     cards += self.card(rel, why, ev, "dropped")

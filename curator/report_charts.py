@@ -73,8 +73,8 @@ def histogram(
     height, pad_x, pad_top, pad_bottom = 150, 10, 10, 26
     has_threshold = threshold is not None and math.isfinite(threshold)
     low, high = min(finite), max(finite)
-    if has_threshold:  # widen the range so the threshold line is on the chart
-        low, high = min(low, threshold), max(high, threshold)  # type: ignore[type-var]
+    if threshold is not None and has_threshold:  # widen the range so the threshold line is on the chart
+        low, high = min(low, threshold), max(high, threshold)
     if high == low:
         high = low + 1.0
     counts = _bins(finite, low, high, bins)

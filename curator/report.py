@@ -34,6 +34,8 @@ from curator.selection import DUPLICATE_CODES, duplicate_clusters, select
 
 #: Cards shown per finding code before the rest are listed by name.
 CARDS_PER_CODE = 48
+#: Cards shown before the rest of a group is folded away.
+CARDS_OPEN = 12
 #: Images in the "all images" gallery.
 GALLERY_LIMIT = 400
 #: Metric histograms shown at most.
@@ -316,23 +318,26 @@ class _Report:
                 f'<div class="group card">{head}<div class="msg">Shown side by side under '
                 '<a href="#duplicates">Duplicates</a>.</div></div>'
             )
-        ordered = sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
-        cards = "".join(
-            self.card(f.path, escape(f.message), f.evidence, title=f.message)
+        ordered = [f for f in findings if f.path]
+        ordered.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
+        cards = [
+            self.card(f.path or "", escape(f.message), f.evidence, title=f.message)
             for f in ordered[:CARDS_PER_CODE]
-            if f.path
-        )
+        ]
+        grid = f'<div class="grid">{"".join(cards[:CARDS_OPEN])}</div>'
+        if len(cards) > CARDS_OPEN:  # long groups fold, so one common finding does not bury the others
+            grid += (
+                f"<details><summary>Show {len(cards) - CARDS_OPEN} more</summary>"
+                f'<div class="grid">{"".join(cards[CARDS_OPEN:])}</div></details>'
+            )
         rest = ordered[CARDS_PER_CODE:]
-        more = (
-            f'<div class="more">and {len(rest)} more: '
-            + escape(", ".join(f.path or "" for f in rest))
-            + "</div>"
-            if rest
-            else ""
-        )
+        more = ""
+        if rest:
+            names = escape(", ".join(f.path or "" for f in rest))
+            more = f'<details><summary>List the other {len(rest)}</summary><div class="more">{names}</div></details>'
         return (
             f'<div class="group card{" wide" if len(ordered) > 3 else ""}">{head}'
-            f'<div class="msg">{escape(findings[0].message)}</div><div class="grid">{cards}</div>{more}</div>'
+            f'<div class="msg">{escape(findings[0].message)}</div>{grid}{more}</div>'
         )
 
     def dataset_findings(self) -> str:

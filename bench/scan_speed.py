@@ -11,13 +11,16 @@ warm >= 20x faster than cold, ``--help`` < 0.5 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,8 +72,13 @@ def time_cleanvision(files: list[Path], workers: int) -> float:
     from cleanvision import Imagelab
 
     started = time.perf_counter()
-    lab = Imagelab(filepaths=[str(f) for f in files])
-    lab.find_issues(n_jobs=workers, verbose=False)
+    with (
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+    ):  # its progress bars and warnings
+        warnings.simplefilter("ignore")
+        lab = Imagelab(filepaths=[str(f) for f in files])
+        lab.find_issues(n_jobs=workers, verbose=False)
     return time.perf_counter() - started
 
 

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,12 @@ def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found is None:  # the weights-only unpickler met bytes that are not a pickle at all
+            raise ModelError(f"{path.name}: cannot read it, the file is truncated or corrupt") from exc
         raise ModelError(
-            f"{path.name}: refused, this .ckpt needs full pickle to load, and unpickling runs arbitrary code from the "
-            "file; convert it to .safetensors with a tool you trust, or get the .safetensors release"
+            f"{path.name}: refused, this file needs full pickle to load ({found.group(1)}), and unpickling runs "
+            "arbitrary code from the file; use the .safetensors release or convert it with a tool you trust"
         ) from exc
     except Exception as exc:  # zip / stream errors of a damaged file
         raise ModelError(f"{path.name}: cannot read it, the file is truncated or corrupt ({exc})") from exc
@@ -107,10 +111,6 @@ def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str],
     )
 
 
-def _nested_keys(state: dict[str, Any]) -> set[str]:
-    return set(state)
-
-
 def _refuse_adapters(name: str, keys: set[str]) -> None:
     if any(k.startswith(("lora_unet_", "lora_te")) or ".lora_down." in k or ".lora_A." in k for k in keys):
         raise ModelError(
@@ -151,7 +151,7 @@ def _refuse_other_families(name: str, state: dict[str, Any], keys: set[str]) -> 
 
 def check_base_model(state: dict[str, Any], name: str = "model") -> str:
     """Refuse anything that is not an SD 1.x / 2.x base model; returns the family, "sd1" or "sd2"."""
-    keys = _nested_keys(state)
+    keys = set(state)
     if not keys:
         raise ModelError(f"{name}: the file holds no tensors")
     _refuse_adapters(name, keys)

@@ -200,9 +200,9 @@ def _load_single_file(path: Path, use_ema: bool, dtype: torch.dtype) -> tuple[An
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
 
-    state, metadata = read_state_dict(path)
-    state = {k: v for k, v in state.items() if hasattr(v, "shape")}
-    family = check_base_model(state, path.name)
+    raw, metadata = read_state_dict(path)
+    family = check_base_model(raw, path.name)  # on the raw dict: an embedding's markers are not tensors
+    state = {k: v for k, v in raw.items() if hasattr(v, "shape")}
     arch = _architecture(state, metadata, family, path.name)
     ema_present = has_ema(state)
     if use_ema and not ema_present:

@@ -76,11 +76,16 @@ def scan(
     if dataset is None:
         dataset = discover(Path(root), settings.reg_root, settings.caption_extension)
     records, extra_findings, analysed, cached = _measure_all(dataset, settings, on_progress)
+    by_rel = {r.item.rel: r for r in records}
+    dataset_wide: list[Finding] = []
+    for finding in dataset.findings:  # a discovery finding about one image belongs to that image's record
+        target = by_rel.get(finding.path) if finding.path else None
+        (target.findings if target else dataset_wide).append(finding)
     result = ScanResult(
         dataset=dataset,
         settings=settings,
         records=records,
-        findings=list(dataset.findings) + extra_findings,
+        findings=dataset_wide + extra_findings,
         analysed=analysed,
         cached=cached,
     )

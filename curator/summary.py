@@ -32,6 +32,7 @@ MEANINGS: dict[str, str] = {
     "hidden_file": "hidden file in the dataset",
     "symlink_loop": "symlink not followed (loop or broken)",
     "no_images": "no images found",
+    "kohya_skips_extension": "Kohya's file listing skips this extension (gif, tiff, mixed case)",
     "plain_folder": "not a Kohya layout; one concept, 1 repeat assumed",
     "caption_extension_mismatch": "captions use the other extension than training reads",
     "cache_unavailable": "scan cache not kept",

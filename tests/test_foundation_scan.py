@@ -231,3 +231,10 @@ def test_scan_from_a_thread_uses_a_pool(tmp_path: Path) -> None:
     worker.join(120)
     result = box["result"]
     assert result.analysed == 10 and all(r.decoded for r in result.records)  # type: ignore[attr-defined]
+
+
+def test_discovery_finding_about_an_image_lands_on_its_record(tmp_path: Path) -> None:
+    _noise(tmp_path / "train/1_x/a.gif", 64, 64)
+    result = scan(tmp_path / "train", ScanSettings(workers=1, progress=False))
+    assert [f.code for f in result.record("1_x/a.gif").findings if f.code == "kohya_skips_extension"]
+    assert not [f for f in result.findings if f.code == "kohya_skips_extension"]

@@ -21,13 +21,15 @@ from curator.findings import Finding, Severity
 
 def _window_extreme(a: np.ndarray, size: int, fn: np.ufunc) -> np.ndarray:
     """Separable max/min filter (``fn`` = np.maximum or np.minimum) over a ``size`` x ``size`` window."""
-    out = a
-    for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (size // 2, size // 2)
-        p = np.pad(out, pad, mode="edge")
-        n = out.shape[axis]
-        out = fn.reduce([np.take(p, np.arange(i, i + n), axis=axis) for i in range(size)])
+    half = size // 2
+    p = np.pad(a, half, mode="edge")
+    h, w = a.shape
+    rows = p[:, 0:w].copy()
+    for i in range(1, size):
+        fn(rows, p[:, i : i + w], out=rows)
+    out = rows[0:h].copy()
+    for i in range(1, size):
+        fn(out, rows[i : i + h], out=out)
     return out
 
 

@@ -141,7 +141,11 @@ class JpegCheck(ImageCheck):
                 jpeg_standard_tables=est["standard"],
                 jpeg_table_error=est["error"],
             )
-        blk = blockiness(view.native_gray if view.native_gray is not None else view.gray)
+        if view.native_gray is None or view.draft_scale > 1:
+            # a reduced decode has no 8x8 grid left to measure; the tables above still tell a JPEG's quality
+            metrics.update(blockiness=None, block_offset=None)
+            return metrics
+        blk = blockiness(view.native_gray)
         metrics.update(blockiness=blk["blockiness"], block_offset=blk["offset"])
         return metrics
 

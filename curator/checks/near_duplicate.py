@@ -18,6 +18,7 @@ import numpy as np
 
 from curator import hashing
 from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
+from curator.clip_features import clip_features
 from curator.findings import Finding, Severity
 from curator.keeper import choose_keeper
 
@@ -130,21 +131,20 @@ def find_pairs(metrics: list[dict[str, Any]], params: dict[str, Any]) -> list[di
     return [best[p] for p in sorted(best)]
 
 
-def clip_pairs(metrics: list[dict[str, Any]], min_cosine: float) -> list[dict[str, Any]]:
-    """Pairs whose cached CLIP embeddings (``clip_embedding``) reach ``min_cosine`` (blockwise matrix product)."""
-    have = [i for i, m in enumerate(metrics) if isinstance(m.get("clip_embedding"), list)]
+def clip_pairs(embeddings: list[np.ndarray | None], min_cosine: float) -> list[dict[str, Any]]:
+    """Pairs of items whose CLIP embeddings reach ``min_cosine`` (blockwise matrix products; None = no embedding)."""
+    have = [i for i, e in enumerate(embeddings) if e is not None]
     if len(have) < 2:
         return []
-    emb = np.array([metrics[i]["clip_embedding"] for i in have], dtype=np.float32)
+    emb = np.stack([np.asarray(embeddings[i], dtype=np.float32) for i in have])
     emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-8
     out = []
     for start in range(0, len(have), 1024):
         sims = emb[start : start + 1024] @ emb.T
         rows, cols = np.nonzero(sims >= min_cosine)
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            a, b = start + r, c
-            if a < b:
-                out.append({"a": have[a], "b": have[b], "cosine": round(float(sims[r, c]), 4)})
+            if start + r < c:
+                out.append({"a": have[start + r], "b": have[c], "cosine": round(float(sims[r, c]), 4)})
     return out
 
 
@@ -171,7 +171,7 @@ class NearDuplicates(DatasetCheck):
     """
 
     name = "near_duplicate"
-    codes = ("near_duplicate",)
+    codes = ("near_duplicate", "clip_unavailable")
     version = 1
     defaults: dict[str, Any] = {
         "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
@@ -181,14 +181,27 @@ class NearDuplicates(DatasetCheck):
 
     def run(self, records: list[Any], params: dict[str, Any], context: CheckContext) -> list[Finding]:
         """One ``near_duplicate`` warning per non-keeper member of each cluster."""
-        hashed = [r for r in records if r.decoded and "phash" in r.metrics and "dhash_mirror" in r.metrics]
+        hashed = [r for r in records if r.decoded and all(f"phash{v}" in r.metrics for v in VARIANTS)]
         if len(hashed) < 2:
             return []
+        findings = self._near_duplicates(hashed, params, context)
+        if context.cache.get("clip_error"):
+            message = f"CLIP features were configured but could not run: {context.cache['clip_error']}"
+            findings.append(
+                Finding("clip_unavailable", Severity.WARNING, message, {"error": context.cache["clip_error"]})
+            )
+        return findings
+
+    def _near_duplicates(
+        self, hashed: list[Any], params: dict[str, Any], context: CheckContext
+    ) -> list[Finding]:
         metrics = [r.metrics for r in hashed]
         links: dict[tuple[int, int], dict[str, Any]] = {}
         for p in find_pairs(metrics, params):
             links[(p["a"], p["b"])] = p
-        for p in clip_pairs(metrics, float(params["clip_cosine"])):
+        feats = clip_features(context, hashed)
+        embeddings = [feats.get(r.item.rel, {}).get("embedding") for r in hashed]
+        for p in clip_pairs(embeddings, float(params["clip_cosine"])):
             links.setdefault((p["a"], p["b"]), {}).update(p)
         uf = UnionFind(len(hashed))
         for a, b in links:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from curator.estimates import DEFAULT_GPU_CLASS, ITS_TABLE
 from curator.fsutil import atomic_write_text
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ if TYPE_CHECKING:
 @click.option(
     "--gpu",
     "gpu_class",
-    help="GPU class for the time estimate: t4, rtx3060, rtx3080, a10g, rtx3090, rtx4090, a100, h100.",
+    type=click.Choice(list(ITS_TABLE), case_sensitive=False),
+    help=f"GPU class for the time estimate [default: {DEFAULT_GPU_CLASS}].",
 )
 @click.option(
     "--its",

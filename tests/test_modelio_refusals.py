@@ -157,3 +157,11 @@ def test_read_state_dict_unwraps_nested_state_dict(tmp_path: Path, tiny_state: d
     torch.save({"state_dict": {"state_dict": {"a": torch.ones(2)}}}, path)
     state, meta = read_state_dict(path)
     assert list(state) == ["a"] and meta == {}
+
+
+def test_old_sd1_text_encoder_names_are_accepted(tmp_path: Path, tiny: Path, tiny_state: dict) -> None:
+    prefix = "cond_stage_model.transformer.text_model."
+    old = {k.replace(prefix, "cond_stage_model.transformer."): v for k, v in tiny_state.items()}
+    model = load_model(_write(tmp_path / "old.safetensors", old))
+    saved = load_file(save_single_file(model, tmp_path / "new.safetensors"))
+    assert set(saved) == set(tiny_state)

@@ -38,7 +38,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise ModelError(
             f"{path.name}: cannot read it as safetensors, it is truncated or corrupt ({exc})"
         ) from exc
-    return state, dict(metadata)
+    return normalize_ldm_keys(state), dict(metadata)
 
 
 def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -62,7 +62,7 @@ def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise ModelError(f"{path.name}: holds a {type(raw).__name__}, not a dictionary of weights")
     while isinstance(raw.get("state_dict"), dict):
         raw = raw["state_dict"]
-    return raw, {}
+    return normalize_ldm_keys(raw), {}
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -78,6 +78,15 @@ def read_state_dict(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     raise ModelError(
         f"{path.name}: unsupported file type {suffix!r} (use .safetensors, .ckpt or a diffusers folder)"
     )
+
+
+def normalize_ldm_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """Older SD 1.x files name the text encoder ``cond_stage_model.transformer.embeddings...`` (transformers before
+    ``text_model`` existed); give them the standard ``cond_stage_model.transformer.text_model.`` form."""
+    old = "cond_stage_model.transformer."
+    if any(k.startswith(SD1_TEXT_PREFIX) for k in state) or not any(k.startswith(old) for k in state):
+        return state
+    return {(SD1_TEXT_PREFIX + k[len(old) :] if k.startswith(old) else k): v for k, v in state.items()}
 
 
 def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str], dict[str, str]]:
@@ -100,8 +109,9 @@ def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str],
             raise ModelError(
                 f"{path.name}: the file is truncated ({path.stat().st_size} bytes, header needs more)"
             )
-        shapes = {k: tuple(v["shape"]) for k, v in header.items()}
-        return shapes, {k: v["dtype"] for k, v in header.items()}, dict(metadata)
+        shapes = normalize_ldm_keys({k: tuple(v["shape"]) for k, v in header.items()})
+        dtypes = normalize_ldm_keys({k: v["dtype"] for k, v in header.items()})
+        return shapes, dtypes, dict(metadata)
     state, metadata = read_state_dict(path)
     tensors = {k: v for k, v in state.items() if hasattr(v, "shape")}
     return (

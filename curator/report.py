@@ -389,13 +389,35 @@ class _Report:
         )
         return f'<section id="duplicates"><h2>Duplicates</h2>{note}<div class="clusters">{blocks}</div></section>'
 
+    def _audit(self, train: list[ItemRecord]) -> Any:
+        """The caption audit of the training items (shared parser, CLIP token counts), or None if unavailable."""
+        try:
+            from curator.tagaudit import AuditSettings, audit_captions, load_captions
+
+            settings = AuditSettings(
+                trigger=self.result.settings.trigger, max_token_length=self.result.settings.max_token_length
+            )
+            return audit_captions(load_captions([r.item for r in train]), settings)
+        except Exception:  # the simple count below still shows the tags
+            return None
+
     def tags_section(self) -> str:
-        """Tag frequency over the training captions (top 30) and caption coverage."""
+        """Tag frequency over the training captions (top 30), CLIP token lengths against the limit, keep_tokens."""
         train = [r for r in self.result.records if not r.item.is_reg]
-        tag_lists = [_caption_tags(r) for r in train]
+        audit = self._audit(train)
+        freq: Counter[str] = Counter()
+        if audit is not None:
+            display: dict[str, str] = {}
+            for concept in audit.concepts.values():
+                freq.update(concept.frequency)
+                display.update(concept.display)
+            tag_lists = [r.normalized for r in audit.records if r.caption]
+            top = [(display.get(t, t), n) for t, n in freq.most_common(30)]
+        else:
+            tag_lists = [tuple(_caption_tags(r)) for r in train]
+            freq = Counter(tag for tags in tag_lists for tag in set(tags))
+            top = freq.most_common(30)
         with_caption = sum(1 for r in train if r.item.caption_path is not None)
-        freq = Counter(tag for tags in tag_lists for tag in set(tags))
-        top = freq.most_common(30)
         once = sum(1 for n in freq.values() if n == 1)
         lengths = [len(t) for t in tag_lists if t]
         mean_tags = sum(lengths) / len(lengths) if lengths else 0
@@ -404,8 +426,33 @@ class _Report:
             f"tags, {once} used only once; {mean_tags:.1f} tags per caption on average.</p>"
         )
         chart = bar_chart([(t, float(n)) for t, n in top], total=len(train) or None)
+        extra = self._token_chart(audit) + self._keep_tokens(audit)
+        extra_html = f'<div class="two" style="margin-top:14px">{extra}</div>' if extra else ""
+        return f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div>{extra_html}</section>'
+
+    def _token_chart(self, audit: Any) -> str:
+        tokens = [r.tokens for r in audit.records if r.caption and r.tokens >= 0] if audit is not None else []
+        if not tokens:
+            return ""
+        limit = self.result.settings.max_token_length
+        over = sum(t > limit for t in tokens)
         return (
-            f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div></section>'
+            f'<div class="card"><h3>CLIP tokens per caption<span class="muted" style="font-weight:400">'
+            f"{over} of {len(tokens)} over {limit}</span></h3>{histogram(tokens, float(limit), 'tokens')}</div>"
+        )
+
+    @staticmethod
+    def _keep_tokens(audit: Any) -> str:
+        if audit is None or not audit.concepts:
+            return ""
+        rows = "".join(
+            f"<tr><td><b>{escape(c.name)}</b></td><td class=num>{c.keep_tokens.n}</td>"
+            f"<td>{escape(', '.join(c.keep_tokens.prefix))}</td><td class=muted>{escape(c.keep_tokens.reason)}</td></tr>"
+            for c in audit.concepts.values()
+        )
+        return (
+            '<div class="card"><h3>keep_tokens advice</h3><table><tr><th>concept</th><th class=num>keep</th>'
+            f"<th>kept tags</th><th>why</th></tr>{rows}</table></div>"
         )
 
     def buckets_section(self) -> str:
@@ -413,10 +460,12 @@ class _Report:
         rows: list[tuple[str, float]] = []
         plan_buckets = (self.plan or {}).get("buckets")
         if isinstance(plan_buckets, list) and all(isinstance(b, dict) for b in plan_buckets):
+            key = "images" if all("images" in b for b in plan_buckets) else "count"
             rows = [
-                (f"{b.get('width')}\u00d7{b.get('height')}", float(b.get("count") or 0)) for b in plan_buckets
+                (f"{b.get('width')}\u00d7{b.get('height')}", float(b.get(key) or 0)) for b in plan_buckets
             ]
-            source = "the training plan"
+            rows.sort(key=lambda row: -row[1])
+            source = "from the training plan, images counted once"
         else:
             s = self.result.settings
             settings = BucketSettings(

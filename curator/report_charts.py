@@ -105,7 +105,8 @@ def histogram(
         tx = pad_x + plot_w * (threshold - low) / ((high - low) or 1)
         parts.append(
             f'<line x1="{tx:.1f}" y1="{pad_top - 4}" x2="{tx:.1f}" y2="{base_y}" class="threshold"/>'
-            f'<text x="{tx:.1f}" y="{height - 8}" text-anchor="middle" class="thr">threshold {_fmt(threshold)}</text>'
+            f'<text x="{tx + (-4 if tx > width * 0.6 else 4):.1f}" y="{pad_top + 6}" '
+            f'text-anchor="{"end" if tx > width * 0.6 else "start"}" class="thr">threshold {_fmt(threshold)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -25,7 +25,7 @@ class PlanInputs:
 
     batch: int = 1  # train_batch_size
     epochs: int | None = 200  # max_train_epochs (None or 0: steps only)
-    steps: int | None = None  # max_train_steps (None or 0: epochs only; with both, the earlier limit wins)
+    steps: int | None = None  # max_train_steps, used when epochs is None or 0 (epochs win, as in Kohya)
     grad_accum: int = 1  # gradient_accumulation_steps
     sensitivity: float | None = (
         None  # text-encoder sensitivity (fraction of all steps); None: trains to the end
@@ -53,12 +53,7 @@ def basic_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) ->
     ]
     counts = plan.bucket_counts(entries, settings)
     per_epoch = plan.steps_per_epoch(counts, inputs.batch, inputs.grad_accum)
-    limits = []
-    if inputs.epochs:
-        limits.append(inputs.epochs * per_epoch)
-    if inputs.steps:
-        limits.append(inputs.steps)
-    total = min(limits) if limits else plan.total_steps(per_epoch)
+    total = plan.total_steps(per_epoch, inputs.epochs or None, inputs.steps or None)  # epochs win, as in Kohya
     stop = plan.text_encoder_stop_step(total, inputs.sensitivity, inputs.te_stop)
     images = sum(not e.is_reg for e in entries)
     data: dict[str, Any] = {

@@ -53,28 +53,44 @@ def test_export_command_honours_review_drops(tmp_path: Path) -> None:
     assert not (tmp_path / "out/img/3_cat/1.png").exists() and (tmp_path / "out/img/3_cat/0.png").exists()
 
 
-def test_run_without_a_terminal_asks_and_stops(tmp_path: Path) -> None:
+def test_run_without_a_terminal_asks_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainer.model_info
+
+    monkeypatch.setattr(
+        trainer.model_info, "inspect_model", lambda path: {}
+    )  # any base passes the header check
     data = _dataset(tmp_path / "data")
     base = tmp_path / "base.safetensors"
     base.write_bytes(b"not used: run stops before training")
     out = tmp_path / "out"
-    result = _invoke(
-        [
-            "run",
-            str(data),
-            "--base",
-            str(base),
-            "--out",
-            str(out),
-            "--resolution",
-            "64",
-            "--min-bucket-reso",
-            "64",
-        ]
-    )
+    args = [
+        "run",
+        str(data),
+        "--base",
+        str(base),
+        "--out",
+        str(out),
+        "--resolution",
+        "64",
+        "--min-bucket-reso",
+        "64",
+    ]
+    result = _invoke(args)
     assert result.exit_code == 1 and "--yes" in result.output
     assert not out.exists()
     assert (data / ".dreamcurate" / "report.html").exists()  # the report to decide from is there
+
+
+def test_run_refuses_a_bad_base_or_existing_out_before_any_work(tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "data")
+    base = tmp_path / "lora.safetensors"
+    base.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    result = _invoke(["run", str(data), "--base", str(base), "--out", str(tmp_path / "out"), "--yes"])
+    assert result.exit_code == 1 and "base model" in result.output
+    assert not (data / ".dreamcurate").exists()  # refused before the scan
+    (tmp_path / "out").mkdir()
+    again = _invoke(["run", str(data), "--base", str(base), "--out", str(tmp_path / "out"), "--yes"])
+    assert again.exit_code == 1 and "--force" in again.output
 
 
 @pytest.mark.slow

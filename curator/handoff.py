@@ -53,7 +53,8 @@ def basic_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) ->
     ]
     counts = plan.bucket_counts(entries, settings)
     per_epoch = plan.steps_per_epoch(counts, inputs.batch, inputs.grad_accum)
-    total = plan.total_steps(per_epoch, inputs.epochs or None, inputs.steps or None)  # epochs win, as in Kohya
+    # epochs win over steps, as in Kohya and the trainer
+    total = plan.total_steps(per_epoch, inputs.epochs or None, inputs.steps or None)
     stop = plan.text_encoder_stop_step(total, inputs.sensitivity, inputs.te_stop)
     images = sum(not e.is_reg for e in entries)
     data: dict[str, Any] = {

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 from trainer.model_errors import ModelError  # noqa: E402
@@ -165,3 +166,27 @@ def test_old_sd1_text_encoder_names_are_accepted(tmp_path: Path, tiny: Path, tin
     model = load_model(_write(tmp_path / "old.safetensors", old))
     saved = load_file(save_single_file(model, tmp_path / "new.safetensors"))
     assert set(saved) == set(tiny_state)
+
+
+def test_checkpoint_without_vae_takes_the_separate_one(tmp_path: Path, tiny: Path, tiny_state: dict) -> None:
+    from trainer.model_arch import VAE_PREFIX
+
+    no_vae = {k: v for k, v in tiny_state.items() if not k.startswith(VAE_PREFIX)}
+    path = _write(tmp_path / "novae.safetensors", no_vae)
+    _refused(path, "no VAE")
+    vae_file = _write(
+        tmp_path / "vae.safetensors",
+        {k.removeprefix(VAE_PREFIX): v for k, v in tiny_state.items() if k.startswith(VAE_PREFIX)},
+    )
+    with pytest.raises(
+        ModelError, match="does not fit"
+    ):  # the standard SD VAE is wider than the tiny model's
+        load_model(path, vae=vae_file)
+    with safe_open(str(tiny), framework="pt") as handle:  # with our metadata the tiny architecture is known
+        meta = handle.metadata()
+    described = tmp_path / "novae_meta.safetensors"
+    save_file(no_vae, str(described), metadata=meta)
+    model = load_model(described, vae=vae_file)
+    saved = load_file(save_single_file(model, tmp_path / "baked.safetensors"))
+    assert set(saved) == set(tiny_state)
+    assert all(torch.equal(saved[k], tiny_state[k]) for k in tiny_state)

@@ -159,8 +159,10 @@ def _refuse_other_families(name: str, state: dict[str, Any], keys: set[str]) -> 
     raise ModelError(f"{name}: not a Stable Diffusion 1.x / 2.x checkpoint (it looks like {guess})")
 
 
-def check_base_model(state: dict[str, Any], name: str = "model") -> str:
-    """Refuse anything that is not an SD 1.x / 2.x base model; returns the family, "sd1" or "sd2"."""
+def check_base_model(state: dict[str, Any], name: str = "model", vae_given: bool = False) -> str:
+    """Refuse anything that is not an SD 1.x / 2.x base model; returns the family, "sd1" or "sd2".
+
+    ``vae_given``: a separate VAE file comes with it, so the checkpoint may lack its own."""
     keys = set(state)
     if not keys:
         raise ModelError(f"{name}: the file holds no tensors")
@@ -180,7 +182,7 @@ def check_base_model(state: dict[str, Any], name: str = "model") -> str:
         raise ModelError(
             f"{name}: no text encoder in the file (a UNet-only checkpoint?); give a full SD model"
         )
-    if not any(k.startswith(VAE_PREFIX) for k in keys):
+    if not vae_given and not any(k.startswith(VAE_PREFIX) for k in keys):
         raise ModelError(f"{name}: no VAE in the file; give a full SD model (or add one with --vae)")
     context = next((v.shape[1] for k, v in sorted(state.items()) if k.endswith("attn2.to_k.weight")), width)
     if context != width:

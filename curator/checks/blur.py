@@ -10,7 +10,7 @@ dataset drawn in a soft style is not flagged wholesale. Severity by strength.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class BlurCheck(ImageCheck):
     name = "blurry"
     codes = ("blurry",)
     version = 2
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "threshold": 0.5,  # edge_sharpness below this is blurry in absolute terms (crisp edges: 0.6-1)
         "strong_threshold": 0.38,  # ... below this it is an error
         "relative_factor": 0.85,  # and it must be below this fraction of the dataset median

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -121,7 +121,7 @@ class JpegCheck(ImageCheck):
     name = "jpeg"
     codes = ("jpeg_low_quality", "jpeg_artifacts")
     version = 1
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "max_quality": 35,  # jpeg_low_quality fires at or below this estimated quality
         "error_quality": 15,  # ... and is an error at or below this one
         "blockiness_threshold": 0.4,  # jpeg_artifacts fires above this blockiness (PNG, WebP, ... files)

@@ -12,7 +12,7 @@ are added too (semantic near-duplicates).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class DupHashes(ImageCheck):
     name = "dup_hashes"
     codes = ()
     version = 1
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
         """The four hashes of ``view.gray`` and its mirror."""
@@ -173,7 +173,7 @@ class NearDuplicates(DatasetCheck):
     name = "near_duplicate"
     codes = ("near_duplicate", "clip_unavailable")
     version = 1
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
         "max_dhash": 16,  # dHash Hamming distance in the same orientation
         "clip_cosine": 0.95,  # semantic pairs, when CLIP embeddings are present

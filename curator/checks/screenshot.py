@@ -16,7 +16,7 @@ The layers add up to a score; the finding fires at ``threshold`` and is an error
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -183,7 +183,7 @@ class ScreenshotCheck(ImageCheck):
     name = "screenshot"
     codes = ("screenshot",)
     version = 2
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "threshold": 0.5,  # total score at which the finding fires
         "error_threshold": 1.0,  # ... and is an error
         "metadata_weight": 1.0,

@@ -2,7 +2,8 @@
 
 The TUI (and any script) follows the file. Every event has ``event`` (its kind) and ``time`` (Unix seconds). Kinds:
 
-- ``start``: total_steps, steps_per_epoch, epochs, te_stop_step, resumed_from_step, device, mixed_precision
+- ``start``: total_steps, steps_per_epoch, epochs, te_stop_step, resumed_from_step, device, processes,
+  mixed_precision
 - ``step``: step, epoch, loss, lr (UNet), lr_te (or null once the text encoder stopped), it_s, eta_s
 - ``epoch``: epoch (just finished), step, loss (mean over the epoch's steps)
 - ``te_stop``: step, epoch (the text encoder is frozen from here on)

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +202,8 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     events = EventLog(output_dir / EVENTS_FILENAME if accelerator.is_main_process else None)
     for notice in notices:
         events.emit("notice", message=notice)
+        if accelerator.is_main_process:
+            print(f"notice: {notice}", file=sys.stderr)
     set_seed(config.seed)
     model = load_models(config)
     data = build_training_data(config, accelerator.num_processes)
@@ -538,6 +541,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         te_stop_step=schedule.te_stop_step,
         resumed_from_step=run.step if resume else None,
         device=str(run.accelerator.device),
+        processes=run.accelerator.num_processes,
         mixed_precision=run.accelerator.mixed_precision,
     )
     started = time.monotonic()

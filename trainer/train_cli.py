@@ -87,6 +87,8 @@ def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if result.final_path is None:  # not the main process of a multi-process run: it wrote nothing
+        return
     click.echo(f"trained {result.steps} steps; model: {result.final_path}")
     if result.samples:
         click.echo(f"samples: {result.samples[-1].parent}")

@@ -268,7 +268,7 @@ def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
-    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
     kind = type(default)
     if kind is bool:
         if isinstance(value, bool):

@@ -307,6 +307,13 @@ class LatentCache:
                 return latent
         return None
 
+    def require(self, sample: Sample) -> Any:
+        """The cached latent; a DataError names the image when its file changed after caching."""
+        latent = self.get(sample)
+        if latent is None:
+            raise DataError(f"{sample.item.path} changed during training (its cached latent no longer matches)")
+        return latent
+
     def put(self, sample: Sample, latent: Any) -> Any:
         """Store a latent (C, h, w); returns it."""
         import io

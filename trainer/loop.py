@@ -278,7 +278,7 @@ def batch_latents(run: Run, batch: Batch) -> Any:
 
     device = run.accelerator.device
     if run.cache is not None:
-        latents = torch.stack([run.cache.get(s) for s in batch.samples]).to(device)
+        latents = torch.stack([run.cache.require(s) for s in batch.samples]).to(device)
     else:
         pixels = load_batch_pixels(batch).to(device)
         with torch.no_grad():

@@ -17,7 +17,7 @@ from trainer.config import ConfigError, TrainConfig, read_config, write_config
 
 
 def _option_for(spec: dataclasses.Field) -> Any:
-    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
     flag = "--" + spec.name.replace("_", "-")
     help_text = f"{spec.metadata['help']} [default: {default!r}]"
     if isinstance(default, bool):

@@ -311,7 +311,9 @@ class LatentCache:
         """The cached latent; a DataError names the image when its file changed after caching."""
         latent = self.get(sample)
         if latent is None:
-            raise DataError(f"{sample.item.path} changed during training (its cached latent no longer matches)")
+            raise DataError(
+                f"{sample.item.path} changed during training (its cached latent no longer matches)"
+            )
         return latent
 
     def put(self, sample: Sample, latent: Any) -> Any:

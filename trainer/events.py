@@ -39,15 +39,15 @@ def _clean(value: Any) -> Any:
 
 
 class EventLog:
-    """Appends events to a JSON-lines file (one line per event, flushed at once). A disabled log writes nothing
-    (processes other than the main one)."""
+    """Writes events to a JSON-lines file (one line per event, flushed at once), appending or starting the file
+    afresh. A disabled log (``path`` None: processes other than the main one) writes nothing."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, append: bool = True) -> None:
         self.path = path
         self._handle: TextIO | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (held for the whole run)
+            self._handle = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 (held for the run)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Write one event and return it."""

@@ -188,8 +188,6 @@ def _mtime(path: Path) -> int:
 
 def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     """Load everything, prepare it with accelerate, restore a saved state when resuming."""
-    from accelerate.utils import set_seed
-
     output_dir = Path(config.output_dir)
     notices: list[str] = []
     accelerator = make_accelerator(config, notices)
@@ -201,14 +199,34 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temporaries(output_dir, config.output_name)
-    events = EventLog(output_dir / EVENTS_FILENAME if accelerator.is_main_process else None)
+    # A fresh run starts a fresh events file (the TUI follows one run); a resumed run continues its file.
+    events = EventLog(output_dir / EVENTS_FILENAME if accelerator.is_main_process else None, append=resume)
     for notice in notices:
         events.emit("notice", message=notice)
         if accelerator.is_main_process:
             print(f"notice: {notice}", file=sys.stderr)
+    try:
+        return _load_and_prepare(config, accelerator, events, progress)
+    except Exception as exc:
+        events.emit(
+            "error",
+            step=progress.step if progress else 0,
+            epoch=progress.epoch if progress else 0,
+            message=str(exc),
+            last_checkpoint=progress.last_checkpoint if progress else None,
+        )
+        events.close()
+        raise
+
+
+def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, progress: Any) -> Run:
+    from accelerate.utils import set_seed
+
     set_seed(config.seed)
+    data = build_training_data(
+        config, accelerator.num_processes
+    )  # first: data errors come before a slow load
     model = load_models(config)
-    data = build_training_data(config, accelerator.num_processes)
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
     cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
@@ -343,6 +361,8 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
         with contextlib.ExitStack() as stack:
             if not last:  # no gradient all-reduce until the group's last batch
                 stack.enter_context(accelerator.no_sync(run.unet))
+                if run.te_training:
+                    stack.enter_context(accelerator.no_sync(run.text_encoder))
             with accelerator.autocast():
                 loss = batch_loss(run, batch, first_index + offset)
             if run.nan_at_step == run.step + 1:

@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from curator.findings import Severity
@@ -31,6 +32,7 @@ MEANINGS: dict[str, str] = {
     "hidden_file": "hidden file in the dataset",
     "symlink_loop": "symlink not followed (loop or broken)",
     "no_images": "no images found",
+    "kohya_skips_extension": "Kohya's file listing skips this extension (gif, tiff, mixed case)",
     "plain_folder": "not a Kohya layout; one concept, 1 repeat assumed",
     "caption_extension_mismatch": "captions use the other extension than training reads",
     "cache_unavailable": "scan cache not kept",
@@ -43,11 +45,16 @@ def display_path(rel: str) -> str:
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _safe(text: str) -> str:
+    """Printable and free of rich markup (a file named ``[red].png`` stays a name)."""
+    return escape(display_path(text))
+
+
 def print_summary(result: ScanResult, console: Console, worst: int = 10) -> None:
     """Print the scan summary to ``console``."""
     ds = result.dataset
     console.print(
-        f"[bold]{display_path(str(ds.root))}[/]  layout {ds.layout}, {len(result.records)} images, "
+        f"[bold]{_safe(str(ds.root))}[/]  layout {ds.layout}, {len(result.records)} images, "
         f"captions '{ds.caption_extension}'"
     )
     console.print(_concepts_table(result))
@@ -77,7 +84,7 @@ def _concepts_table(result: ScanResult) -> Table:
     table.add_column("kind")
     for concept in result.dataset.concepts:
         kind = "regularization" if concept.is_reg else "training"
-        table.add_row(display_path(concept.name), str(concept.repeats), str(len(concept.items)), kind)
+        table.add_row(_safe(concept.name), str(concept.repeats), str(len(concept.items)), kind)
     return table
 
 
@@ -88,8 +95,23 @@ def _code_rows(result: ScanResult) -> list[tuple[str, Severity, int, str]]:
         if finding.severity.rank > severity.rank:
             severity = finding.severity
         rows[finding.code] = (severity, count + 1, first)
-    out = [(code, sev, n, MEANINGS.get(code, first)) for code, (sev, n, first) in rows.items()]
+    meanings = _meanings()
+    out = [(code, sev, n, meanings.get(code) or _shorten(first)) for code, (sev, n, first) in rows.items()]
     return sorted(out, key=lambda row: (-row[1].rank, -row[2], row[0]))
+
+
+def _meanings() -> dict[str, str]:
+    """MEANINGS, plus what checks declare in an optional ``meanings = {code: text}`` class attribute."""
+    from curator.checks import dataset_checks, image_checks
+
+    merged = dict(MEANINGS)
+    for check in [*image_checks(), *dataset_checks()]:
+        merged.update(getattr(check, "meanings", {}) or {})
+    return merged
+
+
+def _shorten(message: str, limit: int = 70) -> str:
+    return message if len(message) <= limit else message[: limit - 1].rstrip() + "…"
 
 
 def _findings_table(rows: list[tuple[str, Severity, int, str]]) -> Table:
@@ -100,7 +122,7 @@ def _findings_table(rows: list[tuple[str, Severity, int, str]]) -> Table:
     table.add_column("meaning", overflow="fold")
     for code, severity, count, meaning in rows:
         style = _STYLE[severity.value]
-        table.add_row(code, f"[{style}]{severity.value}[/]", str(count), meaning)
+        table.add_row(code, f"[{style}]{severity.value}[/]", str(count), _safe(meaning))
     return table
 
 
@@ -123,5 +145,5 @@ def _worst_table(records: list[ItemRecord]) -> Table:
     for record in records:
         ranked = sorted(record.findings, key=lambda f: -f.severity.rank)
         text = ", ".join(f"[{_STYLE[f.severity.value]}]{f.code}[/]" for f in ranked)
-        table.add_row(display_path(record.item.rel), text)
+        table.add_row(_safe(record.item.rel), text)
     return table

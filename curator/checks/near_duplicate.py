@@ -1,0 +1,243 @@
+"""``near_duplicate``: the same picture resized, re-encoded, cropped a little, re-toned or mirrored.
+
+Two phases, as in the data-quality libraries: :class:`DupHashes` (an image check) encodes every image into 64-bit
+pHash and dHash, of the image and of its horizontal mirror (cached hex strings); :class:`NearDuplicates` (a dataset
+check) searches all pairs whose pHash is within ``max_phash`` in either orientation (vectorised multi-index search,
+:func:`curator.hashing.hamming_pairs`), confirms them with the dHash of the same orientation, groups them with
+union-find and names a keeper per cluster (:func:`curator.keeper.choose_keeper`). Every other member gets a warning
+with the keeper's path, both distances and whether it is mirrored. Byte- or pixel-identical copies are left to
+``exact_duplicate``. With CLIP features configured, pairs whose embeddings' cosine similarity reaches ``clip_cosine``
+are added too (semantic near-duplicates).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from curator import hashing
+from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
+from curator.clip_features import clip_features
+from curator.findings import Finding, Severity
+from curator.keeper import choose_keeper
+
+
+class DupHashes(ImageCheck):
+    """Encodes one image for the duplicate search: ``phash``, ``dhash``, ``phash_mirror``, ``dhash_mirror`` (hex).
+
+    Example::
+
+        DupHashes().measure(view, {})["phash"]   # '3c0f81e0...'
+    """
+
+    name = "dup_hashes"
+    codes = ()
+    version = 1
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
+        """The four hashes of ``view.gray`` and its mirror."""
+        gray = np.asarray(view.gray, dtype=np.float32)
+        if view.alpha is not None:
+            # hash transparent images as flattened on white, as editors and JPEG exports flatten them (the view is
+            # composited on black: luma is linear, so adding 255 - alpha moves the background to white)
+            gray = gray + (255.0 - view.alpha.astype(np.float32))
+        return variant_hashes(gray)
+
+
+#: The variants each image is hashed as: itself, its mirror, its 90 % centre crop, and that crop mirrored.
+#: Matching a crop's hash against the other images' plain hashes finds pairs where one is a crop of the other.
+VARIANTS = ("", "_mirror", "_crop", "_crop_mirror")
+CROP_KEEP = 0.9
+
+
+def variant_hashes(gray: np.ndarray) -> dict[str, str]:
+    """pHash and dHash (hex) of each of :data:`VARIANTS` of a gray image."""
+    h, w = gray.shape
+    dy, dx = round(h * (1 - CROP_KEEP) / 2), round(w * (1 - CROP_KEEP) / 2)
+    crop = gray[dy : h - dy, dx : w - dx] if min(h - 2 * dy, w - 2 * dx) >= 9 else gray
+    arrays = {"": gray, "_mirror": gray[:, ::-1], "_crop": crop, "_crop_mirror": crop[:, ::-1]}
+    out = {}
+    for suffix, arr in arrays.items():
+        out[f"phash{suffix}"] = hashing.to_hex(hashing.phash(arr))
+        out[f"dhash{suffix}"] = hashing.to_hex(hashing.dhash(arr))
+    return out
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 (path halving, union by size)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, i: int) -> int:
+        """Representative of i's set."""
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        """Merge the sets of a and b."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+
+    def groups(self) -> list[list[int]]:
+        """Sets with at least two members, each sorted."""
+        out: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            out.setdefault(self.find(i), []).append(i)
+        return [sorted(g) for g in out.values() if len(g) > 1]
+
+
+def find_pairs(metrics: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Near-duplicate pairs among hashed items: ``[{"a", "b", "phash", "dhash", "variant"}]`` (indices into metrics).
+
+    A pair needs some variant of one item (itself, mirrored, cropped, both) within ``max_phash`` of the other's
+    pHash and within ``max_dhash`` of its dHash; the closest variant that passes both is reported.
+    """
+    keys_p = hashing.from_hex([m["phash"] for m in metrics])
+    keys_d = hashing.from_hex([m["dhash"] for m in metrics])
+    q_p = [hashing.from_hex([m[f"phash{v}"] for m in metrics]) for v in VARIANTS]
+    q_d = [hashing.from_hex([m[f"dhash{v}"] for m in metrics]) for v in VARIANTS]
+    hits = hashing.hamming_pairs(keys_p, int(params["max_phash"]), q_p)
+    if hits.size == 0:
+        return []
+    i, j, pdist, k = hits.T
+    ddist = np.zeros_like(pdist)
+    for v in range(len(VARIANTS)):
+        sel = k == v
+        ddist[sel] = hashing.popcount(q_d[v][i[sel]] ^ keys_d[j[sel]])
+    ok = ddist <= int(params["max_dhash"])
+    best: dict[tuple[int, int], dict[str, Any]] = {}
+    for a, b, pd, dd, v in zip(i[ok], j[ok], pdist[ok], ddist[ok], k[ok], strict=True):
+        pair = (int(min(a, b)), int(max(a, b)))
+        cand = {
+            "a": pair[0],
+            "b": pair[1],
+            "phash": int(pd),
+            "dhash": int(dd),
+            "variant": VARIANTS[int(v)][1:],
+        }
+        if pair not in best or pd + dd < best[pair]["phash"] + best[pair]["dhash"]:
+            best[pair] = cand
+    return [best[p] for p in sorted(best)]
+
+
+def clip_pairs(embeddings: list[np.ndarray | None], min_cosine: float) -> list[dict[str, Any]]:
+    """Pairs of items whose CLIP embeddings reach ``min_cosine`` (blockwise matrix products; None = no embedding)."""
+    have = [i for i, e in enumerate(embeddings) if e is not None]
+    if len(have) < 2:
+        return []
+    emb = np.stack([np.asarray(embeddings[i], dtype=np.float32) for i in have])
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-8
+    out = []
+    for start in range(0, len(have), 1024):
+        sims = emb[start : start + 1024] @ emb.T
+        rows, cols = np.nonzero(sims >= min_cosine)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            if start + r < c:
+                out.append({"a": have[start + r], "b": have[c], "cosine": round(float(sims[r, c]), 4)})
+    return out
+
+
+def _is_exact_copy(ma: dict[str, Any], mb: dict[str, Any]) -> bool:
+    for key in ("sha256", "pixel_sha256"):
+        if ma.get(key) and ma.get(key) == mb.get(key):
+            return True
+    return False
+
+
+def _speaks_for_copies(i: int, group: list[int], hashed: list[Any]) -> bool:
+    """True when item i is the one of its exact copies in ``group`` that exact_duplicate keeps (or has none)."""
+    copies = [j for j in group if j == i or _is_exact_copy(hashed[i].metrics, hashed[j].metrics)]
+    return len(copies) == 1 or choose_keeper([hashed[j] for j in copies]) is hashed[i]
+
+
+class NearDuplicates(DatasetCheck):
+    """Clusters near-duplicate images and flags every member but the keeper.
+
+    Example::
+
+        findings = NearDuplicates().run(records, NearDuplicates.defaults, context)
+        # [Finding("near_duplicate", WARNING, "Near-duplicate of 1_cat/a.png (...)", {"keeper": "1_cat/a.png", ...})]
+    """
+
+    name = "near_duplicate"
+    codes = ("near_duplicate", "clip_unavailable")
+    version = 1
+    defaults: ClassVar[dict[str, Any]] = {
+        "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
+        "max_dhash": 16,  # dHash Hamming distance in the same orientation
+        "clip_cosine": 0.95,  # semantic pairs, when CLIP embeddings are present
+    }
+
+    def run(self, records: list[Any], params: dict[str, Any], context: CheckContext) -> list[Finding]:
+        """One ``near_duplicate`` warning per non-keeper member of each cluster."""
+        hashed = [r for r in records if r.decoded and all(f"phash{v}" in r.metrics for v in VARIANTS)]
+        if len(hashed) < 2:
+            return []
+        findings = self._near_duplicates(hashed, params, context)
+        if context.cache.get("clip_error"):
+            message = f"CLIP features were configured but could not run: {context.cache['clip_error']}"
+            findings.append(
+                Finding("clip_unavailable", Severity.WARNING, message, {"error": context.cache["clip_error"]})
+            )
+        return findings
+
+    def _near_duplicates(
+        self, hashed: list[Any], params: dict[str, Any], context: CheckContext
+    ) -> list[Finding]:
+        metrics = [r.metrics for r in hashed]
+        links: dict[tuple[int, int], dict[str, Any]] = {}
+        for p in find_pairs(metrics, params):
+            links[(p["a"], p["b"])] = p
+        feats = clip_features(context, hashed)
+        embeddings = [feats.get(r.item.rel, {}).get("embedding") for r in hashed]
+        for p in clip_pairs(embeddings, float(params["clip_cosine"])):
+            links.setdefault((p["a"], p["b"]), {}).update(p)
+        uf = UnionFind(len(hashed))
+        for a, b in links:
+            if not _is_exact_copy(metrics[a], metrics[b]):
+                uf.union(a, b)
+        findings = []
+        for group in uf.groups():
+            members = [hashed[i] for i in group]
+            keeper = choose_keeper(members)
+            k = group[members.index(keeper)]
+            for i in group:
+                if i == k or not _speaks_for_copies(i, group, hashed):
+                    continue  # exact copies of another member are exact_duplicate's to report
+                link = links.get((min(i, k), max(i, k)))
+                findings.append(self._finding(hashed[i], keeper, link, len(group), params))
+        return findings
+
+    def _finding(
+        self, record: Any, keeper: Any, link: dict[str, Any] | None, size: int, params: dict[str, Any]
+    ) -> Finding:
+        evidence: dict[str, Any] = {"keeper": keeper.item.rel, "cluster_size": size}
+        if link:
+            evidence.update({k: link[k] for k in ("phash", "dhash", "cosine") if k in link})
+            if "variant" in link:
+                evidence["mirrored"] = "mirror" in link["variant"]
+                evidence["cropped"] = "crop" in link["variant"]
+        else:
+            evidence["linked_via"] = "another member of the cluster"
+        evidence["thresholds"] = {k: params[k] for k in ("max_phash", "max_dhash", "clip_cosine")}
+        how = " (mirrored)" if evidence.get("mirrored") else ""
+        how += " (cropped)" if evidence.get("cropped") else ""
+        dist = f"pHash {link['phash']}, dHash {link['dhash']}" if link and "phash" in link else "same cluster"
+        if link and "cosine" in link and "phash" not in link:
+            dist = f"CLIP cosine {link['cosine']:.3f}"
+        message = f"Near-duplicate of {keeper.item.rel}{how} ({dist}); the keeper is the one to train on"
+        return Finding("near_duplicate", Severity.WARNING, message, evidence, record.item.rel)
+
+
+CHECKS = [DupHashes(), NearDuplicates()]

@@ -86,6 +86,20 @@ def test_paths_are_checked(tmp_path: Path) -> None:
         TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "x")).validate()
 
 
+def test_adamw8bit_without_bitsandbytes_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match="AdamW8bit needs bitsandbytes"):
+        TrainConfig(optimizer_type="AdamW8bit").validate()
+    TrainConfig(optimizer_type="AdamW8bit").validate(check_paths=False)  # --init may still write it
+
+
 def test_step_override_alone_replaces_the_epoch_count() -> None:
     base = TrainConfig()
     assert apply_overrides(base, {"max_train_steps": 500}).max_train_epochs == 0

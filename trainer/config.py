@@ -236,6 +236,12 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
 
 
 def _check_paths(c: TrainConfig) -> None:
+    import importlib.util
+
+    if c.optimizer_type == "AdamW8bit" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(
+            "optimizer_type AdamW8bit needs bitsandbytes (pip install bitsandbytes; CUDA only), or use AdamW"
+        )
     if not c.pretrained_model_name_or_path:
         raise ConfigError("pretrained_model_name_or_path is not set (a local model file or diffusers folder)")
     if not Path(c.pretrained_model_name_or_path).exists():

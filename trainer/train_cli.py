@@ -92,7 +92,7 @@ def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if result.final_path is None:  # not the main process of a multi-process run: it wrote nothing
+    if not result.main_process:  # one summary for a multi-process run
         return
     click.echo(f"trained {result.steps} steps; model: {result.final_path}")
     if result.samples:

@@ -15,8 +15,8 @@ import click
 #: name -> ("module:attribute" of a click command, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("curator.commands.scan:scan", "Analyse a dataset: findings per image and for the whole set."),
-    "tags": ("curator.commands.tags:tags", "Audit captions and tags; safe batch edits with --apply / --undo."),
-    "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop step, buckets, size advice, VRAM and time."),
+    "tags": ("curator.commands.tags:tags", "Audit captions and tags; safe batch edits (--apply / --undo)."),
+    "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop, buckets, size advice, VRAM and time."),
     "review": ("tui.cli:review", "Review the dataset in the terminal (Textual TUI)."),
     "export": ("curator.commands.export:export", "Write the curated Kohya folder, manifest and configs."),
     "train": ("trainer.train_cli:train", "Train with the bundled DreamBooth trainer from a TOML config."),
@@ -51,7 +51,10 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(cls=LazyGroup, context_settings=_CONTEXT)
 @click.version_option(package_name="dreamcurate", prog_name="dreamcurate")
 def cli() -> None:
     """dreamcurate: curate a DreamBooth dataset before you spend GPU hours, then train it.

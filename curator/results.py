@@ -37,7 +37,7 @@ class ScanSettings:
     reg_root: Path | None = None
     clip_model: str | None = None  # open_clip architecture name, only with clip_weights
     clip_weights: Path | None = None  # local open_clip checkpoint; never downloaded
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-check parameter overrides, by check name
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-check parameter overrides, by name
     progress: bool = True
 
     def check_params(self, name: str, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from curator.dataset import Dataset, Item, discover
 from curator.findings import Finding, Severity
 from curator.loader import DEFAULT_MAX_PIXELS, LoadError, load_view
 from curator.results import ItemRecord, ScanResult, ScanSettings
-from curator.workspace import Workspace
+from curator.workspace import Workspace, WorkspaceError
 
 #: Bumped when the loader's own metrics change (part of the cache key with the checks' version).
 LOADER_VERSION = 1
@@ -150,6 +150,8 @@ def _open_cache(root: Path, settings: ScanSettings) -> tuple[MetricsCache | None
     try:
         workspace.ensure()
         return MetricsCache(workspace.cache_db), []
+    except WorkspaceError as exc:
+        return None, [_cache_finding(f"No scan cache: {exc}")]
     except (OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         return None, [

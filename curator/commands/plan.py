@@ -7,14 +7,13 @@ imported.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from curator.commands.output import emit_text
 from curator.estimates import DEFAULT_GPU_CLASS, ITS_TABLE
-from curator.fsutil import atomic_write_text
 
 if TYPE_CHECKING:
     from curator.plan import PlanOptions
@@ -162,12 +161,4 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
 
 
 def _emit_json(data: dict, target: str) -> None:
-    text = json.dumps(data, indent=2) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(target)
-    if not path.parent.is_dir():
-        raise click.ClickException(f"Folder for --json does not exist: {path.parent}")
-    atomic_write_text(path, text)
+    emit_text(json.dumps(data, indent=2) + "\n", target, "--json")

@@ -109,6 +109,11 @@ def plan(dataset: Path, **kw: Any) -> None:
             f"No training images found in {dataset} (Kohya layout: DIR/<repeats>_<name>/)"
         )
     sizes, stats = image_sizes(ds, kw["workspace"])
+    if not any(item.rel in sizes for item in ds.train_items):
+        raise click.ClickException(
+            f"No readable training image in {dataset}: all {len(ds.train_items)} are unreadable "
+            "(run 'dreamcurate scan' to see why)"
+        )
     result = build_plan(ds, sizes, options)
     if kw["json_out"]:
         data = result.to_json()

@@ -107,13 +107,16 @@ def tags(
             raise click.UsageError("--undo and --apply cannot be combined")
         _undo(ws, force)
         return
-    edits = TagEdits(
-        replace=replace,
-        remove=tuple(remove),
-        dedupe=dedupe,
-        add_trigger=add_trigger,
-        move_to_front=move_to_front,
-    )
+    try:
+        edits = TagEdits(
+            replace=replace,
+            remove=tuple(remove),
+            dedupe=dedupe,
+            add_trigger=add_trigger,
+            move_to_front=move_to_front,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     ds = _discover(dataset, reg_root, caption_extension)
     if edits.is_empty():
         if do_apply:

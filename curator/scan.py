@@ -70,8 +70,10 @@ def scan(
 
     ``dataset`` skips discovery when the caller already has it; ``on_progress(done, total)`` is called as images are
     analysed (the TUI uses it). The scan never raises for a bad image: it becomes a finding on its record.
+    Raises ``ValueError`` for invalid ``settings`` (see :meth:`ScanSettings.validate`).
     """
     settings = settings or ScanSettings()
+    settings.validate()  # a bad setting is one ValueError now, not a failure in every worker later
     started = time.perf_counter()
     if dataset is None:
         dataset = discover(Path(root), settings.reg_root, settings.caption_extension)

@@ -137,7 +137,7 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
     if kw["bucket_min"] > kw["bucket_max"]:
         raise click.UsageError("--bucket-min must not exceed --bucket-max")
     epochs = kw["epochs"] if kw["epochs"] is not None else (None if kw["steps"] else 200)
-    return PlanOptions(
+    options = PlanOptions(
         resolution=kw["resolution"],
         batch_size=kw["batch"],
         gradient_accumulation_steps=kw["grad_accum"],
@@ -163,6 +163,11 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
         model=kw["model"],
         kind=kw["kind"],
     )
+    try:
+        options.bucket_settings()  # the bucket rules the trainer shares, checked before any file is read
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    return options
 
 
 def _emit_json(data: dict, target: str) -> None:

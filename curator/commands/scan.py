@@ -107,7 +107,10 @@ def scan(
     )
     if workers:
         settings.workers = workers
-    result = run_scan(dataset, settings)
+    try:
+        result = run_scan(dataset, settings)
+    except ValueError as exc:
+        raise UsageLine(str(exc)) from exc
     json_to_stdout = json_out == "-"
     if json_out:
         _write_json(result, json_out)

@@ -111,9 +111,17 @@ def training_settings(result: ScanResult) -> TrainingSettings:
 
 
 def _check_out(result: ScanResult, out: Path, force: bool) -> None:
-    protected = [result.dataset.root.resolve()]
-    if result.dataset.reg_root is not None:
-        protected.append(Path(result.dataset.reg_root).resolve())
+    check_export_target(out, force, result.dataset.root, result.dataset.reg_root)
+
+
+def check_export_target(out: Path, force: bool, dataset_root: Path, reg_root: Path | None = None) -> None:
+    """Raise :class:`ExportError` unless ``out`` may receive an export: not the dataset, not inside it, not
+    holding it; an existing ``out`` only with ``force`` and only when empty or an earlier export (never a folder
+    of the user's own files). Cheap: callers such as ``run`` use it before the scan."""
+    out = Path(out).absolute().resolve()
+    protected = [Path(dataset_root).resolve()]
+    if reg_root is not None:
+        protected.append(Path(reg_root).resolve())
     for root in protected:
         if out == root or out in root.parents:
             raise ExportError(f"refusing to export into {out}: it contains the dataset {root}")

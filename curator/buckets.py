@@ -59,24 +59,75 @@ def make_buckets(settings: BucketSettings) -> list[tuple[int, int]]:
     """The bucket resolutions (width, height), sorted, as Kohya's ``make_bucket_resolutions`` generates them."""
     return list(
         _buckets(
-            settings.resolution, settings.min_bucket_reso, settings.max_bucket_reso, settings.bucket_reso_steps
+            settings.resolution,
+            settings.min_bucket_reso,
+            settings.max_bucket_reso,
+            settings.bucket_reso_steps,
         )
     )
 
 
-def select_bucket(width: int, height: int, settings: BucketSettings) -> BucketChoice:
-    """The bucket an image of ``width`` x ``height`` lands in: nearest aspect ratio wins, scale to cover, centre crop.
+def _round_to_steps(value: float, steps: int) -> int:
+    # Kohya's BucketManager.round_to_steps: round half up to an integer, then down to a multiple of steps.
+    rounded = int(value + 0.5)
+    return rounded - rounded % steps
 
+
+def _no_upscale_resize(width: int, height: int, settings: BucketSettings) -> tuple[int, int]:
+    """The size an image is shrunk to under ``bucket_no_upscale`` (never enlarged): Kohya's arithmetic.
+
+    Only an image larger than resolution^2 in area shrinks, keeping its aspect ratio; of the two ways to put one
+    side on the step grid, the one whose aspect ratio errs least wins (the width-first way on a tie).
+    """
+    max_area = settings.resolution * settings.resolution
+    if width * height <= max_area:
+        return width, height
+    aspect = width / height
+    steps = settings.bucket_reso_steps
+    resized_width = math.sqrt(max_area * aspect)
+    resized_height = max_area / resized_width
+    width_rounded = _round_to_steps(resized_width, steps)
+    height_in_wr = _round_to_steps(width_rounded / aspect, steps)
+    height_rounded = _round_to_steps(resized_height, steps)
+    width_in_hr = _round_to_steps(height_rounded * aspect, steps)
+    # Kohya divides by the rounded side without a guard; a zero there only happens for extreme aspect ratios.
+    err_w = abs(width_rounded / height_in_wr - aspect) if height_in_wr else math.inf
+    err_h = abs(width_in_hr / height_rounded - aspect) if height_rounded else math.inf
+    if err_w < err_h:
+        return width_rounded, int(width_rounded / aspect + 0.5)
+    return int(height_rounded * aspect + 0.5), height_rounded
+
+
+def _choice(bucket: tuple[int, int], resized: tuple[int, int]) -> BucketChoice:
+    kept = (bucket[0] * bucket[1]) / max(1, resized[0] * resized[1])
+    return BucketChoice(bucket=bucket, resized=resized, crop_fraction=max(0.0, 1.0 - kept))
+
+
+def select_bucket(width: int, height: int, settings: BucketSettings) -> BucketChoice:
+    """The bucket an image of ``width`` x ``height`` lands in, as Kohya's ``BucketManager.select_bucket`` decides.
+
+    Default: an image whose size is exactly a bucket keeps it; otherwise the bucket with the nearest aspect ratio
+    wins (the first in sorted order on a tie), the image is scaled to cover it and centre-cropped.
+    With ``bucket_no_upscale`` the image is only ever shrunk (to an area of resolution^2 when larger) and its bucket
+    is its own size floored to the step grid: min / max bucket reso are ignored, as in Kohya. A bucket side of 0
+    (an image smaller than one step) means the image cannot be trained.
     With ``enable_bucket`` off every image goes to resolution x resolution.
     """
+    if settings.enable_bucket and settings.bucket_no_upscale:
+        resized = _no_upscale_resize(width, height, settings)
+        steps = settings.bucket_reso_steps
+        bucket = (resized[0] - resized[0] % steps, resized[1] - resized[1] % steps)
+        return _choice(bucket, resized)
     if not settings.enable_bucket:
         buckets = [(settings.resolution, settings.resolution)]
     else:
         buckets = make_buckets(settings)
     aspect = width / height
-    bucket = min(buckets, key=lambda b: abs(b[0] / b[1] - aspect))
+    if (width, height) in buckets:
+        bucket = (width, height)
+    else:
+        bucket = min(buckets, key=lambda b: abs(b[0] / b[1] - aspect))
     bucket_aspect = bucket[0] / bucket[1]
     scale = bucket[1] / height if aspect > bucket_aspect else bucket[0] / width
     resized = (int(width * scale + 0.5), int(height * scale + 0.5))
-    kept = (bucket[0] * bucket[1]) / max(1, resized[0] * resized[1])
-    return BucketChoice(bucket=bucket, resized=resized, crop_fraction=max(0.0, 1.0 - kept))
+    return _choice(bucket, resized)

@@ -1,0 +1,333 @@
+"""The trainer's settings: one dataclass, read from and written to TOML, validated with one-line errors.
+
+Field names follow Kohya sd-scripts' argument names wherever one exists, so a Kohya user's knowledge (and most of a
+Kohya config file: its section tables are flattened) carries over. Defaults follow the seed tutorial (DESIGN.md).
+
+Example::
+
+    config = TrainConfig(pretrained_model_name_or_path="base.safetensors", train_data_dir="dataset")
+    write_config(config, Path("train.toml"))
+    assert read_config(Path("train.toml")) == config
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from curator.fsutil import atomic_write_text
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded as one line a person can act on."""
+
+
+def _f(default: Any, help_text: str, **extra: Any) -> Any:
+    """A dataclass field with a default and its one-line help text."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help_text, **extra})
+    return field(default=default, metadata={"help": help_text, **extra})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a DreamBooth run (Kohya sd-scripts names; the tutorial's defaults).
+
+    Example::
+
+        config = TrainConfig(pretrained_model_name_or_path="sd15.safetensors", train_data_dir="out/dataset")
+        config.validate()
+    """
+
+    # -- model
+    pretrained_model_name_or_path: str = _f(
+        "", "base model: a .safetensors/.ckpt single file or a diffusers folder"
+    )
+    vae: str = _f("", "optional VAE file or folder replacing the base model's VAE ('' = keep the model's)")
+    v_parameterization: bool = _f(False, "train with v-prediction (SD 2.x 768-v models); epsilon otherwise")
+    # -- data
+    train_data_dir: str = _f("", "training images in Kohya layout: DIR/<repeats>_<name>/*.png with captions")
+    reg_data_dir: str = _f(
+        "", "regularization images, same layout ('' = none); repeated to match training images"
+    )
+    prior_loss_weight: float = _f(1.0, "loss weight of regularization images (prior preservation)")
+    resolution: int = _f(512, "training resolution; bucket area is resolution^2")
+    enable_bucket: bool = _f(True, "aspect-ratio buckets (otherwise every image is cropped to a square)")
+    min_bucket_reso: int = _f(256, "smallest bucket side in pixels")
+    max_bucket_reso: int = _f(1280, "largest bucket side in pixels")
+    bucket_reso_steps: int = _f(64, "bucket side step in pixels (a multiple of 8)")
+    bucket_no_upscale: bool = _f(False, "never upscale small images to fill a bucket")
+    caption_extension: str = _f(".txt", "caption file extension beside each image")
+    shuffle_caption: bool = _f(True, "shuffle the comma-separated tags of each caption every step")
+    keep_tokens: int = _f(
+        0, "keep the first N comma-separated TAGS in place when shuffling (tags, not CLIP tokens)"
+    )
+    keep_tokens_separator: str = _f("", "a separator marking the end of the kept part instead of keep_tokens")
+    caption_dropout_rate: float = _f(0.0, "probability of training a step with an empty caption")
+    max_token_length: int = _f(75, "CLIP tokens per caption: 75, 150 or 225 (encoded in 75-token chunks)")
+    # -- schedule
+    max_train_epochs: int = _f(200, "epochs to train (0 = use max_train_steps only)")
+    max_train_steps: int = _f(
+        0, "stop after this many optimizer steps (0 = no step limit; the earlier limit wins)"
+    )
+    train_batch_size: int = _f(1, "images per batch (all from one bucket)")
+    gradient_accumulation_steps: int = _f(1, "batches per optimizer step")
+    learning_rate: float = _f(2e-6, "UNet learning rate")
+    learning_rate_te: float = _f(0.0, "text encoder learning rate (0 = same as learning_rate)")
+    lr_scheduler: str = _f(
+        "constant", "constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial"
+    )
+    lr_warmup_steps: int = _f(0, "optimizer steps of linear learning-rate warm-up")
+    optimizer_type: str = _f("AdamW", "AdamW, or AdamW8bit (needs bitsandbytes)")
+    max_grad_norm: float = _f(1.0, "clip gradients to this norm (0 = no clipping)")
+    stop_text_encoder_training: int = _f(
+        0, "optimizer step at which the text encoder stops (0 = see sensitivity, -1 = never train it)"
+    )
+    text_encoder_sensitivity: float = _f(
+        0.0, "stop the text encoder after this fraction of all optimizer steps (0 = train it to the end)"
+    )
+    # -- numerics
+    mixed_precision: str = _f("fp16", "no, fp16 or bf16 (fp16 falls back to no on a CPU)")
+    gradient_checkpointing: bool = _f(False, "trade compute for memory in the UNet and text encoder")
+    noise_offset: float = _f(0.0, "noise offset (0 = off); about 0.05-0.1 widens the brightness range")
+    min_snr_gamma: float = _f(0.0, "Min-SNR loss weighting gamma (0 = off; 5 is the paper's value)")
+    clip_skip: int = _f(1, "use the text encoder's N-th layer from the end (1 = last, 2 for anime models)")
+    seed: int = _f(42, "random seed (data order, captions, noise)")
+    cache_latents: bool = _f(True, "encode every image with the VAE once before training")
+    cache_latents_to_disk: bool = _f(False, "keep cached latents in OUTPUT_DIR/latent_cache across runs")
+    # -- output
+    output_dir: str = _f("output", "where checkpoints, samples, state and events.jsonl go")
+    output_name: str = _f("model", "checkpoint file name (intermediate saves add -EPOCH)")
+    save_model_as: str = _f("safetensors", "safetensors (single file) or diffusers (folder)")
+    save_precision: str = _f("float", "float (about 4 GB for SD 1.5), fp16 or bf16 (about 2 GB)")
+    save_every_n_epochs: int = _f(40, "save a checkpoint every N epochs (0 = only at the end)")
+    save_every_n_steps: int = _f(0, "also save every N optimizer steps (0 = off)")
+    save_state: bool = _f(True, "save the training state with each checkpoint so --resume can continue")
+    sample_prompts: list[str] = _f([], "prompts rendered at each save point (PNG in OUTPUT_DIR/samples)")
+    sample_every_n_epochs: int = _f(0, "render samples every N epochs (0 = at each save point)")
+    sample_sampler: str = _f("ddim", "sampler for samples: ddim, euler, euler_a, dpmsolver++, pndm")
+    sample_steps: int = _f(20, "denoising steps per sample")
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Field name -> one-line help text."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+    @classmethod
+    def defaults(cls) -> TrainConfig:
+        """A config with every default (the required paths empty)."""
+        return cls()
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (not validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, field order."""
+        return {f.name: _copy(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from plain data (Kohya-style section tables are flattened); type-checked, not path-checked."""
+        flat = _flatten(data, source)
+        known = {f.name: f for f in fields(cls)}
+        unknown = [key for key in flat if key not in known]
+        if unknown:
+            key = unknown[0]
+            near = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ConfigError(f"{source}: unknown setting '{key}'{hint}")
+        values = {name: _coerce(name, value, known[name], source) for name, value in flat.items()}
+        return cls(**values)
+
+    def validate(self, check_paths: bool = True) -> TrainConfig:
+        """Raise :class:`ConfigError` on the first problem; return self."""
+        _validate(self, check_paths)
+        return self
+
+
+_CHOICES = {
+    "mixed_precision": ("no", "fp16", "bf16"),
+    "save_precision": ("float", "fp16", "bf16"),
+    "save_model_as": ("safetensors", "diffusers"),
+    "optimizer_type": ("AdamW", "AdamW8bit"),
+    "lr_scheduler": (
+        "constant",
+        "constant_with_warmup",
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+    ),
+    "sample_sampler": ("ddim", "euler", "euler_a", "dpmsolver++", "pndm"),
+    "max_token_length": (75, 150, 225),
+    "caption_extension": None,
+}
+_NON_NEGATIVE = (
+    "max_train_epochs",
+    "max_train_steps",
+    "keep_tokens",
+    "lr_warmup_steps",
+    "save_every_n_epochs",
+    "save_every_n_steps",
+    "sample_every_n_epochs",
+    "learning_rate_te",
+    "noise_offset",
+    "min_snr_gamma",
+    "max_grad_norm",
+    "prior_loss_weight",
+    "seed",
+)
+_POSITIVE = (
+    "resolution",
+    "train_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "clip_skip",
+    "sample_steps",
+)
+
+
+def _validate(c: TrainConfig, check_paths: bool) -> None:
+    for name, choices in _CHOICES.items():
+        if choices is not None and getattr(c, name) not in choices:
+            allowed = ", ".join(str(x) for x in choices)
+            raise ConfigError(f"{name} = {getattr(c, name)!r} is not one of: {allowed}")
+    for name in _NON_NEGATIVE:
+        if getattr(c, name) < 0:
+            raise ConfigError(f"{name} must be 0 or more, got {getattr(c, name)}")
+    for name in _POSITIVE:
+        if getattr(c, name) <= 0:
+            raise ConfigError(f"{name} must be more than 0, got {getattr(c, name)}")
+    if c.stop_text_encoder_training < -1:
+        raise ConfigError(
+            "stop_text_encoder_training must be -1 (never train it), 0 (see sensitivity) or a step"
+        )
+    if not 0.0 <= c.text_encoder_sensitivity <= 1.0:
+        raise ConfigError(
+            f"text_encoder_sensitivity is a fraction of the steps (0..1), got {c.text_encoder_sensitivity}"
+        )
+    if not 0.0 <= c.caption_dropout_rate <= 1.0:
+        raise ConfigError(f"caption_dropout_rate is a probability (0..1), got {c.caption_dropout_rate}")
+    if c.max_train_epochs == 0 and c.max_train_steps == 0:
+        raise ConfigError("set max_train_epochs or max_train_steps (both are 0)")
+    if c.bucket_reso_steps % 8 or c.bucket_reso_steps <= 0:
+        raise ConfigError(f"bucket_reso_steps must be a positive multiple of 8, got {c.bucket_reso_steps}")
+    if c.resolution % 8:
+        raise ConfigError(f"resolution must be a multiple of 8, got {c.resolution}")
+    if c.enable_bucket and not 0 < c.min_bucket_reso <= c.resolution <= c.max_bucket_reso:
+        raise ConfigError(
+            f"buckets need min_bucket_reso <= resolution <= max_bucket_reso, got "
+            f"{c.min_bucket_reso} <= {c.resolution} <= {c.max_bucket_reso}"
+        )
+    if not c.caption_extension.startswith("."):
+        raise ConfigError(f"caption_extension must start with a dot, got {c.caption_extension!r}")
+    if not c.output_name or "/" in c.output_name or "\\" in c.output_name:
+        raise ConfigError(f"output_name must be a plain file name, got {c.output_name!r}")
+    if check_paths:
+        _check_paths(c)
+
+
+def _check_paths(c: TrainConfig) -> None:
+    if not c.pretrained_model_name_or_path:
+        raise ConfigError("pretrained_model_name_or_path is not set (a local model file or diffusers folder)")
+    if not Path(c.pretrained_model_name_or_path).exists():
+        raise ConfigError(f"base model not found: {c.pretrained_model_name_or_path}")
+    if c.vae and not Path(c.vae).exists():
+        raise ConfigError(f"vae not found: {c.vae}")
+    if not c.train_data_dir:
+        raise ConfigError("train_data_dir is not set (a folder in Kohya layout)")
+    if not Path(c.train_data_dir).is_dir():
+        raise ConfigError(f"train_data_dir is not a folder: {c.train_data_dir}")
+    if c.reg_data_dir and not Path(c.reg_data_dir).is_dir():
+        raise ConfigError(f"reg_data_dir is not a folder: {c.reg_data_dir}")
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        items = value.items() if isinstance(value, dict) else [(key, value)]
+        for inner_key, inner in items:
+            if isinstance(inner, dict):
+                raise ConfigError(f"{source}: nested table '{key}.{inner_key}' is not a setting")
+            if inner_key in flat:
+                raise ConfigError(f"{source}: setting '{inner_key}' is given twice")
+            flat[inner_key] = inner
+    return flat
+
+
+def _coerce(name: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif kind is list:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+    expected = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+        kind, "a list of strings"
+    )
+    raise ConfigError(f"{source}: {name} must be {expected}, got {value!r}")
+
+
+def read_config(path: Path) -> TrainConfig:
+    """Read a TOML config; relative paths in it stay as written (relative to the working directory)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config not found: {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return TrainConfig.from_dict(data, source=str(path))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def config_to_toml(config: TrainConfig) -> str:
+    """The config as TOML text: every field, each with its help line as a comment above it."""
+    lines = ["# dreamcurate DreamBooth training config (Kohya sd-scripts setting names)", ""]
+    for f in fields(config):
+        lines.append(f"# {f.metadata['help']}")
+        lines.append(f"{f.name} = {_toml_value(getattr(config, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(config: TrainConfig, path: Path) -> None:
+    """Write ``config`` to ``path`` atomically as TOML (every field, defaults included)."""
+    atomic_write_text(Path(path), config_to_toml(config))

@@ -1,0 +1,251 @@
+"""The TUI's single doorway to the headless code: every curator and trainer function the app calls goes through
+:class:`Backend`, so the app owns no logic and tests can swap one call for a fake (a hand-built scan result, say).
+
+Example::
+
+    backend = Backend(Path("train"), ScanSettings())
+    result = backend.scan(progress=lambda done, total: None, cancelled=lambda: False)
+    backend.decisions().set(["20_cat/a.png"], "drop")
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curator.decisions import DecisionStore, cluster_key
+from curator.results import ScanResult, ScanSettings
+from curator.workspace import Workspace
+from tui.state import PlanInputs
+
+ProgressFn = Callable[[int, int], None]
+CancelledFn = Callable[[], bool]
+
+
+class BackendError(Exception):
+    """An expected failure of a backend call: its message is one line for the user."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a headless call when the worker that runs it was cancelled."""
+
+
+@dataclass
+class CaptionView:
+    """A caption cut into tags with what training will do with it: the keep_tokens boundary and the CLIP limit."""
+
+    text: str
+    tags: list[str]
+    tokens: int  # CLIP tokens of the whole caption (start / end tokens excluded)
+    limit: int  # tokens CLIP reads (75 per chunk x chunks)
+    keep_tokens: int  # leading TAGS kept in place when captions are shuffled
+    lost_from: int | None = None  # index of the first tag past the token limit (None: all fit)
+
+
+@dataclass
+class TagChange:
+    """One caption a batch edit would change."""
+
+    rel: str
+    before: str
+    after: str
+
+
+@dataclass
+class PlanSummary:
+    """The headline numbers of a plan, as the plan panel and the overview show them."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (label, value), in display order
+    notes: list[str] = field(default_factory=list)
+
+
+class Backend:
+    """Calls into ``curator`` and ``trainer`` for one dataset. Stateless apart from paths and settings."""
+
+    def __init__(self, dataset_root: Path, settings: ScanSettings) -> None:
+        self.dataset_root = Path(dataset_root)
+        self.settings = settings
+        self.workspace = Workspace.for_dataset(self.dataset_root, settings.workspace)
+        self._store: DecisionStore | None = None
+
+    # -- scanning ---------------------------------------------------------------------------------------------
+    def scan(self, progress: ProgressFn, cancelled: CancelledFn) -> ScanResult:
+        """Scan the dataset (cached metrics are reused), reporting progress; raises JobCancelled when cancelled."""
+        from curator.scan import scan
+
+        def on_progress(done: int, total: int) -> None:
+            if cancelled():
+                raise JobCancelled()
+            progress(done, total)
+
+        return scan(self.dataset_root, self.settings, on_progress=on_progress)
+
+    # -- decisions (curator.decisions.DecisionStore, the store export reads) ---------------------------------------
+    def store(self) -> DecisionStore:
+        """The workspace's decision store, opened once."""
+        if self._store is None:
+            self._store = DecisionStore(self.workspace)
+        return self._store
+
+    def decision_map(self) -> dict[str, str]:
+        """Every current keep / drop decision: rel -> action."""
+        return {rel: d.action for rel, d in self.store().all().items()}
+
+    def decide(self, rels: list[str], decision: str, reason: str = "review") -> dict[str, str | None]:
+        """Keep, drop or clear ``rels`` as one undoable step; returns rel -> new decision (None: cleared)."""
+        store = self.store()
+        with store.batch():
+            for rel in rels:
+                if decision == "clear":
+                    store.clear(rel)
+                else:
+                    store.set(rel, decision, reason)
+        return {rel: (None if decision == "clear" else decision) for rel in rels}
+
+    def choose_keeper(self, keeper: str, members: list[str]) -> dict[str, str | None]:
+        """Record ``keeper`` for the cluster of ``members``, keep it and drop the others, as one undoable step."""
+        store = self.store()
+        with store.batch():
+            store.set_keeper(cluster_key(members), keeper)
+            for rel in members:
+                store.set(
+                    rel,
+                    "keep" if rel == keeper else "drop",
+                    "near_duplicate keeper" if rel == keeper else "near_duplicate",
+                )
+        return {rel: ("keep" if rel == keeper else "drop") for rel in members}
+
+    def undo(self) -> dict[str, str | None] | None:
+        """Undo the last step; returns the items whose decision changed (rel -> decision now), None when there was
+        nothing to undo."""
+        store = self.store()
+        undone = store.undo()
+        if not undone:
+            return None
+        current = store.all()
+        rels = sorted({change.key for change in undone if change.kind == "item"})
+        return {rel: (current[rel].action if rel in current else None) for rel in rels}
+
+    def edited_caption(self, rel: str) -> str | None:
+        """The caption saved in the review for ``rel`` (None when not edited)."""
+        return self.store().caption(rel)
+
+    def save_caption(self, rel: str, text: str) -> None:
+        """Save an edited caption (applied to the exported copy; the user's file is never touched)."""
+        self.store().set_caption(rel, text)
+
+    # -- captions ---------------------------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """CLIP tokens of ``text`` (start / end excluded), with the offline tokenizer."""
+        from curator.tokenizer import count_tokens
+
+        return count_tokens(text)
+
+    def split_tags(self, text: str) -> list[str]:
+        """The comma-separated tags of a caption, as training reads them."""
+        return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+    def caption_view(self, text: str, keep_tokens: int) -> CaptionView:
+        """``text`` cut into tags, with its token count and the first tag that CLIP will not read."""
+        tags = self.split_tags(text)
+        limit = self.settings.max_token_length
+        lost_from = None
+        for index in range(len(tags)):
+            if self.count_tokens(", ".join(tags[: index + 1])) > limit:
+                lost_from = index
+                break
+        return CaptionView(text, tags, self.count_tokens(text), limit, keep_tokens, lost_from)
+
+    def read_caption(self, caption_path: Path | None) -> str:
+        """The caption text on disk ('' when there is none or it cannot be read)."""
+        if caption_path is None:
+            return ""
+        try:
+            return Path(caption_path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
+
+    # -- tags -------------------------------------------------------------------------------------------------------
+    def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
+        """Tag frequencies over the training captions (edited captions count as edited), most frequent first."""
+        counts: dict[str, int] = {}
+        for record in result.records:
+            if record.item.is_reg:
+                continue
+            for tag in self.split_tags(self._caption(record.item.rel, record.item.caption_path)):
+                counts[tag] = counts.get(tag, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def _caption(self, rel: str, caption_path: Path | None) -> str:
+        edited = self.edited_caption(rel)
+        return edited if edited is not None else self.read_caption(caption_path)
+
+    def tag_preview(self, edit: Any) -> list[TagChange]:
+        """What a batch edit would change (nothing is written)."""
+        raise BackendError("batch tag edits are not available in this build")
+
+    def tag_apply(self, edit: Any) -> str:
+        """Apply a batch edit (undoable); returns a one-line summary."""
+        raise BackendError("batch tag edits are not available in this build")
+
+    def tag_undo(self) -> str:
+        """Undo the last applied batch edit; returns a one-line summary."""
+        raise BackendError("batch tag edits are not available in this build")
+
+    # -- plan, export, train ------------------------------------------------------------------------------------
+    def plan(
+        self, result: ScanResult, inputs: PlanInputs, dropped: set[str] | frozenset[str] = frozenset()
+    ) -> PlanSummary:
+        """The plan for ``inputs`` with the step math of ``curator.plan`` (dropped items left out)."""
+        from curator import plan as step_math
+        from curator.buckets import BucketSettings
+
+        entries = [
+            step_math.PlanEntry(r.item.rel, r.width, r.height, r.item.repeats, r.item.is_reg)
+            for r in result.records
+            if r.decoded and r.item.rel not in dropped
+        ]
+        buckets = BucketSettings(
+            resolution=inputs.resolution,
+            min_bucket_reso=self.settings.min_bucket_reso,
+            max_bucket_reso=self.settings.max_bucket_reso,
+            bucket_reso_steps=self.settings.bucket_reso_steps,
+            bucket_no_upscale=self.settings.bucket_no_upscale,
+        )
+        counts = step_math.bucket_counts(entries, buckets)
+        per_epoch = step_math.steps_per_epoch(counts, inputs.batch_size)
+        total = step_math.total_steps(per_epoch, max_train_epochs=inputs.epochs)
+        stop = step_math.text_encoder_stop_step(total, inputs.sensitivity)
+        images = sum(1 for e in entries if not e.is_reg)
+        seed = step_math.seed_formula_stop_step(images, inputs.sensitivity, inputs.epochs)
+        return PlanSummary(
+            lines=[
+                ("training images", str(images)),
+                ("buckets", str(len(counts))),
+                ("steps per epoch", str(per_epoch)),
+                ("total steps", str(total)),
+                ("text encoder stops at", str(stop)),
+                ("tutorial formula", f"{seed} (sensitivity x images x epochs)"),
+            ]
+        )
+
+    def export(
+        self, result: ScanResult, out: Path, base_model: str, inputs: PlanInputs
+    ) -> tuple[Path | None, str]:
+        """Export the curated folder (honouring the decisions); returns the train config written and a summary."""
+        raise BackendError("export is not available in this build")
+
+    def events_path(self, config: Path) -> Path:
+        """Where the trainer started with ``config`` writes its JSON-lines events."""
+        from trainer.config import read_config
+        from trainer.events import EVENTS_FILENAME
+
+        # relative paths in a config are relative to the working directory, which the subprocess inherits
+        return Path(read_config(config).output_dir) / EVENTS_FILENAME
+
+    def train_command(self, config: Path) -> list[str]:
+        """The trainer subprocess' command line: the same interpreter, ``-m trainer CONFIG``."""
+        return [sys.executable, "-m", "trainer", str(config)]

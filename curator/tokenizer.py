@@ -232,3 +232,18 @@ def count_tokens(text: str) -> int:
 def token_strings(text: str) -> list[str]:
     """The BPE token strings of ``text`` (no start / end tokens), for showing where a caption is cut."""
     return list(_backend().encode(text, add_special_tokens=False).tokens)
+
+
+def token_spans(text: str) -> list[tuple[int, int]]:
+    """The character span (start, end) in ``text`` of each CLIP token (no start / end tokens): where token number
+    ``k`` comes from, e.g. to name the tags that lie past the 75-token limit."""
+    return [tuple(span) for span in _backend().encode(text, add_special_tokens=False).offsets]  # type: ignore[misc]
+
+
+def cut_position(text: str, max_tokens: int = CHUNK_TOKENS) -> int | None:
+    """The character offset in ``text`` where training cuts it (the start of token number ``max_tokens``), or None
+    when the text fits in ``max_tokens`` CLIP tokens."""
+    spans = token_spans(text)
+    if len(spans) <= max_tokens:
+        return None
+    return spans[max_tokens][0]

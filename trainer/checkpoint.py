@@ -66,18 +66,19 @@ class Progress:
         return json.dumps(data, indent=1)
 
 
-def remove_stale_temporaries(output_dir: Path) -> list[Path]:
-    """Delete the hidden ``.*.tmp`` files and ``.tmp-*`` state folders a killed run left in our output folder."""
+def remove_stale_temporaries(output_dir: Path, output_name: str) -> list[Path]:
+    """Delete what a killed run left half-written in our output folder: hidden temporaries of checkpoints
+    (``.NAME*``, from model_io's temp + rename), of the latent cache and of resume states (``state/.tmp-*``)."""
     removed: list[Path] = []
-    if not output_dir.is_dir():
-        return removed
-    for folder in (output_dir, output_dir / STATE_DIRNAME):
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            if path.name.startswith(".") and (path.name.endswith(".tmp") or path.name.startswith(".tmp-")):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-                removed.append(path)
+    candidates: list[Path] = []
+    if (output_dir).is_dir():
+        candidates += [p for p in output_dir.iterdir() if p.name.startswith(f".{output_name}")]
+    for sub in (output_dir / STATE_DIRNAME, output_dir / "latent_cache", output_dir / "samples"):
+        if sub.is_dir():
+            candidates += [p for p in sub.iterdir() if p.name.startswith(".") and (".tmp" in p.name)]
+    for path in candidates:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        removed.append(path)
     return removed
 
 

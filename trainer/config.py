@@ -73,10 +73,10 @@ class TrainConfig:
     caption_dropout_rate: float = _f(0.0, "probability of training a step with an empty caption")
     max_token_length: int = _f(75, "CLIP tokens per caption: 75, 150 or 225 (encoded in 75-token chunks)")
     # -- schedule
-    max_train_epochs: int = _f(200, "epochs to train (0 = use max_train_steps only)")
-    max_train_steps: int = _f(
-        0, "stop after this many optimizer steps (0 = no step limit; the earlier limit wins)"
+    max_train_epochs: int = _f(
+        200, "epochs to train; wins over max_train_steps, as in Kohya (0 = use max_train_steps)"
     )
+    max_train_steps: int = _f(0, "optimizer steps to train when max_train_epochs is 0")
     train_batch_size: int = _f(1, "images per batch (all from one bucket)")
     gradient_accumulation_steps: int = _f(1, "batches per optimizer step")
     learning_rate: float = _f(2e-6, "UNet learning rate")

@@ -6,7 +6,7 @@ Example::
     data = build_training_data(config)
     for batch in data.epoch_batches(epoch=1):
         pixels = load_batch_pixels(batch)               # (B, 3, H, W) in [-1, 1]
-        captions = batch_captions(batch, config, seed=config.seed, epoch=1, index=0)
+        captions = batch_captions(batch, config, epoch=1, index=0)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from curator.buckets import BucketSettings, select_bucket
 from curator.dataset import Dataset, Item
-from trainer.config import ConfigError, TrainConfig
+from trainer.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,6 @@ def oriented_size(path: Path) -> tuple[int, int]:
         width, height = image.size
         orientation = image.getexif().get(0x0112, 1)
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
-def make_sample(item: Item, config: TrainConfig) -> Sample:
-    """Assign ``item`` to its bucket, as the plan does."""
-    width, height = oriented_size(item.path)
-    choice = select_bucket(width, height, bucket_settings(config))
-    return Sample(item=item, bucket=choice.bucket, resized=choice.resized)
 
 
 def load_pixels(sample: Sample) -> Any:
@@ -111,54 +104,106 @@ def load_batch_pixels(batch: Batch) -> Any:
     return torch.stack([load_pixels(sample) for sample in batch.samples])
 
 
-def read_caption(item: Item) -> str:
-    """The caption text of an item ('' when it has none), whitespace collapsed to one line."""
-    if item.caption_path is None:
-        return ""
-    try:
-        text = item.caption_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        text = item.caption_path.read_text(encoding="latin-1")
-    return " ".join(text.split())
+def item_caption(item: Item) -> str:
+    """The caption line training reads (Kohya: the first line of the caption file; the concept's class name when the
+    image has no caption). A caption that is not UTF-8 is a DataError, not a crash mid-run."""
+    from curator.captions import read_caption
+
+    caption = read_caption(item.caption_path)
+    if caption.status == "not_utf8":
+        raise DataError(f"caption is not UTF-8 ({caption.error}): {item.caption_path}")
+    return caption.text if caption.status == "ok" else item.concept
 
 
-def batch_captions(batch: Batch, config: TrainConfig, seed: int, epoch: int, index: int) -> list[str]:
-    """Processed captions of a batch (shuffle, keep_tokens, dropout), reproducible from (seed, epoch, index) so a
-    resumed run sees the captions the killed run would have seen."""
-    rng = random.Random(f"{seed}:{epoch}:{index}")
-    return [process_caption(read_caption(s.item), config, rng) for s in batch.samples]
+def caption_options(config: TrainConfig) -> Any:
+    """The shared caption options of a config."""
+    from curator.captions import CaptionOptions
 
-
-def process_caption(text: str, config: TrainConfig, rng: random.Random) -> str:
-    """One caption as Kohya trains it (the shared ``curator.captions`` code)."""
-    from curator import captions
-
-    if config.caption_dropout_rate > 0 and rng.random() < config.caption_dropout_rate:
-        return ""
-    return captions.process_caption(
-        text,
-        shuffle=config.shuffle_caption,
+    return CaptionOptions(
+        shuffle_caption=config.shuffle_caption,
         keep_tokens=config.keep_tokens,
         keep_tokens_separator=config.keep_tokens_separator,
-        rng=rng,
     )
 
 
-@dataclass
-class TrainingData:
-    """The dataset as the trainer runs it, with the plan's numbers."""
+def batch_captions(batch: Batch, config: TrainConfig, epoch: int, index: int) -> list[str]:
+    """Processed captions of a batch (shuffle, keep_tokens, dropout), reproducible from (seed, epoch, index) so a
+    resumed run sees the captions the killed run would have seen."""
+    from curator.captions import process_caption
 
-    dataset: Dataset
-    samples: list[Sample]
+    rng = random.Random(f"{config.seed}:{epoch}:{index}")
+    options = caption_options(config)
+    captions = []
+    for sample in batch.samples:
+        if config.caption_dropout_rate > 0 and rng.random() < config.caption_dropout_rate:
+            captions.append("")  # Kohya's caption dropout: the whole caption, this step
+        else:
+            captions.append(process_caption(item_caption(sample.item), options, rng))
+    return captions
+
+
+class DataError(ValueError):
+    """The dataset cannot be trained (no images, unreadable caption...): one line for the user."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The plan's numbers for a run: optimizer steps per epoch, total steps, epochs started, text-encoder stop step
+    (None: it trains to the end; 0: it never trains)."""
+
     steps_per_epoch: int
     total_steps: int
     epochs: int
     te_stop_step: int | None
-    _plan_input: Any
+
+
+def schedule_for(
+    config: TrainConfig, bucket_image_counts: dict[tuple[int, int], int], num_processes: int = 1
+) -> Schedule:
+    """The schedule ``curator.plan`` predicts for a config (the trainer runs exactly this)."""
+    from curator import plan
+
+    per_epoch = plan.steps_per_epoch(
+        bucket_image_counts, config.train_batch_size, config.gradient_accumulation_steps, num_processes
+    )
+    total = plan.total_steps(per_epoch, config.max_train_epochs or None, config.max_train_steps or None)
+    epochs = config.max_train_epochs or plan.epochs_for_steps(total, per_epoch)
+    if config.stop_text_encoder_training == -1:
+        explicit: int | None = 0
+    else:
+        explicit = config.stop_text_encoder_training or None
+    stop = plan.text_encoder_stop_step(total, config.text_encoder_sensitivity or None, explicit)
+    return Schedule(per_epoch, total, epochs, stop)
+
+
+@dataclass
+class TrainingData:
+    """The dataset as the trainer runs it: every image bucketed, the plan's schedule and epoch batches.
+
+    Example::
+
+        data = build_training_data(config)
+        data.schedule.total_steps, len(data.epoch_batches(1))
+    """
+
+    dataset: Dataset
+    samples: dict[str, Sample]
+    entries: list[Any]
+    schedule: Schedule
+    config: TrainConfig
 
     def epoch_batches(self, epoch: int, rank: int = 0, world: int = 1) -> list[Batch]:
         """The batches of one epoch (1-based) for process ``rank`` of ``world``, in training order."""
-        batches = plan_epoch_batches(self, epoch)
+        from curator import plan
+
+        planned = plan.epoch_batches(
+            self.entries,
+            bucket_settings(self.config),
+            self.config.train_batch_size,
+            epoch - 1,
+            self.config.seed,
+        )
+        batches = [Batch(b.bucket, tuple(self.samples[key] for key in b.keys)) for b in planned]
         if world == 1:
             return batches
         per_process = -(-len(batches) // world)
@@ -171,39 +216,44 @@ class TrainingData:
 
 
 def discover_dataset(config: TrainConfig) -> Dataset:
-    """The Kohya-layout dataset a config names; a ConfigError when it holds no training image."""
+    """The Kohya-layout dataset a config names; a DataError when it holds no training image."""
     from curator.dataset import discover
 
-    dataset = discover(
-        Path(config.train_data_dir),
-        reg_root=Path(config.reg_data_dir) if config.reg_data_dir else None,
-        caption_extension=config.caption_extension,
-    )
+    try:
+        dataset = discover(
+            Path(config.train_data_dir),
+            reg_root=Path(config.reg_data_dir) if config.reg_data_dir else None,
+            caption_extension=config.caption_extension,
+        )
+    except NotADirectoryError as exc:
+        raise DataError(str(exc)) from exc
     if not dataset.train_items:
-        raise ConfigError(f"no training images found in {config.train_data_dir}")
+        raise DataError(
+            f"no training images found in {config.train_data_dir} (Kohya layout: DIR/<repeats>_<name>/)"
+        )
     return dataset
 
 
 def build_training_data(config: TrainConfig, num_processes: int = 1) -> TrainingData:
-    """Discover the dataset, bucket every image and compute the plan's step numbers."""
+    """Discover the dataset, bucket every image, check the captions and compute the plan's schedule."""
+    from curator import plan
+
     dataset = discover_dataset(config)
-    samples = [make_sample(item, config) for item in dataset.items]
-    return plan_training_data(dataset, samples, config, num_processes)
-
-
-# ---- the plan: the shared step arithmetic of curator.plan ------------------------------------------------------
-
-
-def plan_training_data(
-    dataset: Dataset, samples: list[Sample], config: TrainConfig, num_processes: int
-) -> TrainingData:
-    """Steps per epoch, total steps and the text-encoder stop step, from ``curator.plan``."""
-    raise NotImplementedError  # filled when curator.plan lands
-
-
-def plan_epoch_batches(data: TrainingData, epoch: int) -> list[Batch]:
-    """The batches of one epoch as ``curator.plan`` orders them."""
-    raise NotImplementedError
+    settings = bucket_settings(config)
+    entries, samples = [], {}
+    for item in dataset.items:
+        try:
+            width, height = oriented_size(item.path)
+        except OSError as exc:
+            raise DataError(f"cannot read image {item.path}: {exc}") from exc
+        item_caption(item)
+        choice = select_bucket(width, height, settings)
+        entries.append(plan.PlanEntry(item.rel, width, height, item.repeats, item.is_reg))
+        samples[item.rel] = Sample(item=item, bucket=choice.bucket, resized=choice.resized)
+    counts = plan.bucket_counts(entries, settings)
+    if not counts:
+        raise DataError("no image can be trained at these bucket settings")
+    return TrainingData(dataset, samples, entries, schedule_for(config, counts, num_processes), config)
 
 
 # ---- latent cache ------------------------------------------------------------------------------------------------
@@ -229,7 +279,9 @@ class LatentCache:
     def key(self, sample: Sample) -> str:
         """The cache key of a sample."""
         stat = sample.item.path.stat()
-        raw = f"{sample.item.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample.bucket}|{sample.resized}"
+        raw = (
+            f"{sample.item.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample.bucket}|{sample.resized}"
+        )
         return hashlib.sha1(f"{raw}|{self.vae_id}".encode()).hexdigest()
 
     def get(self, sample: Sample) -> Any | None:

@@ -75,9 +75,13 @@ def render_samples(
     paths = []
     try:
         with torch.no_grad(), autocast or contextlib.nullcontext():
-            negative = encode(model.text_encoder, tokenize(model.tokenizer, [""], max_token_length), clip_skip)
+            negative = encode(
+                model.text_encoder, tokenize(model.tokenizer, [""], max_token_length), clip_skip
+            )
             for index, prompt in enumerate(prompts):
-                embeds = encode(model.text_encoder, tokenize(model.tokenizer, [prompt], max_token_length), clip_skip)
+                embeds = encode(
+                    model.text_encoder, tokenize(model.tokenizer, [prompt], max_token_length), clip_skip
+                )
                 generator = torch.Generator(device="cpu").manual_seed(seed + index)
                 image = pipe(
                     prompt_embeds=embeds,

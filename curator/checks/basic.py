@@ -1,0 +1,144 @@
+"""Basic per-image checks: size, aspect crop, transparency, grayscale.
+
+Codes: ``too_small``, ``extreme_aspect``, ``alpha_channel``, ``grayscale``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from curator.buckets import BucketSettings, select_bucket
+from curator.checks.base import CheckContext, ImageCheck, Metrics
+from curator.findings import Finding, Severity
+from curator.results import ItemRecord
+from curator.view import ImageView
+
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+class TooSmall(ImageCheck):
+    """Short side under the training resolution: the image is upscaled and trains soft."""
+
+    name = "too_small"
+    codes = ("too_small",)
+    defaults: dict[str, Any] = {"tiny_px": 64}  # below this short side it is an error, not a warning
+
+    def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
+        short = min(record.width, record.height)
+        target = context.settings.resolution
+        if short >= target:
+            return []
+        tiny = short < params["tiny_px"]
+        return [
+            Finding(
+                "too_small",
+                Severity.ERROR if tiny else Severity.WARNING,
+                f"Short side {short} px is under the training resolution {target} px (upscaled, trains soft)",
+                {"short_side": short, "resolution": target, "tiny_px": params["tiny_px"]},
+            )
+        ]
+
+
+class ExtremeAspect(ImageCheck):
+    """A large share of the image is cropped away by its Kohya bucket."""
+
+    name = "extreme_aspect"
+    codes = ("extreme_aspect",)
+    defaults: dict[str, Any] = {"max_crop": 0.20}  # fraction of the resized image the centre crop may remove
+
+    def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
+        s = context.settings
+        buckets = BucketSettings(
+            resolution=s.resolution,
+            min_bucket_reso=s.min_bucket_reso,
+            max_bucket_reso=s.max_bucket_reso,
+            bucket_reso_steps=s.bucket_reso_steps,
+            bucket_no_upscale=s.bucket_no_upscale,
+        )
+        if record.width <= 0 or record.height <= 0:
+            return []
+        choice = select_bucket(record.width, record.height, buckets)
+        if choice.crop_fraction <= params["max_crop"]:
+            return []
+        return [
+            Finding(
+                "extreme_aspect",
+                Severity.WARNING,
+                f"Bucket {choice.bucket[0]}x{choice.bucket[1]} crops away {choice.crop_fraction:.0%} of the image "
+                f"(aspect {record.width / record.height:.2f})",
+                {
+                    "crop_fraction": round(choice.crop_fraction, 4),
+                    "threshold": params["max_crop"],
+                    "bucket": list(choice.bucket),
+                },
+            )
+        ]
+
+
+class AlphaChannel(ImageCheck):
+    """Transparent pixels: training composites them on black."""
+
+    name = "alpha_channel"
+    codes = ("alpha_channel",)
+    defaults: dict[str, Any] = {
+        "min_share": 0.01
+    }  # share of (partly) transparent pixels that is worth a warning
+
+    def measure(self, view: ImageView, params: dict[str, Any]) -> Metrics:
+        if view.alpha is None:
+            return {"has_alpha": False}
+        return {"has_alpha": True, "transparent_share": float((view.alpha < 250).mean())}
+
+    def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
+        share = record.metrics.get("transparent_share")
+        if share is None or share < params["min_share"]:
+            return []
+        return [
+            Finding(
+                "alpha_channel",
+                Severity.WARNING,
+                f"{share:.0%} of the pixels are transparent: they train as black (flatten on a background first)",
+                {"transparent_share": round(share, 4), "threshold": params["min_share"]},
+            )
+        ]
+
+
+class Grayscale(ImageCheck):
+    """Gray images (gray file modes, or RGB files whose channels are equal): the model learns the lack of colour."""
+
+    name = "grayscale"
+    codes = ("grayscale",)
+    defaults: dict[str, Any] = {"max_mean_spread": 1.5, "max_p99_spread": 6.0}  # channel differences, 0..255
+
+    def measure(self, view: ImageView, params: dict[str, Any]) -> Metrics:
+        rgb = view.rgb.astype(np.int16)
+        spread = np.max(rgb, axis=2) - np.min(rgb, axis=2)
+        return {
+            "color_spread_mean": float(spread.mean()) if spread.size else 0.0,
+            "color_spread_p99": float(np.percentile(spread, 99)) if spread.size else 0.0,
+        }
+
+    def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
+        mode = record.metrics.get("mode", "")
+        mean = record.metrics.get("color_spread_mean")
+        p99 = record.metrics.get("color_spread_p99")
+        gray_mode = mode in _GRAY_MODES
+        gray_pixels = (
+            mean is not None and mean <= params["max_mean_spread"] and p99 <= params["max_p99_spread"]
+        )
+        if not (gray_mode or gray_pixels):
+            return []
+        how = f"grayscale file ({mode})" if gray_mode else "colour file with gray pixels"
+        return [
+            Finding(
+                "grayscale",
+                Severity.INFO,
+                f"No colour: {how}; fine for a black-and-white style, a problem for a colour subject",
+                {"mode": mode, "color_spread_mean": mean, "threshold": params["max_mean_spread"]},
+            )
+        ]
+
+
+CHECKS = [TooSmall(), ExtremeAspect(), AlphaChannel(), Grayscale()]

@@ -1,0 +1,135 @@
+"""``dreamcurate export DATASET OUT``: scan (cached), apply review decisions and the policy, write the curated
+Kohya folder with its manifest and configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from curator.results import ScanResult, ScanSettings
+
+
+def plan_json(result: ScanResult, kept: set[str] | None = None) -> dict[str, Any] | None:
+    """The training plan of the kept items as JSON data, or None when the planner is not available.
+
+    The planner belongs to another part of the project; the report and the export work without it.
+    """
+    try:
+        from curator.plan import PlanOptions, build_plan  # type: ignore[attr-defined]
+
+        sizes = {r.item.rel: (r.width, r.height) for r in result.records if r.decoded}
+        if kept is not None:
+            sizes = {rel: size for rel, size in sizes.items() if rel in kept}
+        plan = build_plan(result.dataset, sizes, PlanOptions())
+        data = plan.to_json()
+    except Exception:  # the plan is an extra here: never let it break an export or a report
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_scan(dataset: Path, reg: Path | None, workspace: Path | None, resolution: int | None) -> ScanResult:
+    """Scan ``dataset`` with the cache (a no-op for files scanned before)."""
+    from curator.scan import scan
+
+    settings = ScanSettings(reg_root=reg, workspace=workspace)
+    if resolution:
+        settings.resolution = resolution
+    return scan(dataset, settings)
+
+
+def print_export_summary(report: Any, suggested_note: bool) -> None:
+    """A few lines: what was exported, what was dropped and why, balanced repeats."""
+    from rich.console import Console
+
+    from curator.selection import summarize
+
+    console = Console(highlight=False)
+    console.print(
+        f"[bold]Exported[/] {report.kept} images to {report.out} ({report.linked} hard links, {report.copied} copies)"
+    )
+    for folder in report.folders:
+        console.print(f"  {folder.rel}: {folder.count} images x {folder.repeats} repeats")
+    rules = summarize(v for v in report.verdicts.values() if not v.kept)
+    if rules:
+        console.print("[bold]Left out[/] " + ", ".join(f"{n} {rule}" for rule, n in sorted(rules.items())))
+    current = {f.name: f.repeats for f in report.folders if not f.is_reg}
+    if suggested_note and report.suggested_repeats and report.suggested_repeats != current:
+        parts = ", ".join(f"{name} {r}" for name, r in report.suggested_repeats.items())
+        console.print(f"Repeats that balance the concepts: {parts} (use --balance to apply them)")
+    console.print(
+        "Kohya: --dataset_config "
+        + str(report.out / "dataset.toml")
+        + "   ours: dreamcurate train "
+        + str(report.out / "train.toml")
+    )
+
+
+@click.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--reg",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Regularization folder (Kohya layout).",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Workspace folder (default DATASET/.dreamcurate).",
+)
+@click.option(
+    "--strict", is_flag=True, help="Drop items with warnings too (default: drop errors, keep warnings)."
+)
+@click.option("--force", is_flag=True, help="Replace an existing OUT.")
+@click.option(
+    "--target-size",
+    type=click.IntRange(min=1),
+    help="Per concept: keep at most N images, the N that cover the set best.",
+)
+@click.option("--balance", is_flag=True, help="Use repeats that balance the concepts in the folder names.")
+@click.option("--copy", "copy_files", is_flag=True, help="Copy images instead of hard-linking them.")
+@click.option("--base", "base_model", default="", help="Base model written to train.toml.")
+@click.option("--resolution", type=click.IntRange(min=64), help="Training resolution (default 512).")
+def export(
+    dataset: Path,
+    out: Path,
+    reg: Path | None,
+    workspace: Path | None,
+    strict: bool,
+    force: bool,
+    target_size: int | None,
+    balance: bool,
+    copy_files: bool,
+    base_model: str,
+    resolution: int | None,
+) -> None:
+    """Write the curated Kohya folder OUT/img/<repeats>_<name>/, manifest.json, dataset.toml and train.toml.
+
+    Review decisions from the workspace come first; then errors are dropped, warnings kept (--strict drops them),
+    and duplicate clusters keep their keeper. The dataset itself is never changed.
+    """
+    from curator.decisions import DecisionStore
+    from curator.export import ExportError, ExportOptions, export_dataset, plan_verdicts
+    from curator.workspace import Workspace
+
+    result = run_scan(dataset, reg, workspace, resolution)
+    options = ExportOptions(
+        strict=strict,
+        force=force,
+        target_size=target_size,
+        balance=balance,
+        hardlink=not copy_files,
+        base_model=base_model,
+    )
+    store = DecisionStore(Workspace.for_dataset(dataset, workspace))
+    verdicts, _ = plan_verdicts(result, store, options)
+    options.plan = plan_json(result, {rel for rel, v in verdicts.items() if v.kept})
+    try:
+        report = export_dataset(result, out, options, store)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"export failed, nothing was written to {out}: {exc}") from exc
+    print_export_summary(report, suggested_note=not balance)

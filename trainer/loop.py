@@ -1,0 +1,608 @@
+"""The DreamBooth training loop on accelerate: a handful of short functions (load models, build data, one optimizer
+step, save, sample) around one :class:`Run` that holds the state.
+
+It runs exactly the schedule ``curator.plan`` predicts (``trainer.data.schedule_for``): the same batches, the same
+number of optimizer steps, the same text-encoder stop step.
+
+Example::
+
+    result = train(read_config(Path("train.toml")))
+    print(result.steps, result.final_path)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer import checkpoint
+from trainer.config import ConfigError, TrainConfig
+from trainer.data import (
+    Batch,
+    LatentCache,
+    TrainingData,
+    batch_captions,
+    build_training_data,
+    load_batch_pixels,
+)
+from trainer.events import EVENTS_FILENAME, EventLog
+
+#: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
+NAN_AT_STEP_ENV = "DREAMCURATE_TEST_NAN_AT_STEP"
+
+
+class TrainingError(RuntimeError):
+    """Training stopped; the message is one line for the user (the last good checkpoint is kept)."""
+
+
+@dataclass
+class TrainResult:
+    """What a run did. ``steps``: optimizer steps done in total (resumed ones included); ``te_steps``: steps in which
+    the text encoder was updated; ``losses``: the loss of each optimizer step run by this call."""
+
+    steps: int
+    epochs: int
+    te_steps: int
+    te_stop_step: int | None
+    final_path: Path | None
+    checkpoints: list[Path] = field(default_factory=list)
+    samples: list[Path] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """Everything a running training holds (the loop's state, passed to its small functions)."""
+
+    config: TrainConfig
+    accelerator: Any
+    model: Any  # model_io.SDModel with the unwrapped modules
+    unet: Any  # prepared (maybe DDP-wrapped)
+    text_encoder: Any  # prepared when it trains, else the plain module
+    optimizer: Any
+    lr_scheduler: Any
+    data: TrainingData
+    cache: LatentCache | None
+    events: EventLog
+    result: TrainResult
+    te_training: bool
+    step: int = 0
+    epoch: int = 1
+    groups_done: int = 0
+    nan_at_step: int | None = None
+    last_checkpoint: Path | None = None
+    last_saved_step: int = -1
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+
+# ---- set-up -----------------------------------------------------------------------------------------------------
+
+
+def make_accelerator(config: TrainConfig, events: list[str]) -> Any:
+    """An Accelerator with the config's mixed precision (fp16 needs CUDA: on a CPU it falls back to no)."""
+    import torch
+    from accelerate import Accelerator
+
+    precision = config.mixed_precision
+    if precision == "fp16" and not torch.cuda.is_available():
+        events.append("mixed_precision fp16 needs a CUDA GPU; training in float32 on the CPU")
+        precision = "no"
+    # Gradient accumulation is done by the loop itself (groups of batches per epoch, the last group may be short)
+    # so the step count equals the plan's ceil(batches / accumulation) exactly.
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=1)
+
+
+def load_models(config: TrainConfig) -> Any:
+    """The base model (model_io.SDModel), float32, SDPA attention (diffusers' default processor)."""
+    from trainer import model_io
+
+    model = model_io.load_model(
+        Path(config.pretrained_model_name_or_path),
+        vae=Path(config.vae) if config.vae else None,
+        v_parameterization=config.v_parameterization,
+    )
+    model.vae.requires_grad_(False)
+    model.vae.eval()
+    return model
+
+
+def make_optimizer(config: TrainConfig, unet: Any, text_encoder: Any | None) -> Any:
+    """AdamW (or bitsandbytes' AdamW8bit) over the UNet and, when it trains, the text encoder (own learning rate)."""
+    import torch
+
+    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": config.learning_rate}]
+    if text_encoder is not None:
+        lr_te = config.learning_rate_te or config.learning_rate
+        groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad], "lr": lr_te})
+    if config.optimizer_type == "AdamW8bit":
+        try:
+            import bitsandbytes as bnb  # type: ignore[import-not-found]
+        except ImportError as exc:
+            raise ConfigError(
+                "optimizer_type AdamW8bit needs bitsandbytes (pip install bitsandbytes, CUDA only); or use AdamW"
+            ) from exc
+        return bnb.optim.AdamW8bit(groups)
+    return torch.optim.AdamW(groups)
+
+
+def make_lr_scheduler(config: TrainConfig, optimizer: Any, total_steps: int) -> Any:
+    """diffusers' learning-rate schedule, stepped once per optimizer step."""
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(
+        config.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=config.lr_warmup_steps,
+        num_training_steps=max(1, total_steps),
+    )
+
+
+def cache_all_latents(model: Any, data: TrainingData, config: TrainConfig, accelerator: Any) -> LatentCache:
+    """Encode every image once (per bucket, in small batches); then the VAE leaves the GPU until sampling."""
+    import torch
+
+    from trainer.data import Sample, iter_unique_samples
+
+    disk = Path(config.output_dir) / "latent_cache" if config.cache_latents_to_disk else None
+    base = Path(config.pretrained_model_name_or_path)
+    vae_id = f"{base.resolve()}:{_mtime(base)}:{config.vae}:{_mtime(Path(config.vae)) if config.vae else 0}"
+    cache = LatentCache(disk, vae_id)
+    model.vae.to(accelerator.device)
+    for group in iter_unique_samples(list(data.samples.values())):
+        missing: list[Sample] = [s for s in group if cache.get(s) is None]
+        for start in range(0, len(missing), 4):
+            chunk = missing[start : start + 4]
+            pixels = load_batch_pixels(Batch(chunk[0].bucket, tuple(chunk))).to(accelerator.device)
+            with torch.no_grad():
+                latents = model.vae.encode(pixels).latent_dist.sample()
+            for sample, latent in zip(chunk, latents, strict=True):
+                cache.put(sample, latent)
+    model.vae.to("cpu")
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return cache
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
+    """Load everything, prepare it with accelerate, restore a saved state when resuming."""
+    from accelerate.utils import set_seed
+
+    output_dir = Path(config.output_dir)
+    notices: list[str] = []
+    accelerator = make_accelerator(config, notices)
+    progress = checkpoint.latest_progress(output_dir) if resume else None
+    if resume and progress is None:
+        raise ConfigError(f"--resume: no saved training state in {output_dir / checkpoint.STATE_DIRNAME}")
+    if progress is not None:
+        checkpoint.check_resumable(config, progress)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_stale_temporaries(output_dir, config.output_name)
+    events = EventLog(output_dir / EVENTS_FILENAME if accelerator.is_main_process else None)
+    for notice in notices:
+        events.emit("notice", message=notice)
+    set_seed(config.seed)
+    model = load_models(config)
+    data = build_training_data(config, accelerator.num_processes)
+    schedule = data.schedule
+    te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
+    cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
+    if not config.cache_latents:
+        model.vae.to(accelerator.device)
+    model.text_encoder.requires_grad_(te_training)
+    model.text_encoder.train(te_training)
+    if config.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+        if te_training:
+            model.text_encoder.gradient_checkpointing_enable()
+    model.unet.train()
+    optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None)
+    lr_scheduler = make_lr_scheduler(config, optimizer, schedule.total_steps)
+    if te_training:
+        unet, text_encoder, optimizer = accelerator.prepare(model.unet, model.text_encoder, optimizer)
+    else:
+        unet, optimizer = accelerator.prepare(model.unet, optimizer)
+        text_encoder = model.text_encoder.to(accelerator.device)
+    # Not prepared: accelerate would step it once per process; ours steps once per optimizer step.
+    accelerator.register_for_checkpointing(lr_scheduler)
+    result = TrainResult(0, schedule.epochs, 0, schedule.te_stop_step, None)
+    run = Run(
+        config,
+        accelerator,
+        model,
+        unet,
+        text_encoder,
+        optimizer,
+        lr_scheduler,
+        data,
+        cache,
+        events,
+        result,
+        te_training,
+    )
+    nan_env = os.environ.get(NAN_AT_STEP_ENV)
+    run.nan_at_step = int(nan_env) if nan_env else None
+    if progress is not None:
+        restore(run, progress)
+    return run
+
+
+def restore(run: Run, progress: checkpoint.Progress) -> None:
+    """Continue from a saved state: weights, optimizer, scheduler, RNG, and our position in the schedule."""
+    run.accelerator.load_state(str(progress.state_dir))
+    run.step, run.epoch, run.groups_done = progress.step, progress.epoch, progress.groups_done
+    run.result.te_steps = progress.te_trained_steps
+    run.last_checkpoint = Path(progress.last_checkpoint) if progress.last_checkpoint else None
+    run.last_saved_step = progress.step
+    if (
+        run.te_training
+        and run.data.schedule.te_stop_step is not None
+        and run.step >= run.data.schedule.te_stop_step
+    ):
+        freeze_text_encoder(run, emit=False)
+
+
+# ---- one step ---------------------------------------------------------------------------------------------------
+
+
+def batch_latents(run: Run, batch: Batch) -> Any:
+    """Scaled VAE latents of a batch (from the cache, or encoded now)."""
+    import torch
+
+    device = run.accelerator.device
+    if run.cache is not None:
+        latents = torch.stack([run.cache.get(s) for s in batch.samples]).to(device)
+    else:
+        pixels = load_batch_pixels(batch).to(device)
+        with torch.no_grad():
+            latents = run.model.vae.encode(pixels).latent_dist.sample()
+    return latents * run.model.vae.config.scaling_factor
+
+
+def batch_loss(run: Run, batch: Batch, index: int) -> Any:
+    """The DreamBooth loss of one batch: noise prediction (epsilon or v) MSE, Min-SNR weighting, prior loss weight
+    for regularization images."""
+    import torch
+    import torch.nn.functional as F
+
+    from trainer.text import encode, tokenize
+
+    config, scheduler = run.config, run.model.noise_scheduler
+    latents = batch_latents(run, batch)
+    ids = tokenize(
+        run.model.tokenizer, batch_captions(batch, config, run.epoch, index), config.max_token_length
+    )
+    with torch.set_grad_enabled(run.te_training):
+        states = encode(run.text_encoder, ids, config.clip_skip)
+    noise = torch.randn_like(latents)
+    if config.noise_offset:
+        noise = noise + config.noise_offset * torch.randn(
+            latents.shape[0], latents.shape[1], 1, 1, device=latents.device
+        )
+    steps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    noisy = scheduler.add_noise(latents, noise, steps)
+    target = scheduler.get_velocity(latents, noise, steps) if _is_v(run) else noise
+    prediction = run.unet(noisy, steps, states).sample
+    loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
+    if config.min_snr_gamma:
+        loss = loss * min_snr_weights(scheduler, steps, config.min_snr_gamma, _is_v(run))
+    weights = torch.tensor(
+        [config.prior_loss_weight if s.item.is_reg else 1.0 for s in batch.samples], device=loss.device
+    )
+    return (loss * weights).mean()
+
+
+def _is_v(run: Run) -> bool:
+    return run.config.v_parameterization or run.model.noise_scheduler.config.prediction_type == "v_prediction"
+
+
+def min_snr_weights(scheduler: Any, timesteps: Any, gamma: float, v_prediction: bool) -> Any:
+    """Min-SNR-gamma loss weights (Hang et al. 2023) via diffusers' compute_snr."""
+    import torch
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, timesteps)
+    clipped = torch.minimum(snr, torch.full_like(snr, gamma))
+    return clipped / (snr + 1) if v_prediction else clipped / snr
+
+
+def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
+    """One optimizer step over a group of batches (gradient accumulation); returns the mean loss. Raises
+    TrainingError on a NaN or infinite loss before anything is stepped."""
+    accelerator = run.accelerator
+    total = 0.0
+    for offset, batch in enumerate(group):
+        last = offset == len(group) - 1
+        with contextlib.ExitStack() as stack:
+            if not last:  # no gradient all-reduce until the group's last batch
+                stack.enter_context(accelerator.no_sync(run.unet))
+            with accelerator.autocast():
+                loss = batch_loss(run, batch, first_index + offset)
+            if run.nan_at_step == run.step + 1:
+                loss = loss * float("nan")
+            value = float(loss.detach().item())
+            if not math.isfinite(value):
+                raise _non_finite(run, value)
+            accelerator.backward(loss / len(group))
+        total += value
+    params = [p for p in _trainable(run) if p.grad is not None]
+    if run.config.max_grad_norm and params:
+        accelerator.clip_grad_norm_(params, run.config.max_grad_norm)
+    run.optimizer.step()
+    run.lr_scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return total / len(group)
+
+
+def _trainable(run: Run) -> list[Any]:
+    params = [p for p in run.unet.parameters() if p.requires_grad]
+    if run.te_training:
+        params += [p for p in run.text_encoder.parameters() if p.requires_grad]
+    return params
+
+
+def _non_finite(run: Run, value: float) -> TrainingError:
+    kept = (
+        f"the last good checkpoint is {run.last_checkpoint}"
+        if run.last_checkpoint
+        else "no checkpoint was saved yet"
+    )
+    message = (
+        f"loss became {value} at step {run.step + 1} (epoch {run.epoch}); training stopped and {kept}. "
+        f"Try a lower learning_rate, mixed_precision bf16 or no, or check the images"
+    )
+    run.events.emit(
+        "error",
+        step=run.step + 1,
+        epoch=run.epoch,
+        message=message,
+        last_checkpoint=str(run.last_checkpoint) if run.last_checkpoint else None,
+    )
+    return TrainingError(message)
+
+
+def freeze_text_encoder(run: Run, emit: bool = True) -> None:
+    """Stop training the text encoder cleanly: no gradients, eval mode, no optimizer updates, its optimizer state
+    freed. (Kohya crashes at this point in some set-ups; here the parameters simply leave the optimizer's work.)"""
+    run.text_encoder.requires_grad_(False)
+    run.text_encoder.eval()
+    inner = getattr(run.optimizer, "optimizer", run.optimizer)
+    for param in run.accelerator.unwrap_model(run.text_encoder).parameters():
+        param.grad = None  # AdamW skips parameters without a gradient, weight decay included
+        inner.state.pop(param, None)
+    run.te_training = False
+    if emit:
+        run.events.emit("te_stop", step=run.step, epoch=run.epoch)
+
+
+# ---- save and sample --------------------------------------------------------------------------------------------
+
+
+def trained_model(run: Run) -> Any:
+    """The SDModel with the trained (unwrapped) modules."""
+    unwrap = run.accelerator.unwrap_model
+    return dataclasses.replace(run.model, unet=unwrap(run.unet), text_encoder=unwrap(run.text_encoder))
+
+
+def save_point(run: Run, final: bool, by_step: bool) -> None:
+    """Save the model (and the resume state), render samples; once per step at most."""
+    if run.last_saved_step == run.step and not final:
+        return
+    config, accelerator = run.config, run.accelerator
+    path = checkpoint.checkpoint_path(config, run.epoch, run.step, final, by_step)
+    if accelerator.is_main_process:
+        metadata = checkpoint.training_metadata(
+            config, run.step, run.epoch, getattr(run.model, "family", "sd1")
+        )
+        checkpoint.save_model(trained_model(run), config, path, metadata)
+        run.last_checkpoint = path
+        run.result.checkpoints.append(path)
+    state_dir = None
+    if config.save_state and not (final and run.last_saved_step == run.step):
+        state_dir = checkpoint.save_state(accelerator, run.output_dir, _progress(run))
+    run.last_saved_step = run.step
+    run.events.emit(
+        "checkpoint",
+        step=run.step,
+        epoch=run.epoch,
+        path=str(path),
+        state=str(state_dir) if state_dir else None,
+    )
+    if config.sample_prompts and (config.sample_every_n_epochs == 0 or final):
+        render(run, path.name.removesuffix(".safetensors"))
+
+
+def _progress(run: Run) -> checkpoint.Progress:
+    return checkpoint.Progress(
+        step=run.step,
+        epoch=run.epoch,
+        groups_done=run.groups_done,
+        te_trained_steps=run.result.te_steps,
+        last_checkpoint=str(run.last_checkpoint) if run.last_checkpoint else None,
+        config=run.config.to_dict(),
+    )
+
+
+def render(run: Run, stem: str) -> None:
+    """Render the sample prompts with the current weights (main process only)."""
+    from trainer.sampling import render_samples
+
+    if not run.accelerator.is_main_process:
+        return
+    model = trained_model(run)
+    vae_device = next(model.vae.parameters()).device
+    model.vae.to(run.accelerator.device)
+    try:
+        paths = render_samples(
+            model,
+            run.config.sample_prompts,
+            run.output_dir / "samples",
+            stem,
+            steps=run.config.sample_steps,
+            size=(run.config.resolution, run.config.resolution),
+            seed=run.config.seed,
+            sampler=run.config.sample_sampler,
+            clip_skip=run.config.clip_skip,
+            max_token_length=run.config.max_token_length,
+            autocast=run.accelerator.autocast(),
+        )
+    finally:
+        model.vae.to(vae_device)
+    for prompt, path in zip(run.config.sample_prompts, paths, strict=True):
+        run.events.emit("sample", step=run.step, epoch=run.epoch, path=str(path), prompt=prompt)
+        run.result.samples.append(path)
+
+
+# ---- the loop ---------------------------------------------------------------------------------------------------
+
+
+def run_epoch(run: Run, ticker: Any) -> None:
+    """Train one epoch (or what is left of it after a resume)."""
+    config, schedule = run.config, run.data.schedule
+    accelerator = run.accelerator
+    batches = run.data.epoch_batches(run.epoch, accelerator.process_index, accelerator.num_processes)
+    per_step = config.gradient_accumulation_steps
+    groups = [batches[i : i + per_step] for i in range(0, len(batches), per_step)]
+    losses = []
+    while run.groups_done < len(groups) and run.step < schedule.total_steps:
+        first = run.groups_done * per_step
+        loss = optimizer_step(run, groups[run.groups_done], first)
+        if run.te_training:
+            run.result.te_steps += 1
+        run.step += 1
+        run.groups_done += 1
+        losses.append(loss)
+        run.result.losses.append(loss)
+        ticker(loss)
+        if run.te_training and schedule.te_stop_step is not None and run.step >= schedule.te_stop_step:
+            freeze_text_encoder(run)
+        if (
+            config.save_every_n_steps
+            and run.step % config.save_every_n_steps == 0
+            and run.step < schedule.total_steps
+        ):
+            save_point(run, final=False, by_step=True)
+    if losses:
+        run.events.emit("epoch", epoch=run.epoch, step=run.step, loss=sum(losses) / len(losses))
+
+
+def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    """Train ``config`` to the end (or continue a saved run with ``resume``); returns what happened.
+
+    Raises ConfigError / DataError for bad settings or data and TrainingError when the loss turns NaN or inf.
+    """
+    config.validate()
+    run = setup_run(config, resume, show_progress)
+    schedule = run.data.schedule
+    run.events.emit(
+        "start",
+        total_steps=schedule.total_steps,
+        steps_per_epoch=schedule.steps_per_epoch,
+        epochs=schedule.epochs,
+        te_stop_step=schedule.te_stop_step,
+        resumed_from_step=run.step if resume else None,
+        device=str(run.accelerator.device),
+        mixed_precision=run.accelerator.mixed_precision,
+    )
+    started = time.monotonic()
+    try:
+        with _progress_bar(run, show_progress) as ticker:
+            while run.step < schedule.total_steps and run.epoch <= schedule.epochs:
+                run_epoch(run, ticker)
+                if run.step >= schedule.total_steps:
+                    break
+                _end_of_epoch(run)
+        save_point(run, final=True, by_step=False)
+    except TrainingError:
+        run.events.close()  # the error event is already written
+        raise
+    except Exception as exc:
+        run.events.emit(
+            "error",
+            step=run.step,
+            epoch=run.epoch,
+            message=f"{type(exc).__name__}: {exc}",
+            last_checkpoint=str(run.last_checkpoint) if run.last_checkpoint else None,
+        )
+        run.events.close()
+        raise
+    run.result.steps, run.result.final_path = run.step, run.last_checkpoint
+    run.events.emit(
+        "end",
+        step=run.step,
+        epoch=run.epoch,
+        path=str(run.last_checkpoint),
+        seconds=round(time.monotonic() - started, 2),
+    )
+    run.events.close()
+    run.accelerator.end_training()
+    return run.result
+
+
+def _end_of_epoch(run: Run) -> None:
+    config = run.config
+    if config.save_every_n_epochs and run.epoch % config.save_every_n_epochs == 0:
+        save_point(run, final=False, by_step=False)
+    elif (
+        config.sample_prompts
+        and config.sample_every_n_epochs
+        and run.epoch % config.sample_every_n_epochs == 0
+    ):
+        render(run, f"{config.output_name}-{run.epoch:06d}")
+    run.epoch += 1
+    run.groups_done = 0
+
+
+@contextlib.contextmanager
+def _progress_bar(run: Run, enabled: bool) -> Any:
+    """A rich progress bar (main process) and the per-step event; yields ``ticker(loss)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    total = run.data.schedule.total_steps
+    show = enabled and run.accelerator.is_main_process
+    bar = Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        disable=not show,
+    )
+    task = bar.add_task("train", total=total, completed=run.step, epoch=run.epoch, loss=0.0)
+    clock = {"start": time.monotonic(), "done": 0}
+
+    def ticker(loss: float) -> None:
+        clock["done"] += 1
+        elapsed = max(1e-9, time.monotonic() - clock["start"])
+        rate = clock["done"] / elapsed
+        lrs = run.lr_scheduler.get_last_lr()
+        run.events.emit(
+            "step",
+            step=run.step,
+            epoch=run.epoch,
+            loss=round(loss, 6),
+            lr=lrs[0],
+            lr_te=lrs[1] if run.te_training and len(lrs) > 1 else None,
+            it_s=round(rate, 4),
+            eta_s=round((total - run.step) / rate, 1),
+        )
+        bar.update(task, completed=run.step, epoch=run.epoch, loss=loss)
+
+    with bar:
+        yield ticker

@@ -149,7 +149,8 @@ class ReviewApp(App[None]):
             error = event.worker.error
             if isinstance(error, JobCancelled):
                 return
-            self.post_message(JobFailed(event.worker.group, f"{type(error).__name__}: {error}"))
+            text = str(error) if isinstance(error, BackendError) else f"{type(error).__name__}: {error}"
+            self.post_message(JobFailed(event.worker.group, text))
 
     def guard(self, job: str, call: Callable[..., T], *args: object) -> T | Failed:
         """Run a quick backend call on the UI thread; an expected failure becomes a JobFailed, never a crash."""
@@ -305,12 +306,16 @@ class ReviewApp(App[None]):
 
     # -- tags ---------------------------------------------------------------------------------------------------------
     def on_tags_panel_preview_requested(self, message: TagsPanel.PreviewRequested) -> None:
-        changes = self.guard("tags", self.backend.tag_preview, message.edit)
+        if self.state.result is None:
+            return
+        changes = self.guard("tags", self.backend.tag_preview, self.state.result, message.edit)
         if not isinstance(changes, Failed):
             self.query_one(TagsPanel).show_preview(changes)
 
     def on_tags_panel_apply_requested(self, message: TagsPanel.ApplyRequested) -> None:
-        summary = self.guard("tags", self.backend.tag_apply, message.edit)
+        if self.state.result is None:
+            return
+        summary = self.guard("tags", self.backend.tag_apply, self.state.result, message.edit)
         if isinstance(summary, Failed):
             return
         self.query_one(TagsPanel).show_status(summary)
@@ -360,14 +365,26 @@ class ReviewApp(App[None]):
         if self.state.result is None:
             self.note("wait for the scan to finish")
             return
-        self.query_one(TrainPanel).log_line(f"exporting to {message.out} …")
-        self.export_worker(message.out, message.base_model)
+        out, base = message.out, message.base_model
+
+        def answered(replace: bool | None) -> None:
+            if replace:
+                self.query_one(TrainPanel).log_line(f"exporting to {out} …")
+                self.export_worker(out, base, True)
+
+        if out.exists():
+            self.push_screen(ConfirmScreen(f"{out} exists. Replace it with a new export?"), answered)
+        else:
+            self.query_one(TrainPanel).log_line(f"exporting to {out} …")
+            self.export_worker(out, base, False)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
-    def export_worker(self, out: Path, base_model: str) -> None:
-        """Export in a thread (copies files)."""
+    def export_worker(self, out: Path, base_model: str, force: bool) -> None:
+        """Export in a thread (it links or copies every kept image)."""
         assert self.state.result is not None
-        config, summary = self.backend.export(self.state.result, out, base_model, self.state.plan_inputs)
+        config, summary = self.backend.export(
+            self.state.result, out, base_model, self.state.plan_inputs, force
+        )
         self.post_message(ExportFinished(out, config, summary))
 
     def on_export_finished(self, message: ExportFinished) -> None:

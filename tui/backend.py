@@ -19,7 +19,7 @@ from typing import Any
 from curator.decisions import DecisionStore, cluster_key
 from curator.results import ScanResult, ScanSettings
 from curator.workspace import Workspace
-from tui.state import PlanInputs
+from tui.state import PlanInputs, TagEditForm
 
 ProgressFn = Callable[[int, int], None]
 CancelledFn = Callable[[], bool]
@@ -60,6 +60,9 @@ class PlanSummary:
 
     lines: list[tuple[str, str]] = field(default_factory=list)  # (label, value), in display order
     notes: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(
+        default_factory=dict
+    )  # machine-readable numbers (total_steps, stop step...)
 
 
 class Backend:
@@ -144,56 +147,99 @@ class Backend:
 
         return count_tokens(text)
 
-    def split_tags(self, text: str) -> list[str]:
-        """The comma-separated tags of a caption, as training reads them."""
-        return [tag.strip() for tag in text.split(",") if tag.strip()]
-
     def caption_view(self, text: str, keep_tokens: int) -> CaptionView:
-        """``text`` cut into tags, with its token count and the first tag that CLIP will not read."""
-        tags = self.split_tags(text)
+        """``text`` cut into tags as Kohya reads it, with its token count and the first tag CLIP will not read.
+
+        A caption with Kohya's ``|||`` separator keeps its prefix in place instead of ``keep_tokens`` tags."""
+        from curator.captions import parse_caption
+
+        caption = parse_caption(text)
+        tags = list(caption.tags)
+        kept = len(caption.fixed) if caption.has_separator else keep_tokens
         limit = self.settings.max_token_length
         lost_from = None
         for index in range(len(tags)):
             if self.count_tokens(", ".join(tags[: index + 1])) > limit:
                 lost_from = index
                 break
-        return CaptionView(text, tags, self.count_tokens(text), limit, keep_tokens, lost_from)
+        return CaptionView(caption.text, tags, self.count_tokens(caption.text), limit, kept, lost_from)
 
     def read_caption(self, caption_path: Path | None) -> str:
-        """The caption text on disk ('' when there is none or it cannot be read)."""
-        if caption_path is None:
-            return ""
-        try:
-            return Path(caption_path).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            return ""
+        """The caption line training reads ('' when there is none or it cannot be read)."""
+        from curator.captions import read_caption
+
+        return read_caption(caption_path).text
 
     # -- tags -------------------------------------------------------------------------------------------------------
     def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
         """Tag frequencies over the training captions (edited captions count as edited), most frequent first."""
+        from curator.captions import parse_caption
+
         counts: dict[str, int] = {}
+        edits = self.store().captions()
         for record in result.records:
             if record.item.is_reg:
                 continue
-            for tag in self.split_tags(self._caption(record.item.rel, record.item.caption_path)):
+            text = edits.get(record.item.rel)
+            if text is None:
+                text = self.read_caption(record.item.caption_path)
+            for tag in parse_caption(text).tags:
                 counts[tag] = counts.get(tag, 0) + 1
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
-    def _caption(self, rel: str, caption_path: Path | None) -> str:
-        edited = self.edited_caption(rel)
-        return edited if edited is not None else self.read_caption(caption_path)
+    @staticmethod
+    def tag_edits(edit: TagEditForm) -> Any:
+        """The ``curator.tagedit.TagEdits`` a form describes; BackendError when an argument is missing."""
+        from curator.tagedit import TagEdits
 
-    def tag_preview(self, edit: Any) -> list[TagChange]:
-        """What a batch edit would change (nothing is written)."""
-        raise BackendError("batch tag edits are not available in this build")
+        if edit.operation == "dedupe":
+            return TagEdits(dedupe=True)
+        if not edit.first:
+            raise BackendError(f"'{edit.operation}' needs a tag")
+        if edit.operation == "front":
+            return TagEdits(move_to_front=(edit.first,))
+        if edit.operation == "trigger":
+            return TagEdits(add_trigger=edit.first)
+        if edit.operation == "remove":
+            return TagEdits(remove=(edit.first,))
+        if edit.operation == "replace":
+            if not edit.second:
+                raise BackendError("'replace' needs the old and the new tag")
+            return TagEdits(replace=((edit.first, edit.second),))
+        raise BackendError(f"unknown edit {edit.operation!r}")
 
-    def tag_apply(self, edit: Any) -> str:
-        """Apply a batch edit (undoable); returns a one-line summary."""
-        raise BackendError("batch tag edits are not available in this build")
+    def tag_preview(self, result: ScanResult, edit: TagEditForm) -> list[TagChange]:
+        """What a batch edit would change in the caption files (nothing is written)."""
+        from curator.tagedit import plan_changes
+
+        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
+        return [TagChange(c.rel, _first_line(c.old), _first_line(c.new)) for c in changes]
+
+    def tag_apply(self, result: ScanResult, edit: TagEditForm) -> str:
+        """Apply a batch edit to the caption files exactly as ``tags --apply`` does (journal first, atomic
+        writes, undoable); returns a one-line summary."""
+        from curator.tagedit import EditConflict, apply_changes, plan_changes
+
+        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
+        if not changes:
+            return "nothing to change"
+        try:
+            apply_changes(changes, self.workspace.ensure())
+        except EditConflict as exc:
+            raise BackendError(str(exc)) from exc
+        return f"{len(changes)} captions changed (Undo last, or dreamcurate tags --undo)"
 
     def tag_undo(self) -> str:
-        """Undo the last applied batch edit; returns a one-line summary."""
-        raise BackendError("batch tag edits are not available in this build")
+        """Undo the last applied batch edit (``tags --undo``); returns a one-line summary."""
+        from curator.tagedit import undo_last
+
+        undone = undo_last(self.workspace)
+        if undone.journal is None:
+            return "no batch edit to undo"
+        text = f"{len(undone.restored)} captions restored"
+        if undone.conflicts:
+            text += f"; {len(undone.conflicts)} changed since and left alone"
+        return text
 
     # -- plan, export, train ------------------------------------------------------------------------------------
     def plan(
@@ -222,6 +268,11 @@ class Backend:
         images = sum(1 for e in entries if not e.is_reg)
         seed = step_math.seed_formula_stop_step(images, inputs.sensitivity, inputs.epochs)
         return PlanSummary(
+            values={
+                "max_train_epochs": inputs.epochs,
+                "total_steps": total,
+                "stop_text_encoder_training": stop,
+            },
             lines=[
                 ("training images", str(images)),
                 ("buckets", str(len(counts))),
@@ -229,14 +280,36 @@ class Backend:
                 ("total steps", str(total)),
                 ("text encoder stops at", str(stop)),
                 ("tutorial formula", f"{seed} (sensitivity x images x epochs)"),
-            ]
+            ],
         )
 
     def export(
-        self, result: ScanResult, out: Path, base_model: str, inputs: PlanInputs
-    ) -> tuple[Path | None, str]:
-        """Export the curated folder (honouring the decisions); returns the train config written and a summary."""
-        raise BackendError("export is not available in this build")
+        self, result: ScanResult, out: Path, base_model: str, inputs: PlanInputs, force: bool = False
+    ) -> tuple[Path, str]:
+        """Export as ``dreamcurate export`` does (review decisions first, then the policy), with the plan panel's
+        epochs, batch, resolution, keep_tokens and stop step in train.toml. Returns (train.toml, summary)."""
+        from curator.export import (
+            ExportError,
+            ExportOptions,
+            export_dataset,
+            plan_verdicts,
+            training_settings,
+        )
+
+        settings = training_settings(result)
+        settings.resolution = inputs.resolution
+        settings.train_batch_size = inputs.batch_size
+        settings.keep_tokens = inputs.keep_tokens
+        options = ExportOptions(force=force, base_model=base_model, training=settings)
+        verdicts, _ = plan_verdicts(result, self.store(), options)
+        plan = self.plan(result, inputs, {rel for rel, v in verdicts.items() if not v.kept})
+        options.plan = {k: plan.values[k] for k in ("max_train_epochs", "stop_text_encoder_training")}
+        try:
+            report = export_dataset(result, Path(out), options, self.store())
+        except ExportError as exc:
+            raise BackendError(str(exc)) from exc
+        summary = f"exported {report.kept} images to {report.out} ({report.dropped} left out)"
+        return report.out / "train.toml", summary
 
     def events_path(self, config: Path) -> Path:
         """Where the trainer started with ``config`` writes its JSON-lines events."""
@@ -249,3 +322,9 @@ class Backend:
     def train_command(self, config: Path) -> list[str]:
         """The trainer subprocess' command line: the same interpreter, ``-m trainer CONFIG``."""
         return [sys.executable, "-m", "trainer", str(config)]
+
+
+def _first_line(data: bytes) -> str:
+    """The first line of a caption file's bytes (what training reads)."""
+    text = data.decode("utf-8", errors="replace")
+    return text.splitlines()[0].strip() if text.strip() else ""

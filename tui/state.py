@@ -49,6 +49,16 @@ class PlanInputs:
 
 
 @dataclass
+class TagEditForm:
+    """One batch edit as the tags panel's form describes it (``dedupe``, ``front``, ``trigger``, ``replace``,
+    ``remove``, with up to two tag arguments)."""
+
+    operation: str
+    first: str = ""
+    second: str = ""
+
+
+@dataclass
 class TrainState:
     """What the train panel shows about the running (or last) training job."""
 

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Select, Static
 
 from tui.backend import TagChange
+from tui.state import TagEditForm
 
 #: batch edit operations (value, label, what the two arguments mean)
 OPERATIONS = (
@@ -21,15 +22,6 @@ OPERATIONS = (
 )
 
 
-@dataclass
-class TagEdit:
-    """One batch edit as the form describes it."""
-
-    operation: str
-    first: str = ""
-    second: str = ""
-
-
 class TagsPanel(Horizontal):
     """Frequencies on the left, the batch edit form and its preview on the right."""
 
@@ -37,13 +29,13 @@ class TagsPanel(Horizontal):
     class PreviewRequested(Message):
         """Compute what ``edit`` would change (nothing is written)."""
 
-        edit: TagEdit
+        edit: TagEditForm
 
     @dataclass
     class ApplyRequested(Message):
         """Apply ``edit`` (undoable)."""
 
-        edit: TagEdit
+        edit: TagEditForm
 
     class UndoRequested(Message):
         """Undo the last applied batch edit."""
@@ -83,10 +75,10 @@ class TagsPanel(Horizontal):
         for tag, count in counts:
             table.add_row(tag, str(count))
 
-    def edit(self) -> TagEdit:
+    def edit(self) -> TagEditForm:
         """The edit the form describes."""
         op = self.query_one("#tag-op", Select).value
-        return TagEdit(
+        return TagEditForm(
             str(op),
             self.query_one("#tag-first", Input).value.strip(),
             self.query_one("#tag-second", Input).value.strip(),

@@ -33,6 +33,7 @@ def build_result(
     findings: dict[str, list[Finding]] | None = None,
     captions: dict[str, str] | None = None,
     reg: dict[str, tuple[int, list[str]]] | None = None,
+    size: tuple[int, int] = (64, 48),
 ) -> ScanResult:
     """Create ``root/<repeats>_<name>/<file>`` images (+ captions) and a ScanResult describing them.
 
@@ -54,7 +55,7 @@ def build_result(
         for file in files:
             seed += 1
             path = folder / file
-            make_image(path, seed)
+            make_image(path, seed, size)
             rel = ("reg/" if is_reg else "") + f"{repeats}_{name}/{file}"
             cap = path.with_suffix(".txt")
             cap.write_text(captions.get(rel, f"{name}, tag{seed % 3}"), encoding="utf-8")
@@ -66,7 +67,7 @@ def build_result(
                 "sharpness": float(seed * 3 % 17),
                 "jpeg_quality": 60 + seed % 40,
             }
-            records.append(ItemRecord(item, metrics, own, 64, 48, decoded=True))
+            records.append(ItemRecord(item, metrics, own, size[0], size[1], decoded=True))
         concept_objs.append(concept)
     dataset = Dataset(root, concept_objs, "kohya", reg_root, ".txt")
     return ScanResult(dataset, ScanSettings(progress=False), records, analysed=len(records))
@@ -86,3 +87,57 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+HOSTILE = '<script>alert("x")</script>'
+#: a hostile file name (no slash: a file name cannot hold one)
+HOSTILE_NAME = '<img src=x onerror="alert(1)"><script>alert(2)<\\script>'
+
+
+def showcase_result(tmp: Path) -> ScanResult:
+    """A small dataset with every kind of section content, and hostile file names and captions."""
+    files = [f"img_{n:02d}.png" for n in range(10)] + [f"{HOSTILE_NAME}.png", "q\"uote's & <b>.png"]
+    rels = [f"10_cat/{f}" for f in files]
+    findings = {
+        rels[1]: [
+            Finding(
+                "blurry",
+                Severity.WARNING,
+                "Image looks out of focus",
+                {"metric": "sharpness", "threshold": 5.0, "value": 2.0},
+            )
+        ],
+        rels[2]: [
+            Finding(
+                "screenshot",
+                Severity.ERROR,
+                "Looks like a screenshot",
+                {"evidence": ["flat UI regions", HOSTILE]},
+            )
+        ],
+        rels[3]: [dup(rels[4])],
+        rels[5]: [dup(rels[4])],
+        rels[10]: [
+            Finding(
+                "jpeg_artifacts",
+                Severity.WARNING,
+                f"Blocky {HOSTILE}",
+                {"metric": "jpeg_quality", "threshold": 70, "tag": HOSTILE},
+            )
+        ],
+        rels[11]: [
+            Finding(
+                "caption_too_long",
+                Severity.WARNING,
+                "Caption is cut at 75 tokens",
+                {"cut_tags": [HOSTILE, '" onmouseover="x']},
+            )
+        ],
+    }
+    captions = {rels[10]: f"cat, {HOSTILE}, sitting", rels[11]: 'cat, " onload="alert(1), <img src=x>'}
+    concepts = {"cat": (10, files), "dog": (4, ["d1.png", "d2.png", "d3.png"])}
+    result = build_result(tmp / "data", concepts, findings, captions, size=(320, 240))
+    result.findings.append(
+        Finding("caption_extension_mismatch", Severity.WARNING, f"Captions are .txt {HOSTILE}", {"files": 3})
+    )
+    return result

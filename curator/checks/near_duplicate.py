@@ -1,0 +1,196 @@
+"""``near_duplicate``: the same picture resized, re-encoded, cropped a little, re-toned or mirrored.
+
+Two phases, as in the data-quality libraries: :class:`DupHashes` (an image check) encodes every image into 64-bit
+pHash and dHash, of the image and of its horizontal mirror (cached hex strings); :class:`NearDuplicates` (a dataset
+check) searches all pairs whose pHash is within ``max_phash`` in either orientation (vectorised multi-index search,
+:func:`curator.hashing.hamming_pairs`), confirms them with the dHash of the same orientation, groups them with
+union-find and names a keeper per cluster (:func:`curator.keeper.choose_keeper`). Every other member gets a warning
+with the keeper's path, both distances and whether it is mirrored. Byte- or pixel-identical copies are left to
+``exact_duplicate``. With CLIP features configured, pairs whose embeddings' cosine similarity reaches ``clip_cosine``
+are added too (semantic near-duplicates).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from curator import hashing
+from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
+from curator.findings import Finding, Severity
+from curator.keeper import choose_keeper
+
+
+class DupHashes(ImageCheck):
+    """Encodes one image for the duplicate search: ``phash``, ``dhash``, ``phash_mirror``, ``dhash_mirror`` (hex).
+
+    Example::
+
+        DupHashes().measure(view, {})["phash"]   # '3c0f81e0...'
+    """
+
+    name = "dup_hashes"
+    codes = ()
+    version = 1
+    defaults: dict[str, Any] = {}
+
+    def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
+        """The four hashes of ``view.gray`` and its mirror."""
+        gray = np.asarray(view.gray, dtype=np.float32)
+        mirror = gray[:, ::-1]
+        return {
+            "phash": hashing.to_hex(hashing.phash(gray)),
+            "dhash": hashing.to_hex(hashing.dhash(gray)),
+            "phash_mirror": hashing.to_hex(hashing.phash(mirror)),
+            "dhash_mirror": hashing.to_hex(hashing.dhash(mirror)),
+        }
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 (path halving, union by size)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, i: int) -> int:
+        """Representative of i's set."""
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        """Merge the sets of a and b."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+
+    def groups(self) -> list[list[int]]:
+        """Sets with at least two members, each sorted."""
+        out: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            out.setdefault(self.find(i), []).append(i)
+        return [sorted(g) for g in out.values() if len(g) > 1]
+
+
+def find_pairs(metrics: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Near-duplicate pairs among hashed items: ``[{"a", "b", "phash", "dhash", "mirrored"}]`` (indices into metrics).
+
+    A pair needs pHash distance <= ``max_phash`` in some orientation and dHash distance <= ``max_dhash`` in the same
+    orientation.
+    """
+    ph = hashing.from_hex([m["phash"] for m in metrics])
+    dh = hashing.from_hex([m["dhash"] for m in metrics])
+    dh_m = hashing.from_hex([m["dhash_mirror"] for m in metrics])
+    pairs = hashing.hamming_pairs(ph, int(params["max_phash"]), int(hashing.MIRROR_MASK))
+    out = []
+    for a, b, _, _ in pairs.tolist():
+        direct = int(hashing.popcount(dh[a] ^ dh[b]))
+        flipped = int(hashing.popcount(dh_m[a] ^ dh[b]))
+        pd_direct = int(hashing.popcount(ph[a] ^ ph[b]))
+        pd_flip = int(hashing.popcount(ph[a] ^ hashing.MIRROR_MASK ^ ph[b]))
+        options = [
+            (pd_direct + direct, pd_direct, direct, False),
+            (pd_flip + flipped, pd_flip, flipped, True),
+        ]
+        for _, p_dist, d_dist, mirrored in sorted(options):
+            if p_dist <= params["max_phash"] and d_dist <= params["max_dhash"]:
+                out.append({"a": a, "b": b, "phash": p_dist, "dhash": d_dist, "mirrored": mirrored})
+                break
+    return out
+
+
+def clip_pairs(metrics: list[dict[str, Any]], min_cosine: float) -> list[dict[str, Any]]:
+    """Pairs whose cached CLIP embeddings (``clip_embedding``) reach ``min_cosine`` (blockwise matrix product)."""
+    have = [i for i, m in enumerate(metrics) if isinstance(m.get("clip_embedding"), list)]
+    if len(have) < 2:
+        return []
+    emb = np.array([metrics[i]["clip_embedding"] for i in have], dtype=np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-8
+    out = []
+    for start in range(0, len(have), 1024):
+        sims = emb[start : start + 1024] @ emb.T
+        rows, cols = np.nonzero(sims >= min_cosine)
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            a, b = start + r, c
+            if a < b:
+                out.append({"a": have[a], "b": have[b], "cosine": round(float(sims[r, c]), 4)})
+    return out
+
+
+def _is_exact_copy(ma: dict[str, Any], mb: dict[str, Any]) -> bool:
+    for key in ("sha256", "pixel_sha256"):
+        if ma.get(key) and ma.get(key) == mb.get(key):
+            return True
+    return False
+
+
+class NearDuplicates(DatasetCheck):
+    """Clusters near-duplicate images and flags every member but the keeper.
+
+    Example::
+
+        findings = NearDuplicates().run(records, NearDuplicates.defaults, context)
+        # [Finding("near_duplicate", WARNING, "Near-duplicate of 1_cat/a.png (...)", {"keeper": "1_cat/a.png", ...})]
+    """
+
+    name = "near_duplicate"
+    codes = ("near_duplicate",)
+    version = 1
+    defaults: dict[str, Any] = {
+        "max_phash": 11,  # pHash Hamming distance (63 bits used) in the matched orientation
+        "max_dhash": 16,  # dHash Hamming distance in the same orientation
+        "clip_cosine": 0.95,  # semantic pairs, when CLIP embeddings are present
+    }
+
+    def run(self, records: list[Any], params: dict[str, Any], context: CheckContext) -> list[Finding]:
+        """One ``near_duplicate`` warning per non-keeper member of each cluster."""
+        hashed = [r for r in records if r.decoded and "phash" in r.metrics and "dhash_mirror" in r.metrics]
+        if len(hashed) < 2:
+            return []
+        metrics = [r.metrics for r in hashed]
+        links: dict[tuple[int, int], dict[str, Any]] = {}
+        for p in find_pairs(metrics, params):
+            links[(p["a"], p["b"])] = p
+        for p in clip_pairs(metrics, float(params["clip_cosine"])):
+            links.setdefault((p["a"], p["b"]), {}).update(p)
+        uf = UnionFind(len(hashed))
+        for a, b in links:
+            if not _is_exact_copy(metrics[a], metrics[b]):
+                uf.union(a, b)
+        findings = []
+        for group in uf.groups():
+            members = [hashed[i] for i in group]
+            keeper = choose_keeper(members)
+            k = group[members.index(keeper)]
+            for i in group:
+                if i == k:
+                    continue
+                link = links.get((min(i, k), max(i, k)))
+                findings.append(self._finding(hashed[i], keeper, link, len(group), params))
+        return findings
+
+    def _finding(
+        self, record: Any, keeper: Any, link: dict[str, Any] | None, size: int, params: dict[str, Any]
+    ) -> Finding:
+        evidence: dict[str, Any] = {"keeper": keeper.item.rel, "cluster_size": size}
+        if link:
+            evidence.update({k: link[k] for k in ("phash", "dhash", "mirrored", "cosine") if k in link})
+        else:
+            evidence["linked_via"] = "another member of the cluster"
+        evidence["thresholds"] = {k: params[k] for k in ("max_phash", "max_dhash", "clip_cosine")}
+        how = " (mirrored)" if evidence.get("mirrored") else ""
+        dist = f"pHash {link['phash']}, dHash {link['dhash']}" if link and "phash" in link else "same cluster"
+        if link and "cosine" in link and "phash" not in link:
+            dist = f"CLIP cosine {link['cosine']:.3f}"
+        message = f"Near-duplicate of {keeper.item.rel}{how} ({dist}); the keeper is the one to train on"
+        return Finding("near_duplicate", Severity.WARNING, message, evidence, record.item.rel)
+
+
+CHECKS = [DupHashes(), NearDuplicates()]

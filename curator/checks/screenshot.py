@@ -1,0 +1,257 @@
+"""``screenshot``: screen captures (window chrome, UI, text), from layered evidence reported by name.
+
+Evidence layers, each a named entry in the finding's evidence:
+
+- ``metadata``: the capture tool named in PNG text / EXIF ``Software`` (gnome-screenshot, Spectacle, Flameshot,
+  Greenshot, ShareX, Snipaste, Snipping Tool, ...) or the XMP ``UserComment`` "Screenshot" written by iOS / macOS.
+- ``filename``: the names capture tools give in English, Chinese, Japanese, German, Spanish and French.
+- ``resolution``: the exact size of a common screen (weak: it only adds to other evidence, never fires alone).
+- ``pixels``: pixel structure that works with no name or metadata: flat UI regions in exact colours, long hard
+  horizontal / vertical edges, small high-contrast text-like strokes on flat backgrounds, flat bars at the edges.
+- ``clip``: a zero-shot screenshot probability when CLIP features are configured (see ``curator.clip_features``).
+
+The layers add up to a score; the finding fires at ``threshold`` and is an error at ``error_threshold``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from curator.checks._imageops import tile_view
+from curator.checks.base import CheckContext, ImageCheck, Metrics
+from curator.findings import Finding, Severity
+
+CAPTURE_TOOLS = (
+    "gnome-screenshot", "spectacle", "flameshot", "greenshot", "sharex", "snipaste", "snipping tool",
+    "screenshot", "screencapture", "ksnapshot", "shutter", "lightshot", "xfce4-screenshooter", "scrot",
+    "grim", "maim", "screen sketch", "snagit", "picpick", "monosnap", "skitch", "gyazo",
+)  # fmt: skip
+
+FILENAME_PATTERNS = (
+    r"^screenshot[ _\-]", r"^screen ?shot[ _\-]", r"^screenshot from ", r"^screenshot\d",
+    r"截图", r"屏幕截图", r"微信截图_", r"qq截图", r"^snipaste_", r"スクリーンショット",
+    r"^bildschirmfoto", r"^captura de pantalla", r"^capture d[’']écran", r"^capture d[’']ecran",
+    r"^screen_?capture", r"^scr_?\d{6,}", r"^flameshot",
+)  # fmt: skip
+
+SCREEN_SIZES = {
+    (1280, 720), (1280, 800), (1280, 1024), (1366, 768), (1440, 900), (1536, 864), (1600, 900), (1680, 1050),
+    (1920, 1080), (1920, 1200), (2560, 1080), (2560, 1440), (2560, 1600), (2880, 1800), (3024, 1964),
+    (3440, 1440), (3840, 2160), (1170, 2532), (1179, 2556), (1290, 2796), (1284, 2778), (1125, 2436),
+    (1242, 2688), (750, 1334), (1080, 1920), (1080, 2340), (1080, 2400), (1440, 3200), (2048, 1536),
+    (2732, 2048), (2388, 1668), (2360, 1640), (1024, 768), (800, 600),
+}  # fmt: skip
+
+
+def metadata_hint(text: dict[str, str], xmp: str, exif: dict[str, str]) -> str | None:
+    """The capture tool or marker found in PNG text, XMP or EXIF, or None."""
+    for key in ("Software", "software", "Source", "Comment", "Description", "Title"):
+        for source in (text, exif):
+            value = str(source.get(key, "")).lower()
+            for tool in CAPTURE_TOOLS:
+                if tool in value:
+                    return f"{key}={source.get(key)}"
+    if re.search(r"UserComment[^<]*?>?\s*(<[^>]*>\s*)*[^<]*screenshot", xmp or "", re.IGNORECASE | re.DOTALL):
+        return "XMP UserComment=Screenshot"
+    if exif.get("UserComment", "").strip().lower() == "screenshot":
+        return "EXIF UserComment=Screenshot"
+    return None
+
+
+def filename_hint(filename: str) -> str | None:
+    """The capture-tool naming pattern that ``filename`` matches, or None."""
+    name = filename.rsplit("/", 1)[-1].lower()
+    for pattern in FILENAME_PATTERNS:
+        if re.search(pattern, name):
+            return pattern
+    return None
+
+
+def is_screen_size(width: int, height: int) -> bool:
+    """True when width x height (either orientation) is a common screen resolution."""
+    return (width, height) in SCREEN_SIZES or (height, width) in SCREEN_SIZES
+
+
+def flat_fraction(rgb: np.ndarray, tile: int = 8, tolerance: int = 2) -> float:
+    """Fraction of ``tile`` x ``tile`` tiles whose colour varies by at most ``tolerance`` in every channel."""
+    tiles = tile_view(np.asarray(rgb, dtype=np.int16), tile)
+    if tiles.size == 0:
+        return 0.0
+    spread = tiles.max(axis=(2, 3)) - tiles.min(axis=(2, 3))
+    return float((spread.max(axis=-1) <= tolerance).mean())
+
+
+def _longest_runs(ok: np.ndarray) -> np.ndarray:
+    """Length of the longest run of True in each row of a boolean matrix (vectorised)."""
+    padded = np.zeros((ok.shape[0], ok.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = ok
+    edges = np.diff(padded, axis=1)
+    best = np.zeros(ok.shape[0], dtype=np.int64)
+    rows, starts = np.nonzero(edges == 1)
+    _, ends = np.nonzero(edges == -1)  # same row-major order as the starts
+    if rows.size:
+        np.maximum.at(best, rows, ends - starts)
+    return best
+
+
+def straight_edges(
+    gray: np.ndarray, min_fraction: float = 0.25, step: float = 24.0, flat: float = 2.0
+) -> float:
+    """Long, hard, perfectly horizontal or vertical edges beside a flat area (window borders, toolbars, panels,
+    status bars, letterbox bars), per 100 px of the image's sides; adjacent boundaries count once.
+
+    An edge is a run of at least ``min_fraction`` of the side where the rows two apart differ by ``step`` or more
+    (two apart: a downscale's antialiasing spreads a one-pixel step) while one side stays flat within ``flat``.
+    """
+    g = np.asarray(gray, dtype=np.float32)
+    if min(g.shape) < 16:
+        return 0.0
+    total = 0
+    for a in (g, g.T):
+        jump = np.abs(a[2:, :] - a[:-2, :]) >= step
+        flat_above = np.abs(np.diff(a[:-2, :], axis=1)) <= flat
+        flat_below = np.abs(np.diff(a[2:, :], axis=1)) <= flat
+        runs = _longest_runs(jump[:, 1:] & (flat_above | flat_below))
+        lines = runs >= min_fraction * a.shape[1]
+        total += int((lines & ~np.concatenate([[False], lines[:-1]])).sum())
+    return 100.0 * total / float(sum(g.shape))
+
+
+def text_fraction(gray: np.ndarray | None, tile: int = 16, min_run: int = 3) -> float:
+    """Fraction of native-resolution tiles that look like lines of text on a flat background.
+
+    A text tile: the background (the tile's median value, within one grey level) covers at least half of it, the ink
+    (at least half the tile's contrast away from the background) at most 40 %, the contrast is at least 60 grey
+    levels, and the ink is crossed several times per row and per column (strokes, not one shape's outline). Only tiles
+    in horizontal runs of ``min_run`` or more text tiles count: text comes in lines, outlines of drawings do not.
+    """
+    if gray is None or min(gray.shape) < tile * min_run:
+        return 0.0
+    tiles = tile_view(np.asarray(gray, dtype=np.float32), tile)
+    n_rows, n_cols = tiles.shape[:2]
+    t = tiles.reshape(n_rows * n_cols, tile, tile)
+    flat = t.reshape(t.shape[0], -1)
+    spread = flat.max(axis=1) - flat.min(axis=1)
+    med = np.median(flat, axis=1)
+    bg_share = (np.abs(flat - med[:, None]) <= 1.0).mean(axis=1)
+    ink = (np.abs(t - med[:, None, None]) >= 0.5 * spread[:, None, None]).astype(np.int8)
+    across = np.abs(np.diff(ink, axis=2)).sum(axis=(1, 2)) / tile
+    down = np.abs(np.diff(ink, axis=1)).sum(axis=(1, 2)) / tile
+    ink_share = ink.reshape(len(t), -1).mean(axis=1)
+    texty = (bg_share >= 0.5) & (ink_share <= 0.4) & (spread >= 60) & (across >= 1.5) & (down >= 0.9)
+    texty = texty.reshape(n_rows, n_cols)
+    windows = np.ones((n_rows, n_cols - min_run + 1), dtype=bool)
+    for k in range(min_run):
+        windows &= texty[:, k : n_cols - min_run + 1 + k]
+    in_line = np.zeros_like(texty)
+    for k in range(min_run):
+        in_line[:, k : n_cols - min_run + 1 + k] |= windows
+    return float(in_line.mean())
+
+
+def exact_flat_fraction(gray: np.ndarray | None, tile: int = 8) -> float:
+    """Fraction of native-resolution tiles of one exact value (UI backgrounds; photos have sensor noise)."""
+    if gray is None or min(gray.shape) < tile:
+        return 0.0
+    tiles = tile_view(np.asarray(gray, dtype=np.float32), tile)
+    spread = tiles.max(axis=(2, 3)) - tiles.min(axis=(2, 3))
+    return float((spread <= 0.5).mean())
+
+
+def pixel_features(view: Any) -> dict[str, float]:
+    """The pixel-structure features of one view (see module docstring)."""
+    native = view.native_gray
+    return {
+        "ui_flat": round(flat_fraction(view.rgb), 4),
+        "ui_exact_flat": round(exact_flat_fraction(native), 4),
+        "ui_edges": round(straight_edges(view.gray), 4),
+        "ui_text": round(text_fraction(native), 4),
+    }
+
+
+def pixel_score(f: dict[str, Any], params: dict[str, Any]) -> float:
+    """Combine the pixel features into a 0..1-ish score (each feature saturates at its ``*_full`` value)."""
+    parts = [
+        params["w_flat"] * min(1.0, f["ui_exact_flat"] / params["exact_flat_full"]),
+        params["w_edges"] * min(1.0, f["ui_edges"] / params["edges_full"]),
+        params["w_text"] * min(1.0, f["ui_text"] / params["text_full"]),
+    ]
+    return float(sum(parts))
+
+
+class ScreenshotCheck(ImageCheck):
+    """Screen captures from metadata, file name, screen size and pixel structure (and CLIP when configured).
+
+    Example::
+
+        m = ScreenshotCheck().measure(view, ScreenshotCheck.defaults)
+        m["ui_text"], m["screenshot_metadata"]
+    """
+
+    name = "screenshot"
+    codes = ("screenshot",)
+    version = 1
+    defaults: dict[str, Any] = {
+        "threshold": 0.5,  # total score at which the finding fires
+        "error_threshold": 1.0,  # ... and is an error
+        "metadata_weight": 1.0,
+        "filename_weight": 0.6,
+        "resolution_weight": 0.1,  # weak: only counts when the pixel score is already >= resolution_needs_pixels
+        "resolution_needs_pixels": 0.25,
+        "clip_weight": 0.5,  # times the CLIP screenshot probability, when configured
+        "w_flat": 0.2,  # weight of exact flat areas (ui_exact_flat), saturating at exact_flat_full
+        "exact_flat_full": 0.4,
+        "w_edges": 0.4,  # weight of long straight edges (ui_edges per 100 px), saturating at edges_full
+        "edges_full": 1.0,
+        "w_text": 0.5,  # weight of text lines (ui_text tile fraction), saturating at text_full
+        "text_full": 0.01,
+    }
+
+    def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
+        """Metadata and file-name hints, screen-size flag and the pixel features."""
+        metrics: Metrics = dict(pixel_features(view))
+        metrics["screenshot_metadata"] = metadata_hint(view.text, view.xmp, view.exif)
+        metrics["screenshot_filename"] = filename_hint(view.filename)
+        metrics["screen_size"] = is_screen_size(view.width, view.height)
+        return metrics
+
+    def judge(self, record: Any, params: dict[str, Any], context: CheckContext) -> list[Finding]:
+        """A ``screenshot`` finding when the layers add up to the threshold; each layer named in the evidence."""
+        m = record.metrics
+        if "ui_text" not in m:
+            return []
+        pix = pixel_score(m, params)
+        layers: dict[str, Any] = {"pixels": round(pix, 3)}
+        score = pix
+        if m.get("screenshot_metadata"):
+            layers["metadata"] = m["screenshot_metadata"]
+            score += float(params["metadata_weight"])
+        if m.get("screenshot_filename"):
+            layers["filename"] = m["screenshot_filename"]
+            score += float(params["filename_weight"])
+        if m.get("screen_size") and pix >= float(params["resolution_needs_pixels"]):
+            layers["resolution"] = f"{record.width}x{record.height}"
+            score += float(params["resolution_weight"])
+        clip = m.get("clip_screenshot")
+        if isinstance(clip, int | float):
+            layers["clip"] = round(float(clip), 3)
+            score += float(params["clip_weight"]) * float(clip)
+        if score < float(params["threshold"]):
+            return []
+        evidence = {
+            "metric": "screenshot_score",
+            "screenshot_score": round(score, 3),
+            "threshold": params["threshold"],
+            "layers": layers,
+            "features": {k: m[k] for k in ("ui_flat", "ui_exact_flat", "ui_edges", "ui_text")},
+        }
+        severity = Severity.ERROR if score >= float(params["error_threshold"]) else Severity.WARNING
+        named = ", ".join(k for k in layers if k != "pixels" or pix > 0)
+        message = f"Looks like a screenshot (score {score:.2f} >= {params['threshold']}; {named})"
+        return [Finding("screenshot", severity, message, evidence, record.item.rel)]
+
+
+CHECKS = [ScreenshotCheck()]

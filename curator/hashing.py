@@ -1,0 +1,137 @@
+"""Perceptual hashes and a fast Hamming-distance pair search (pure numpy).
+
+- :func:`phash`: 64-bit DCT hash whose bits are the signs of the 8x8 lowest DCT frequencies (the DC bit is always 0).
+  Signs rather than a median threshold make a horizontal mirror an exact bit flip: mirroring negates the coefficients
+  of odd horizontal frequency, i.e. ``phash(mirror) == phash ^ MIRROR_MASK`` (up to exact zeros).
+- :func:`dhash`: 64-bit gradient hash (is each pixel brighter than its right neighbour, 9x8 grid).
+- :func:`hamming_pairs`: every pair within a Hamming distance, optionally also under mirroring, by multi-index hashing:
+  split the 64 bits into 4 chunks of 16; a pair within distance t has some chunk within t // 4, so probing every
+  chunk value within that radius finds all candidates exactly, and a vectorised popcount verifies them.
+
+Example::
+
+    >>> import numpy as np
+    >>> h = np.array([0, 1, 0xFFFF], dtype=np.uint64)
+    >>> hamming_pairs(h, 1)[:, :2].tolist()
+    [[0, 1]]
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+from PIL import Image
+
+HASH_SIZE = 8
+_DCT_SIZE = 32
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    x = np.arange(n)[None, :]
+    m = np.cos(np.pi * (2 * x + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+_DCT = _dct_matrix(_DCT_SIZE)
+#: Bits of odd horizontal frequency (bit index = 8 * v + u, u the horizontal frequency).
+MIRROR_MASK = np.uint64(sum(1 << (8 * v + u) for v in range(8) for u in range(8) if u % 2 == 1))
+
+
+def _small(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    img = Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")
+    return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float64)
+
+
+def _pack(bits: np.ndarray) -> int:
+    flat = bits.reshape(-1).astype(np.uint64)
+    return int((flat << np.arange(flat.size, dtype=np.uint64)).sum())
+
+
+def phash(gray: np.ndarray) -> int:
+    """64-bit DCT sign hash of a gray image (see module docstring)."""
+    small = _small(gray, (_DCT_SIZE, _DCT_SIZE))
+    coeffs = (_DCT @ small @ _DCT.T)[:HASH_SIZE, :HASH_SIZE]  # [v, u]
+    bits = coeffs > 0
+    bits[0, 0] = False
+    return _pack(bits)
+
+
+def dhash(gray: np.ndarray) -> int:
+    """64-bit horizontal-gradient hash of a gray image."""
+    small = _small(gray, (HASH_SIZE + 1, HASH_SIZE))
+    return _pack(small[:, 1:] > small[:, :-1])
+
+
+def to_hex(value: int) -> str:
+    """A 64-bit hash as 16 hex digits."""
+    return f"{value:016x}"
+
+
+def from_hex(values: list[str]) -> np.ndarray:
+    """Hex hashes -> uint64 array."""
+    return np.array([int(v, 16) for v in values], dtype=np.uint64)
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Bits set per element of a uint64 array."""
+    return np.bitwise_count(x).astype(np.int64)
+
+
+def _masks_within(radius: int, bits: int = 16) -> np.ndarray:
+    out = [0]
+    for r in range(1, radius + 1):
+        out += [sum(1 << b for b in combo) for combo in combinations(range(bits), r)]
+    return np.array(out, dtype=np.int64)
+
+
+def hamming_pairs(hashes: np.ndarray, max_distance: int, mirror_mask: int | None = None) -> np.ndarray:
+    """All pairs ``i < j`` with ``popcount(h_i ^ h_j) <= max_distance`` (or ``h_i ^ mirror_mask ^ h_j``).
+
+    Returns an int64 array of rows ``(i, j, distance, mirrored)``, the smaller distance of the two orientations, sorted.
+    Exact (no missed pairs); time grows with the number of probe masks, C(16, <= max_distance // 4).
+    """
+    h = np.asarray(hashes, dtype=np.uint64)
+    n = h.size
+    if n < 2:
+        return np.zeros((0, 4), dtype=np.int64)
+    masks = _masks_within(max_distance // 4)
+    queries = [(h, 0)] if mirror_mask is None else [(h, 0), (h ^ np.uint64(mirror_mask), 1)]
+    found = []
+    idx = np.arange(n)
+    for c in range(4):
+        shift = np.uint64(16 * c)
+        vals = ((h >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+        order = np.argsort(vals, kind="stable")
+        counts = np.bincount(vals, minlength=1 << 16)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        for q, mirrored in queries:
+            qvals = ((q >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+            for mask in masks:
+                key = qvals ^ mask
+                cnt = counts[key]
+                total = int(cnt.sum())
+                if total == 0:
+                    continue
+                qi = np.repeat(idx, cnt)
+                first = np.cumsum(cnt) - cnt
+                pos = np.repeat(starts[key] - first, cnt) + np.arange(total)
+                j = order[pos]
+                keep = qi < j
+                qi, j = qi[keep], j[keep]
+                dist = popcount(q[qi] ^ h[j])
+                ok = dist <= max_distance
+                if ok.any():
+                    found.append(
+                        np.stack([qi[ok], j[ok], dist[ok], np.full(int(ok.sum()), mirrored)], axis=1)
+                    )
+    if not found:
+        return np.zeros((0, 4), dtype=np.int64)
+    allp = np.concatenate(found)
+    # keep the best orientation per pair, once
+    allp = allp[np.lexsort((allp[:, 3], allp[:, 2], allp[:, 1], allp[:, 0]))]
+    first = np.ones(len(allp), dtype=bool)
+    first[1:] = (allp[1:, 0] != allp[:-1, 0]) | (allp[1:, 1] != allp[:-1, 1])
+    return allp[first]

@@ -1,0 +1,476 @@
+"""The HTML quality report: one self-contained file a person opens before spending GPU hours.
+
+Sections: a summary with a verdict, the training plan (when given), findings grouped by code with thumbnails and
+evidence, dataset-wide findings, duplicate clusters side by side (keeper marked), tag frequency, bucket
+distribution, metric histograms, and every image. Thumbnails are embedded as data URIs, the charts are inline
+SVG, the style is inline CSS; there is no script and no external reference, and a Content-Security-Policy forbids
+both. Every user-supplied string (file names, captions, tags, evidence) goes through :func:`html.escape`.
+
+The JSON report is :meth:`curator.results.ScanResult.to_json`.
+
+Example::
+
+    result = scan(Path("train"))
+    write_html(result, Path("report.html"), plan=plan)   # plan: an object with to_json(), or its JSON dict
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from curator.buckets import BucketSettings, select_bucket
+from curator.findings import Finding, Severity
+from curator.fsutil import atomic_write_text
+from curator.report_assets import page
+from curator.report_charts import bar_chart, histogram
+from curator.report_thumbs import thumbnail_uri
+from curator.results import ItemRecord, ScanResult
+from curator.selection import DUPLICATE_CODES, duplicate_clusters, select
+
+#: Cards shown per finding code before the rest are listed by name.
+CARDS_PER_CODE = 48
+#: Images in the "all images" gallery.
+GALLERY_LIMIT = 400
+#: Metric histograms shown at most.
+MAX_HISTOGRAMS = 9
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
+    """Write the HTML report of ``result`` to ``path`` atomically; returns ``path``.
+
+    ``plan`` is the training plan (an object with ``to_json()``, or its JSON dict), or None to leave it out.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, render_html(result, plan))
+    return path
+
+
+def render_html(result: ScanResult, plan: Any = None) -> str:
+    """The report as an HTML string (see :func:`write_html`)."""
+    builder = _Report(result, _plan_data(plan))
+    return builder.render()
+
+
+def _plan_data(plan: Any) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    if isinstance(plan, dict):
+        return plan
+    to_json = getattr(plan, "to_json", None)
+    data = to_json() if callable(to_json) else None
+    return data if isinstance(data, dict) else None
+
+
+def _fmt(value: Any, limit: int = 90) -> str:
+    """A short, escaped rendering of an evidence or plan value."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, float):
+        text = f"{value:.4g}" if math.isfinite(value) else str(value)
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(str(v) for v in value[:8]) + (f", \u2026 ({len(value)})" if len(value) > 8 else "")
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}: {v}" for k, v in list(value.items())[:6])
+    else:
+        text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return escape(text)
+
+
+def _badge(severity: str) -> str:
+    return f'<span class="badge {escape(severity)}">{escape(severity)}</span>'
+
+
+def _caption_tags(record: ItemRecord) -> list[str]:
+    """The comma-separated tags of the item's caption (first line, as Kohya reads it); [] without a caption."""
+    path = record.item.caption_path
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    first = text.splitlines()[0] if text.strip() else ""
+    return [t.strip() for t in first.replace("|||", ",").split(",") if t.strip()]
+
+
+class _Report:
+    """Builds the sections of one report; keeps the thumbnails it made so each image is encoded once."""
+
+    def __init__(self, result: ScanResult, plan: dict[str, Any] | None) -> None:
+        self.result = result
+        self.plan = plan
+        self._thumbs: dict[str, str | None] = {}
+        self.by_rel = {r.item.rel: r for r in result.records}
+
+    # -- pieces ------------------------------------------------------------------------------------------------
+    def thumb(self, rel: str) -> str:
+        """An <img> of the item's thumbnail, or a placeholder when it cannot be shown."""
+        record = self.by_rel.get(rel)
+        if rel not in self._thumbs:
+            ok = record is not None and record.decoded
+            self._thumbs[rel] = thumbnail_uri(record.item.path) if ok and record is not None else None
+        uri = self._thumbs[rel]
+        if uri is None:
+            return '<div class="placeholder">no preview<br>(not decoded)</div>'
+        return f'<img src="{uri}" alt="{escape(rel)}" loading="lazy">'
+
+    def card(self, rel: str, why: str = "", evidence: dict[str, Any] | None = None, cls: str = "") -> str:
+        """One image card: thumbnail, file name, a line of why, and evidence."""
+        name = rel.rsplit("/", 1)[-1]
+        rows = ""
+        for key, value in list((evidence or {}).items())[:6]:
+            rows += f"<dt>{escape(str(key))}</dt><dd>{_fmt(value, 60)}</dd>"
+        dl = f"<dl>{rows}</dl>" if rows else ""
+        why_html = f'<div class="why">{why}</div>' if why else ""
+        return (
+            f'<div class="item {cls}"><div class="img">{self.thumb(rel)}</div><div class="cap">'
+            f'<div class="name" title="{escape(rel)}">{escape(name)}</div>{why_html}{dl}</div></div>'
+        )
+
+    # -- sections ----------------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """Headline numbers, a verdict sentence and the concepts table."""
+        records = self.result.records
+        worst = Counter(r.worst.value if r.worst else "clean" for r in records)
+        verdicts = select(self.result)
+        kept = sum(v.kept for v in verdicts.values())
+        clusters = duplicate_clusters(self.result)
+        train = sum(not r.item.is_reg for r in records)
+        stats = [
+            ("", train, "training images"),
+            ("", len(records) - train, "regularization images"),
+            ("", len(self.result.dataset.concepts), "concepts"),
+            ("error", worst["error"], "images with errors"),
+            ("warning", worst["warning"], "images with warnings"),
+            ("ok", worst["clean"] + worst["info"], "images without problems"),
+            ("", len(clusters), "duplicate clusters"),
+            ("ok", kept, "images an export keeps"),
+        ]
+        cards = "".join(
+            f'<div class="stat {cls}"><div class="n">{n}</div><div class="l">{escape(label)}</div></div>'
+            for cls, n, label in stats
+            if not (label == "regularization images" and n == 0)
+        )
+        return (
+            f'<section id="summary"><h2>Summary</h2><div class="stats">{cards}</div>'
+            f"{self.verdict(worst, len(records) - kept)}{self.concepts_table()}</section>"
+        )
+
+    def verdict(self, worst: Counter[str], dropped: int) -> str:
+        """One sentence: should the user fix things before training?"""
+        errors, warnings = worst["error"], worst["warning"]
+        if errors:
+            cls = "bad"
+            text = (
+                f"<b>{errors} image(s) have errors</b> and would be left out of an export; "
+                f"{warnings} more have warnings worth a look. {dropped} of {len(self.result.records)} images would "
+                "be dropped in all (errors and duplicates)."
+            )
+        elif warnings:
+            cls, text = (
+                "meh",
+                f"<b>No errors.</b> {warnings} image(s) have warnings: look at them below before training.",
+            )
+        else:
+            cls, text = "good", "<b>No errors or warnings.</b> This dataset looks ready to train."
+        return f'<div class="verdict {cls}">{text}</div>'
+
+    def concepts_table(self) -> str:
+        """Concept, repeats, images, images with errors / warnings."""
+        rows = ""
+        for concept in self.result.dataset.concepts:
+            recs = [self.by_rel[i.rel] for i in concept.items if i.rel in self.by_rel]
+            err = sum(r.worst is Severity.ERROR for r in recs)
+            warn = sum(r.worst is Severity.WARNING for r in recs)
+            kind = "regularization" if concept.is_reg else "training"
+            rows += (
+                f"<tr><td><b>{escape(concept.name)}</b></td><td>{kind}</td><td class=num>{concept.repeats}</td>"
+                f"<td class=num>{len(recs)}</td><td class=num>{len(recs) * concept.repeats}</td>"
+                f"<td class=num>{err}</td><td class=num>{warn}</td></tr>"
+            )
+        head = (
+            "<tr><th>concept</th><th>kind</th><th class=num>repeats</th><th class=num>images</th>"
+            "<th class=num>images x repeats</th><th class=num>errors</th><th class=num>warnings</th></tr>"
+        )
+        return f'<div class="card" style="margin-top:12px"><table>{head}{rows}</table></div>'
+
+    def plan_section(self) -> str:
+        """The training plan's headline numbers and every other scalar it reports."""
+        if not self.plan:
+            return ""
+        headline = [
+            ("total_steps", "optimizer steps"),
+            ("steps_per_epoch", "steps per epoch"),
+            ("stop_text_encoder_training", "text encoder stops at step"),
+            ("seed_formula_stop_step", "tutorial formula stop step"),
+            ("vram_gb", "VRAM estimate (GB)"),
+        ]
+        cards = "".join(
+            f'<div class="stat"><div class="n">{_fmt(self.plan[k])}</div><div class="l">{escape(label)}</div></div>'
+            for k, label in headline
+            if k in self.plan and not isinstance(self.plan[k], (dict, list))
+        )
+        shown = {k for k, _ in headline} | {"buckets"}
+        rows = "".join(
+            f"<tr><th>{escape(str(k))}</th><td>{self._plan_value(v)}</td></tr>"
+            for k, v in self.plan.items()
+            if k not in shown
+        )
+        table = f'<div class="card" style="margin-top:12px"><table>{rows}</table></div>' if rows else ""
+        return f'<section id="plan"><h2>Training plan</h2><div class="stats">{cards}</div>{table}</section>'
+
+    def _plan_value(self, value: Any, depth: int = 0) -> str:
+        if isinstance(value, dict) and depth < 2:
+            inner = "".join(
+                f"<tr><td class=muted>{escape(str(k))}</td><td>{self._plan_value(v, depth + 1)}</td></tr>"
+                for k, v in list(value.items())[:30]
+            )
+            return f"<table>{inner}</table>"
+        if isinstance(value, list) and depth < 2 and value and all(isinstance(v, dict) for v in value):
+            return "".join(f"<div>{self._plan_value(v, depth + 1)}</div>" for v in value[:30])
+        return _fmt(value, 300)
+
+    def findings_section(self) -> str:
+        """Per-item findings grouped by code, worst first, with thumbnails and evidence."""
+        groups: dict[str, list[Finding]] = {}
+        for finding in (f for r in self.result.records for f in r.findings):
+            groups.setdefault(finding.code, []).append(finding)
+        if not groups:
+            return '<section id="findings"><h2>Findings</h2><p class="muted">No findings on any image.</p></section>'
+
+        def order(code: str) -> tuple[int, int, str]:
+            sev = min(_SEVERITY_ORDER[f.severity.value] for f in groups[code])
+            return (sev, -len(groups[code]), code)
+
+        summary_rows = ""
+        blocks = ""
+        for code in sorted(groups, key=order):
+            findings = groups[code]
+            severity = min((f.severity for f in findings), key=lambda s: _SEVERITY_ORDER[s.value]).value
+            summary_rows += (
+                f'<tr><td><a href="#f-{escape(code)}"><code>{escape(code)}</code></a></td><td>{_badge(severity)}</td>'
+                f"<td class=num>{len(findings)}</td><td>{escape(findings[0].message)}</td></tr>"
+            )
+            blocks += self.finding_group(code, severity, findings)
+        table = (
+            '<div class="card"><table><tr><th>code</th><th>severity</th><th class=num>images</th>'
+            f"<th>example</th></tr>{summary_rows}</table></div>"
+        )
+        return (
+            f'<section id="findings"><h2>Findings</h2>{table}<div class="groups">{blocks}</div>'
+            f"{self.dataset_findings()}</section>"
+        )
+
+    def finding_group(self, code: str, severity: str, findings: list[Finding]) -> str:
+        """One code: a header and a grid of cards (duplicates point to their own section)."""
+        head = (
+            f'<h3 id="f-{escape(code)}">{_badge(severity)}<code>{escape(code)}</code>'
+            f'<span class="badge count">{len(findings)}</span></h3>'
+        )
+        if code in DUPLICATE_CODES:
+            return (
+                f'<div class="group card">{head}<div class="msg">Shown side by side under '
+                '<a href="#duplicates">Duplicates</a>.</div></div>'
+            )
+        ordered = sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
+        cards = "".join(
+            self.card(f.path or "", escape(f.message), f.evidence) for f in ordered[:CARDS_PER_CODE] if f.path
+        )
+        rest = ordered[CARDS_PER_CODE:]
+        more = (
+            f'<div class="more">and {len(rest)} more: '
+            + escape(", ".join(f.path or "" for f in rest))
+            + "</div>"
+            if rest
+            else ""
+        )
+        return (
+            f'<div class="group card{" wide" if len(ordered) > 3 else ""}">{head}'
+            f'<div class="msg">{escape(findings[0].message)}</div><div class="grid">{cards}</div>{more}</div>'
+        )
+
+    def dataset_findings(self) -> str:
+        """Findings about the whole dataset (no single image)."""
+        items = [f for f in self.result.findings if not f.path or f.path not in self.by_rel]
+        if not items:
+            return ""
+        items.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.code))
+        rows = "".join(
+            f"<tr><td>{_badge(f.severity.value)}</td><td><code>{escape(f.code)}</code></td><td>{escape(f.message)}"
+            f"{'<br><span class=mono>' + escape(f.path) + '</span>' if f.path else ''}</td>"
+            f"<td class=muted>{_fmt(f.evidence, 160)}</td></tr>"
+            for f in items
+        )
+        return (
+            '<h3 style="margin-top:18px">Dataset-wide findings</h3><div class="card" style="margin-top:8px">'
+            f"<table><tr><th>severity</th><th>code</th><th>message</th><th>evidence</th></tr>{rows}</table></div>"
+        )
+
+    def duplicates_section(self) -> str:
+        """Each duplicate cluster as a row of thumbnails, the keeper first and marked."""
+        clusters = duplicate_clusters(self.result)
+        if not clusters:
+            return '<section id="duplicates"><h2>Duplicates</h2><p class="muted">No duplicates found.</p></section>'
+        evidence: dict[str, Finding] = {}
+        for f in self.result.all_findings():
+            if f.code in DUPLICATE_CODES and f.path:
+                evidence.setdefault(f.path, f)
+        blocks = ""
+        for cluster in clusters:
+            members = [cluster.keeper] + [m for m in cluster.members if m != cluster.keeper]
+            cards = ""
+            for rel in members:
+                if rel == cluster.keeper:
+                    cards += self.card(rel, '<span class="badge keeper">keeper</span>', None, "keeper")
+                else:
+                    f = evidence.get(rel)
+                    why = f'<span class="badge {f.severity.value}">{escape(f.code)}</span>' if f else ""
+                    ev = {k: v for k, v in (f.evidence if f else {}).items() if k != "keeper"}
+                    cards += self.card(rel, why, ev, "dropped")
+            blocks += f'<div class="card group"><div class="cluster">{cards}</div></div>'
+        note = (
+            f'<p class="muted">{len(clusters)} cluster(s). An export keeps the keeper of each and leaves the others '
+            "out; choose another keeper in <code>dreamcurate review</code>.</p>"
+        )
+        return f'<section id="duplicates"><h2>Duplicates</h2>{note}{blocks}</section>'
+
+    def tags_section(self) -> str:
+        """Tag frequency over the training captions (top 30) and caption coverage."""
+        train = [r for r in self.result.records if not r.item.is_reg]
+        tag_lists = [_caption_tags(r) for r in train]
+        with_caption = sum(1 for r in train if r.item.caption_path is not None)
+        freq = Counter(tag for tags in tag_lists for tag in set(tags))
+        top = freq.most_common(30)
+        once = sum(1 for n in freq.values() if n == 1)
+        lengths = [len(t) for t in tag_lists if t]
+        mean_tags = sum(lengths) / len(lengths) if lengths else 0
+        facts = (
+            f'<p class="muted">{with_caption} of {len(train)} training images have a caption; {len(freq)} distinct '
+            f"tags, {once} used only once; {mean_tags:.1f} tags per caption on average.</p>"
+        )
+        chart = bar_chart([(t, float(n)) for t, n in top], total=len(train) or None)
+        return (
+            f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div></section>'
+        )
+
+    def buckets_section(self) -> str:
+        """How the training images fall into Kohya buckets (from the plan when given, else computed here)."""
+        rows: list[tuple[str, float]] = []
+        plan_buckets = (self.plan or {}).get("buckets")
+        if isinstance(plan_buckets, list) and all(isinstance(b, dict) for b in plan_buckets):
+            rows = [
+                (f"{b.get('width')}\u00d7{b.get('height')}", float(b.get("count") or 0)) for b in plan_buckets
+            ]
+            source = "the training plan"
+        else:
+            s = self.result.settings
+            settings = BucketSettings(
+                s.resolution, s.min_bucket_reso, s.max_bucket_reso, s.bucket_reso_steps, s.bucket_no_upscale
+            )
+            counts: Counter[tuple[int, int]] = Counter()
+            for r in self.result.records:
+                if r.decoded and not r.item.is_reg and r.width > 0 and r.height > 0:
+                    counts[select_bucket(r.width, r.height, settings).bucket] += 1
+            rows = [
+                (f"{w}\u00d7{h}", float(n)) for (w, h), n in sorted(counts.items(), key=lambda kv: -kv[1])
+            ]
+            source = f"resolution {s.resolution}, buckets {s.min_bucket_reso}..{s.max_bucket_reso} step {s.bucket_reso_steps}"
+        rows = [r for r in rows if r[1] > 0]
+        total = sum(v for _, v in rows)
+        chart = bar_chart(rows, total=total or None)
+        return (
+            f'<section id="buckets"><h2>Bucket distribution</h2><p class="muted">Images per aspect-ratio bucket '
+            f'({escape(source)}).</p><div class="card">{chart}</div></section>'
+        )
+
+    def _thresholds(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for f in self.result.all_findings():
+            name, threshold = f.evidence.get("metric"), f.evidence.get("threshold")
+            if (
+                isinstance(name, str)
+                and isinstance(threshold, (int, float))
+                and not isinstance(threshold, bool)
+            ):
+                out.setdefault(name, float(threshold))
+        return out
+
+    def metrics_section(self) -> str:
+        """A histogram per numeric metric that most images have, with the check's threshold when known."""
+        decoded = [r for r in self.result.records if r.decoded]
+        values: dict[str, list[float]] = {}
+        for r in decoded:
+            for name, v in r.metrics.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    values.setdefault(name, []).append(float(v))
+        wanted = [
+            n
+            for n in sorted(values)
+            if len(values[n]) >= max(2, 0.3 * len(decoded)) and len(set(values[n])) > 1
+        ]
+        thresholds = self._thresholds()
+        wanted.sort(key=lambda n: (n not in thresholds, n))
+        charts = "".join(
+            f'<div class="card"><h3><code>{escape(n)}</code><span class="muted" style="font-weight:400">'
+            f"{len(values[n])} images</span></h3>{histogram(values[n], thresholds.get(n), n)}</div>"
+            for n in wanted[:MAX_HISTOGRAMS]
+        )
+        if not charts:
+            charts = '<p class="muted">No numeric metrics to chart.</p>'
+        return f'<section id="metrics"><h2>Metrics</h2><div class="charts">{charts}</div></section>'
+
+    def gallery_section(self) -> str:
+        """Every image (up to a limit) with its worst severity, folded away by default."""
+        records = self.result.records[:GALLERY_LIMIT]
+        cards = ""
+        for r in records:
+            codes = sorted({f.code for f in r.findings})
+            why = (
+                (_badge(r.worst.value) + " " + escape(", ".join(codes)))
+                if r.worst
+                else '<span class="muted">clean</span>'
+            )
+            cards += self.card(r.item.rel, why)
+        extra = len(self.result.records) - len(records)
+        more = f'<div class="more">{extra} more images not shown.</div>' if extra > 0 else ""
+        return (
+            f'<section id="images"><h2>All images</h2><details><summary>Show {len(records)} images</summary>'
+            f'<div class="grid">{cards}</div>{more}</details></section>'
+        )
+
+    def render(self) -> str:
+        """The whole document."""
+        result = self.result
+        body = (
+            self.summary()
+            + self.plan_section()
+            + self.findings_section()
+            + self.duplicates_section()
+            + self.tags_section()
+            + self.buckets_section()
+            + self.metrics_section()
+            + self.gallery_section()
+        )
+        nav = [("summary", "Summary")]
+        if self.plan:
+            nav.append(("plan", "Plan"))
+        nav += [
+            ("findings", "Findings"),
+            ("duplicates", "Duplicates"),
+            ("tags", "Tags"),
+            ("buckets", "Buckets"),
+            ("metrics", "Metrics"),
+            ("images", "All images"),
+        ]
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        subtitle = f"{result.dataset.root} \u00b7 {len(result.records)} images \u00b7 scanned {when}"
+        return page(f"dreamcurate report: {result.dataset.root.name}", subtitle, nav, body)

@@ -58,7 +58,7 @@ def fake_result(root: Path, settings: ScanSettings) -> ScanResult:
                     "near_duplicate",
                     Severity.WARNING,
                     "Near-duplicate of c.png",
-                    {"keeper": "10_cat/c.png", "distance": 2},
+                    {"keeper": "10_cat/c.png", "phash": 2, "dhash": 3},
                     item.rel,
                 )
             )

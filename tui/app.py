@@ -196,7 +196,7 @@ class ReviewApp(App[None]):
         self.query_one("#scan-progress").display = False
         self.state.decisions = self.backend.decision_map()
         self.query_one(BrowserPanel).load(message.result, self.state.decisions)
-        self.query_one(DuplicatesPanel).load(message.result)
+        self.refresh_duplicates()
         self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(message.result))
         self.recompute_plan(self.state.plan_inputs)
         self.state.log.append(f"scanned {len(message.result.records)} items")
@@ -242,6 +242,7 @@ class ReviewApp(App[None]):
         changed = self.guard("decisions", self.backend.choose_keeper, message.keeper, message.members)
         if not isinstance(changed, Failed):
             self.apply_decisions(changed, f"keeper {message.keeper}")
+            self.refresh_duplicates()
 
     def action_undo(self) -> None:
         """Undo the last decision step."""
@@ -252,6 +253,7 @@ class ReviewApp(App[None]):
             self.note("nothing to undo")
             return
         self.apply_decisions(changed, "undo")
+        self.refresh_duplicates()  # the undone step may have been a keeper choice
 
     def apply_decisions(self, changed: dict[str, str | None], what: str) -> None:
         """Reflect decisions the store changed in the state and the panels."""
@@ -266,6 +268,12 @@ class ReviewApp(App[None]):
             self.note(what)
         else:
             self.state.log.append(f"{what} {next(iter(changed))}")
+
+    def refresh_duplicates(self) -> None:
+        """Redraw the duplicate clusters with the keepers the store holds now."""
+        if self.state.result is not None:
+            clusters = self.backend.duplicate_clusters(self.state.result)
+            self.query_one(DuplicatesPanel).load(self.state.result, clusters)
 
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
         self.recompute_plan(self.state.plan_inputs)  # dropped images leave the step count

@@ -14,12 +14,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curator.decisions import DecisionStore, cluster_key
 from curator.results import ScanResult, ScanSettings
 from curator.workspace import Workspace
 from tui.state import PlanInputs, TagEditForm
+
+if TYPE_CHECKING:
+    from curator.selection import Cluster
 
 ProgressFn = Callable[[int, int], None]
 CancelledFn = Callable[[], bool]
@@ -117,9 +120,15 @@ class Backend:
                 store.set(
                     rel,
                     "keep" if rel == keeper else "drop",
-                    "near_duplicate keeper" if rel == keeper else "near_duplicate",
+                    "keeper" if rel == keeper else f"duplicate of {keeper}",
                 )
         return {rel: ("keep" if rel == keeper else "drop") for rel in members}
+
+    def duplicate_clusters(self, result: ScanResult) -> list[Cluster]:
+        """The duplicate clusters as export sees them (keepers chosen in review win)."""
+        from curator.selection import duplicate_clusters
+
+        return duplicate_clusters(result, self.store().keepers())
 
     def undo(self) -> dict[str, str | None] | None:
         """Undo the last step; returns the items whose decision changed (rel -> decision now), None when there was

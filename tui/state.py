@@ -70,15 +70,6 @@ class TrainState:
     status: str = "idle"
 
 
-@dataclass
-class DuplicateCluster:
-    """A group of near-duplicate items around one keeper (from ``near_duplicate`` evidence)."""
-
-    keeper: str  # the rel path the detector would keep
-    members: list[str]  # keeper first, then the others, stable order
-    distances: dict[str, float] = field(default_factory=dict)  # rel -> distance to the keeper
-
-
 def worst_severity(findings: list[Finding]) -> Severity | None:
     """The most severe severity among ``findings`` (None when empty)."""
     if not findings:
@@ -151,32 +142,17 @@ def visible_records(records: list[ItemRecord], view: BrowserView) -> list[ItemRe
     return present + missing
 
 
-def duplicate_clusters(result: ScanResult) -> list[DuplicateCluster]:
-    """Clusters from the ``near_duplicate`` findings: each finding names its keeper in ``evidence``."""
-    clusters: dict[str, DuplicateCluster] = {}
-    for record in result.records:
-        for finding in record.findings:
-            if finding.code != "near_duplicate":
-                continue
-            keeper = _keeper_of(finding)
-            if keeper is None or keeper == record.item.rel:
-                continue
-            cluster = clusters.setdefault(keeper, DuplicateCluster(keeper=keeper, members=[keeper]))
-            if record.item.rel not in cluster.members:
-                cluster.members.append(record.item.rel)
-            distance = finding.evidence.get("distance")
-            if _is_number(distance):
-                cluster.distances[record.item.rel] = float(distance)
-    return [clusters[k] for k in sorted(clusters)]
-
-
-def _keeper_of(finding: Finding) -> str | None:
-    """The keeper's rel path in a near_duplicate finding's evidence (the detectors name it ``keeper``)."""
-    for key in ("keeper", "keeper_path", "duplicate_of", "other"):
-        value = finding.evidence.get(key)
-        if isinstance(value, str):
-            return value
-    return None
+def duplicate_note(record: ItemRecord) -> str:
+    """How close a duplicate is to its keeper, from its finding's evidence ('' for the keeper itself)."""
+    for finding in record.findings:
+        if finding.code == "exact_duplicate":
+            return f"exact ({finding.evidence.get('match', 'same file')})"
+        if finding.code == "near_duplicate":
+            parts = [
+                f"{k} {finding.evidence[k]}" for k in ("phash", "dhash", "cosine") if k in finding.evidence
+            ]
+            return ", ".join(parts) or "same cluster"
+    return ""
 
 
 def format_metric(value: Any) -> str:

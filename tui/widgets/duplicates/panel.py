@@ -15,7 +15,8 @@ from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from curator.results import ScanResult
-from tui.state import DuplicateCluster, duplicate_clusters
+from curator.selection import Cluster
+from tui.state import duplicate_note
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
 
 #: Cards shown side by side (bigger clusters: the first ones, the rest are listed by name).
@@ -47,8 +48,7 @@ class DuplicatesPanel(Horizontal):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.clusters: list[DuplicateCluster] = []
-        self.keepers: dict[int, str] = {}  # cluster index -> chosen keeper
+        self.clusters: list[Cluster] = []
         self.cluster_index = 0
         self.selected = 0
         self.result: ScanResult | None = None
@@ -68,21 +68,24 @@ class DuplicatesPanel(Horizontal):
         table.add_column("keeper", key="keeper")
         table.add_column("n", key="n")
 
-    def load(self, result: ScanResult) -> None:
-        """Build the clusters of ``result`` and show the first."""
+    def load(self, result: ScanResult, clusters: list[Cluster]) -> None:
+        """Show ``clusters`` (from ``curator.selection``, keepers as export will use them), keeping the place."""
         self.result = result
-        self.clusters = duplicate_clusters(result)
-        self.keepers = {i: c.keeper for i, c in enumerate(self.clusters)}
+        self.clusters = clusters
         table = self.query_one("#dup-clusters", DataTable)
         table.clear()
         for index, cluster in enumerate(self.clusters):
             table.add_row(PurePosixPath(cluster.keeper).name, str(len(cluster.members)), key=str(index))
-        self.show_cluster(0)
+        index = min(self.cluster_index, max(len(clusters) - 1, 0))
+        if clusters:
+            table.move_cursor(row=index, animate=False)
+        self.show_cluster(index, keep_selection=True)
 
-    def show_cluster(self, index: int) -> None:
+    def show_cluster(self, index: int, keep_selection: bool = False) -> None:
         """Show cluster ``index`` in the cards."""
+        if not (keep_selection and index == self.cluster_index):
+            self.selected = 0
         self.cluster_index = index
-        self.selected = 0
         self._render_cards()
         if self.clusters:
             self.load_thumbnails(index)
@@ -94,7 +97,7 @@ class DuplicatesPanel(Horizontal):
                 card.display = False
             return
         cluster = self.clusters[self.cluster_index]
-        keeper = self.keepers.get(self.cluster_index, cluster.keeper)
+        keeper = cluster.keeper
         title = f"Cluster {self.cluster_index + 1} of {len(self.clusters)}: {len(cluster.members)} images"
         if len(cluster.members) > MAX_CARDS:
             title += f" (showing {MAX_CARDS})"
@@ -105,15 +108,16 @@ class DuplicatesPanel(Horizontal):
                 continue
             rel = cluster.members[index]
             card.set_class(index == self.selected, "-selected")
-            card.query_one(".dup-label", Static).update(self._label(rel, keeper, cluster))
+            card.query_one(".dup-label", Static).update(self._label(rel, keeper))
 
-    def _label(self, rel: str, keeper: str, cluster: DuplicateCluster) -> Text:
+    def _label(self, rel: str, keeper: str) -> Text:
         text = Text(PurePosixPath(rel).name + "\n", style="bold")
         record = self.result.record(rel) if self.result else None
         if record is not None:
             text.append(f"{record.width}x{record.height}\n")
-        if rel in cluster.distances:
-            text.append(f"distance {cluster.distances[rel]:g}\n", style="dim")
+            note = duplicate_note(record)
+            if note:
+                text.append(note + "\n", style="dim")
         text.append("KEEP" if rel == keeper else "drop", style="bold green" if rel == keeper else "red")
         return text
 
@@ -156,6 +160,4 @@ class DuplicatesPanel(Horizontal):
             return
         cluster = self.clusters[self.cluster_index]
         keeper = cluster.members[self.selected]
-        self.keepers[self.cluster_index] = keeper
-        self._render_cards()
         self.post_message(self.ChooseKeeper(keeper, list(cluster.members)))

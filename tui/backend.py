@@ -290,6 +290,12 @@ class Backend:
                 ("text encoder stops at", str(stop)),
                 ("tutorial formula", f"{seed} (sensitivity x images x epochs)"),
             ],
+            notes=[
+                "The tutorial's formula assumes repeats 1 and batch 1; the trainer stops the text encoder at "
+                "sensitivity x total optimizer steps."
+            ]
+            if seed != stop
+            else [],
         )
 
     def export(

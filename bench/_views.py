@@ -46,7 +46,9 @@ def fallback_view(path: Path) -> ImageView:
     width, height = rgb_img.size
     scale = ANALYSIS_SIZE / max(width, height)
     if scale < 1:
-        rgb_img = rgb_img.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX)
+        rgb_img = rgb_img.resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BOX
+        )
     rgb = np.asarray(rgb_img, dtype=np.uint8)
     gray = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
     return ImageView(

@@ -58,6 +58,9 @@ class ExportOptions:
     training: TrainingSettings | None = None  # None: from the scan settings
     plan: dict[str, Any] | None = None  # the plan's JSON (steps, stop step) for train.toml
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to set in train.toml
+    extra_files: dict[str, Path] = field(
+        default_factory=dict
+    )  # name in OUT -> file copied there (report.html)
 
 
 @dataclass
@@ -305,6 +308,8 @@ def export_dataset(
             out, folders, settings, options.base_model, options.plan, options.train_overrides
         )
         atomic_write_text(tmp / "train.toml", kohya_config.train_toml(config))
+        for name, source in options.extra_files.items():
+            shutil.copyfile(source, tmp / Path(name).name)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,12 +1,12 @@
 """Perceptual hashes and a fast Hamming-distance pair search (pure numpy).
 
 - :func:`phash`: 64-bit DCT hash whose bits are the signs of the 8x8 lowest DCT frequencies (the DC bit is always 0).
-  Signs rather than a median threshold make a horizontal mirror an exact bit flip: mirroring negates the coefficients
-  of odd horizontal frequency, i.e. ``phash(mirror) == phash ^ MIRROR_MASK`` (up to exact zeros).
+  Mirroring negates the coefficients of odd horizontal frequency, so ``phash(mirror) == phash ^ MIRROR_MASK`` (up to
+  exact zeros).
 - :func:`dhash`: 64-bit gradient hash (is each pixel brighter than its right neighbour, 9x8 grid).
-- :func:`hamming_pairs`: every pair within a Hamming distance, optionally also under mirroring, by multi-index hashing:
-  split the 64 bits into 4 chunks of 16; a pair within distance t has some chunk within t // 4, so probing every
-  chunk value within that radius finds all candidates exactly, and a vectorised popcount verifies them.
+- :func:`hamming_pairs`: every pair within a Hamming distance, also between variants (mirror, crop), by multi-index hashing:
+  split the 64 bits into m chunks; a pair within distance t has some chunk within t // m (pigeonhole), so probing
+  every chunk value within that radius finds all candidates exactly, and a vectorised popcount verifies them.
 
 Example::
 
@@ -87,28 +87,44 @@ def _masks_within(radius: int, bits: int = 16) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def hamming_pairs(hashes: np.ndarray, max_distance: int, mirror_mask: int | None = None) -> np.ndarray:
-    """All pairs ``i < j`` with ``popcount(h_i ^ h_j) <= max_distance`` (or ``h_i ^ mirror_mask ^ h_j``).
+def chunks_for(max_distance: int) -> int:
+    """How many chunks the 64 bits are split into for a search radius: 4 (16 bits, one flipped bit per chunk probed)
+    up to distance 7, 5 (13 bits, one flip) up to 9, else 4 with more flips (slower)."""
+    if max_distance <= 7:
+        return 4
+    if max_distance <= 9:
+        return 5
+    return 4
 
-    Returns an int64 array of rows ``(i, j, distance, mirrored)``, the smaller distance of the two orientations, sorted.
-    Exact (no missed pairs); time grows with the number of probe masks, C(16, <= max_distance // 4).
+
+def hamming_pairs(keys: np.ndarray, max_distance: int, queries: list[np.ndarray] | None = None) -> np.ndarray:
+    """Every (query of item i, key of item j), i != j, within ``max_distance`` bits.
+
+    ``queries`` are arrays aligned with ``keys`` (query ``k`` of item ``i`` is ``queries[k][i]``: the hash of a
+    variant of item i, such as its mirror); by default ``[keys]``. Returns int64 rows ``(i, j, distance, k)``, sorted;
+    for ``queries[k] is keys`` only ``i < j`` (the relation is symmetric). Exact: no pair is missed; the time grows with
+    the number of probe masks per chunk (see :func:`chunks_for`).
     """
-    h = np.asarray(hashes, dtype=np.uint64)
+    h = np.asarray(keys, dtype=np.uint64)
     n = h.size
+    queries = [h] if queries is None else [np.asarray(q, dtype=np.uint64) for q in queries]
     if n < 2:
         return np.zeros((0, 4), dtype=np.int64)
-    masks = _masks_within(max_distance // 4)
-    queries = [(h, 0)] if mirror_mask is None else [(h, 0), (h ^ np.uint64(mirror_mask), 1)]
-    found = []
+    n_chunks = chunks_for(max_distance)
+    bounds = np.linspace(0, 64, n_chunks + 1).round().astype(int)
     idx = np.arange(n)
-    for c in range(4):
-        shift = np.uint64(16 * c)
-        vals = ((h >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+    found = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        width = int(hi - lo)
+        masks = _masks_within(max_distance // n_chunks, width)
+        shift, field = np.uint64(lo), np.uint64((1 << width) - 1)
+        vals = ((h >> shift) & field).astype(np.int64)
         order = np.argsort(vals, kind="stable")
-        counts = np.bincount(vals, minlength=1 << 16)
+        counts = np.bincount(vals, minlength=1 << width)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        for q, mirrored in queries:
-            qvals = ((q >> shift) & np.uint64(0xFFFF)).astype(np.int64)
+        for k, q in enumerate(queries):
+            symmetric = q is h or np.array_equal(q, h)
+            qvals = ((q >> shift) & field).astype(np.int64)
             for mask in masks:
                 key = qvals ^ mask
                 cnt = counts[key]
@@ -117,21 +133,14 @@ def hamming_pairs(hashes: np.ndarray, max_distance: int, mirror_mask: int | None
                     continue
                 qi = np.repeat(idx, cnt)
                 first = np.cumsum(cnt) - cnt
-                pos = np.repeat(starts[key] - first, cnt) + np.arange(total)
-                j = order[pos]
-                keep = qi < j
+                j = order[np.repeat(starts[key] - first, cnt) + np.arange(total)]
+                keep = qi < j if symmetric else qi != j
                 qi, j = qi[keep], j[keep]
                 dist = popcount(q[qi] ^ h[j])
                 ok = dist <= max_distance
                 if ok.any():
-                    found.append(
-                        np.stack([qi[ok], j[ok], dist[ok], np.full(int(ok.sum()), mirrored)], axis=1)
-                    )
+                    found.append(np.stack([qi[ok], j[ok], dist[ok], np.full(int(ok.sum()), k)], axis=1))
     if not found:
         return np.zeros((0, 4), dtype=np.int64)
-    allp = np.concatenate(found)
-    # keep the best orientation per pair, once
-    allp = allp[np.lexsort((allp[:, 3], allp[:, 2], allp[:, 1], allp[:, 0]))]
-    first = np.ones(len(allp), dtype=bool)
-    first[1:] = (allp[1:, 0] != allp[:-1, 0]) | (allp[1:, 1] != allp[:-1, 1])
-    return allp[first]
+    rows = np.unique(np.concatenate(found), axis=0)  # a pair found through several chunks is one row
+    return rows

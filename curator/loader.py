@@ -28,6 +28,9 @@ from curator.view import ANALYSIS_SIZE, NATIVE_CROP, ImageView
 
 #: Refuse images whose header declares more pixels than this (about 178 million, twice Pillow's warning limit).
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
+#: Pillow's own warning size; above it a file must not expand more than MAX_EXPANSION times when decoded.
+WARN_PIXELS = 89_478_485
+MAX_EXPANSION = 200
 #: JPEGs whose long side is above this are decoded in draft mode (reduced DCT scale); below it, fully, so the 8x8
 #: block grid survives in ``native_gray``.
 DRAFT_ABOVE = 4096
@@ -74,6 +77,7 @@ def load_view(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
             f"Declares {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}; not decoded",
             {"width": width, "height": height, "pixels": width * height, "limit": max_pixels},
         )
+    _refuse_expansion(img, len(data))
     draft_scale = _maybe_draft(img)
     _decode(img)
     return view_from_image(img, data=data, filename=os.fsdecode(Path(path).name), draft_scale=draft_scale)
@@ -183,6 +187,29 @@ def _open(data: bytes) -> Image.Image:
         ) from exc
     except Exception as exc:  # any decoder plugin error on a hostile header
         raise LoadError("corrupt", f"Damaged header: {_short(exc)}", {"reason": "bad_header"}) from exc
+
+
+def _refuse_expansion(img: Image.Image, file_size: int) -> None:
+    """Above Pillow's warning size, refuse files that expand by more than MAX_EXPANSION: a bomb's signature (a few
+    kilobytes declaring a hundred megapixels), where a real photo of that size is tens of megabytes."""
+    width, height = img.size
+    if width * height <= WARN_PIXELS:
+        return
+    raw = width * height * max(1, len(img.getbands()))
+    ratio = raw / max(1, file_size)
+    if ratio > MAX_EXPANSION:
+        raise LoadError(
+            "decompression_bomb",
+            f"Declares {width}x{height} = {width * height:,} pixels from only {file_size:,} bytes "
+            f"({ratio:,.0f}:1); not decoded",
+            {
+                "width": width,
+                "height": height,
+                "pixels": width * height,
+                "expansion": round(ratio),
+                "limit": MAX_EXPANSION,
+            },
+        )
 
 
 def _maybe_draft(img: Image.Image) -> int:
@@ -372,10 +399,8 @@ def _to_analysis_size(rgb: Image.Image, alpha: Image.Image | None) -> tuple[Imag
         return rgb, alpha
     scale = ANALYSIS_SIZE / long_side
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    small_alpha = (
-        alpha.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0) if alpha is not None else None
-    )
+    small = rgb.resize(size, Image.Resampling.BOX)
+    small_alpha = alpha.resize(size, Image.Resampling.BOX) if alpha is not None else None
     return small, small_alpha
 
 

@@ -123,17 +123,21 @@ class _Report:
             return '<div class="placeholder">no preview<br>(not decoded)</div>'
         return f'<img src="{uri}" alt="{escape(rel)}" loading="lazy">'
 
-    def card(self, rel: str, why: str = "", evidence: dict[str, Any] | None = None, cls: str = "") -> str:
-        """One image card: thumbnail, file name, a line of why, and evidence."""
+    def card(
+        self, rel: str, why: str = "", evidence: dict[str, Any] | None = None, cls: str = "", title: str = ""
+    ) -> str:
+        """One image card: thumbnail, file name, a line of why (``title``: its full text), and evidence."""
         name = rel.rsplit("/", 1)[-1]
-        rows = ""
-        for key, value in list((evidence or {}).items())[:6]:
-            rows += f"<dt>{escape(str(key))}</dt><dd>{_fmt(value, 60)}</dd>"
-        dl = f"<dl>{rows}</dl>" if rows else ""
-        why_html = f'<div class="why">{why}</div>' if why else ""
+        rows = "".join(
+            f'<div><span class="k">{escape(str(key))}</span> {_fmt(value, 70)}</div>'
+            for key, value in list((evidence or {}).items())[:6]
+        )
+        ev = f'<div class="ev">{rows}</div>' if rows else ""
+        tip = f' title="{escape(title)}"' if title else ""
+        why_html = f'<div class="why"{tip}>{why}</div>' if why else ""
         return (
             f'<div class="item {cls}"><div class="img">{self.thumb(rel)}</div><div class="cap">'
-            f'<div class="name" title="{escape(rel)}">{escape(name)}</div>{why_html}{dl}</div></div>'
+            f'<div class="name" title="{escape(rel)}">{escape(name)}</div>{why_html}{ev}</div></div>'
         )
 
     # -- sections ----------------------------------------------------------------------------------------------
@@ -283,7 +287,9 @@ class _Report:
             )
         ordered = sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
         cards = "".join(
-            self.card(f.path or "", escape(f.message), f.evidence) for f in ordered[:CARDS_PER_CODE] if f.path
+            self.card(f.path, escape(f.message), f.evidence, title=f.message)
+            for f in ordered[:CARDS_PER_CODE]
+            if f.path
         )
         rest = ordered[CARDS_PER_CODE:]
         more = (
@@ -334,14 +340,18 @@ class _Report:
                 else:
                     f = evidence.get(rel)
                     why = f'<span class="badge {f.severity.value}">{escape(f.code)}</span>' if f else ""
-                    ev = {k: v for k, v in (f.evidence if f else {}).items() if k != "keeper"}
+                    ev = {
+                        k: v
+                        for k, v in (f.evidence if f else {}).items()
+                        if k not in ("keeper", "thresholds")
+                    }
                     cards += self.card(rel, why, ev, "dropped")
-            blocks += f'<div class="card group"><div class="cluster">{cards}</div></div>'
+            blocks += f'<div class="card"><div class="cluster">{cards}</div></div>'
         note = (
             f'<p class="muted">{len(clusters)} cluster(s). An export keeps the keeper of each and leaves the others '
             "out; choose another keeper in <code>dreamcurate review</code>.</p>"
         )
-        return f'<section id="duplicates"><h2>Duplicates</h2>{note}{blocks}</section>'
+        return f'<section id="duplicates"><h2>Duplicates</h2>{note}<div class="clusters">{blocks}</div></section>'
 
     def tags_section(self) -> str:
         """Tag frequency over the training captions (top 30) and caption coverage."""

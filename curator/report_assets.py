@@ -59,7 +59,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge.count { background: var(--info-soft); color: var(--ink); }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 .muted { color: var(--muted); }
-.groups { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; margin-top: 14px; }
+.groups { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; margin-top: 14px; align-items: start; }
 .groups .wide { grid-column: 1 / -1; }
 .group { margin: 0 0 16px; }
 .groups .group { margin: 0; }
@@ -70,11 +70,13 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 .item img { width: 100%; height: 130px; object-fit: contain; display: block; }
 .item .cap { padding: 6px 8px 8px; }
 .item .name { font-weight: 600; font-size: 12.5px; word-break: break-all; }
-.item .why { font-size: 12px; color: var(--muted); margin-top: 2px; }
-.item dl { margin: 4px 0 0; font-size: 11.5px; display: grid; grid-template-columns: auto 1fr; gap: 0 6px; }
-.item dt { color: var(--muted); } .item dd { margin: 0; word-break: break-all; }
+.item .why { font-size: 12px; color: var(--muted); margin-top: 2px; display: -webkit-box; -webkit-line-clamp: 3;
+  -webkit-box-orient: vertical; overflow: hidden; }
+.item .ev { margin-top: 4px; font-size: 11.5px; overflow-wrap: anywhere; }
+.item .ev .k { color: var(--muted); }
 .placeholder { color: var(--muted); font-size: 12px; padding: 10px; text-align: center; }
-.cluster { display: flex; gap: 12px; overflow-x: auto; padding-bottom: 4px; }
+.clusters { display: grid; grid-template-columns: repeat(auto-fill, minmax(400px, 1fr)); gap: 14px; align-items: start; }
+.cluster { align-items: flex-start; display: flex; gap: 12px; overflow-x: auto; padding-bottom: 4px; }
 .cluster .item { min-width: 172px; max-width: 172px; }
 .cluster .item.keeper { border: 2px solid var(--ok); }
 .cluster .item.dropped { opacity: 0.78; }

@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from curator.findings import Severity
@@ -43,11 +44,16 @@ def display_path(rel: str) -> str:
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _safe(text: str) -> str:
+    """Printable and free of rich markup (a file named ``[red].png`` stays a name)."""
+    return escape(display_path(text))
+
+
 def print_summary(result: ScanResult, console: Console, worst: int = 10) -> None:
     """Print the scan summary to ``console``."""
     ds = result.dataset
     console.print(
-        f"[bold]{display_path(str(ds.root))}[/]  layout {ds.layout}, {len(result.records)} images, "
+        f"[bold]{_safe(str(ds.root))}[/]  layout {ds.layout}, {len(result.records)} images, "
         f"captions '{ds.caption_extension}'"
     )
     console.print(_concepts_table(result))
@@ -77,7 +83,7 @@ def _concepts_table(result: ScanResult) -> Table:
     table.add_column("kind")
     for concept in result.dataset.concepts:
         kind = "regularization" if concept.is_reg else "training"
-        table.add_row(display_path(concept.name), str(concept.repeats), str(len(concept.items)), kind)
+        table.add_row(_safe(concept.name), str(concept.repeats), str(len(concept.items)), kind)
     return table
 
 
@@ -100,7 +106,7 @@ def _findings_table(rows: list[tuple[str, Severity, int, str]]) -> Table:
     table.add_column("meaning", overflow="fold")
     for code, severity, count, meaning in rows:
         style = _STYLE[severity.value]
-        table.add_row(code, f"[{style}]{severity.value}[/]", str(count), meaning)
+        table.add_row(code, f"[{style}]{severity.value}[/]", str(count), _safe(meaning))
     return table
 
 
@@ -123,5 +129,5 @@ def _worst_table(records: list[ItemRecord]) -> Table:
     for record in records:
         ranked = sorted(record.findings, key=lambda f: -f.severity.rank)
         text = ", ".join(f"[{_STYLE[f.severity.value]}]{f.code}[/]" for f in ranked)
-        table.add_row(display_path(record.item.rel), text)
+        table.add_row(_safe(record.item.rel), text)
     return table

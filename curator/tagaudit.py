@@ -71,6 +71,16 @@ class CaptionRecord:
     tokens: int = 0
 
     @property
+    def tags(self) -> tuple[str, ...]:
+        """The tags as written (empty without a readable caption)."""
+        return self.caption.tags if self.caption else ()
+
+    @property
+    def normalized(self) -> tuple[str, ...]:
+        """The normalised tags (empty without a readable caption)."""
+        return self.caption.normalized if self.caption else ()
+
+    @property
     def trained_text(self) -> str:
         """The caption as training joins it (tags joined with ``", "``, ``|||`` removed), unshuffled."""
         return ", ".join(self.caption.tags) if self.caption else ""

@@ -83,7 +83,7 @@ def _cut_tags(r: CaptionRecord, limit: int) -> list[str]:
     if cut is None:
         return []
     lost, start = [], 0
-    for tag in r.caption.tags:
+    for tag in r.tags:
         end = start + len(tag)
         if end > cut:
             lost.append(tag)
@@ -113,7 +113,7 @@ def duplicates(r: CaptionRecord) -> list[Finding]:
     """``tag_duplicate``: the same tag twice in one caption (after normalisation)."""
     if r.caption is None:
         return []
-    counts = Counter(r.caption.normalized)
+    counts = Counter(r.normalized)
     doubled = sorted(tag for tag, n in counts.items() if n > 1)
     if not doubled:
         return []
@@ -134,7 +134,7 @@ def trigger_findings(records: list[CaptionRecord], trigger: str, explicit: bool)
     When the trigger comes from the folder name and no caption holds it, one dataset-wide finding replaces a
     finding per image (the folder name may simply not be meant as a trigger)."""
     readable = [r for r in records if r.caption and not r.item.is_reg]
-    missing = [r for r in readable if not any(contains_trigger(t, trigger) for t in r.caption.normalized)]
+    missing = [r for r in readable if not any(contains_trigger(t, trigger) for t in r.normalized)]
     if not readable or not trigger:
         return []
     if missing and len(missing) == len(readable) and not explicit:
@@ -158,7 +158,7 @@ def trigger_findings(records: list[CaptionRecord], trigger: str, explicit: bool)
         for r in missing
     ]
     for r in readable:
-        tags = r.caption.normalized
+        tags = r.normalized
         if r not in missing and tags and not contains_trigger(tags[0], trigger):
             out.append(
                 finding(
@@ -166,7 +166,7 @@ def trigger_findings(records: list[CaptionRecord], trigger: str, explicit: bool)
                     Severity.WARNING,
                     f"Trigger '{trigger}' is not the first tag: with shuffle_caption it moves around unless kept "
                     "(tags --move-to-front)",
-                    {"trigger": trigger, "first_tag": r.caption.tags[0]},
+                    {"trigger": trigger, "first_tag": r.tags[0]},
                     r.item.rel,
                 )
             )
@@ -181,7 +181,7 @@ def keep_tokens_findings(
     With a configured keep_tokens: a dataset-wide finding with the distribution when the common prefix is shared by
     fewer than ``stable`` of the captions, and an info finding per deviating caption. With the advised value
     (``configured`` False) only the deviating captions of a stable prefix are named."""
-    lists = [(r, r.caption.normalized) for r in records if r.caption and not r.caption.has_separator]
+    lists = [(r, r.normalized) for r in records if r.caption and not r.caption.has_separator]
     if n <= 0 or not lists:
         return []
     prefixes = Counter(tags[:n] for _, tags in lists)
@@ -212,7 +212,7 @@ def keep_tokens_findings(
                 finding(
                     "keep_tokens_unstable",
                     Severity.INFO,
-                    f"First {n} tag(s) {list(r.caption.tags[:n])} differ from the usual {list(common)}",
+                    f"First {n} tag(s) {list(r.tags[:n])} differ from the usual {list(common)}",
                     {"keep_tokens": n, "prefix": list(tags[:n]), "common": list(common)},
                     r.item.rel,
                 )
@@ -229,7 +229,7 @@ def frequency_findings(audit: CaptionAudit) -> list[Finding]:
         return []
     frequency: Counter[str] = Counter()
     for r in train:
-        frequency.update(set(r.caption.normalized))
+        frequency.update(set(r.normalized))
     exempt = {c.trigger for c in audit.concepts.values()}
     out = []
     for tag, count in sorted(frequency.items()):
@@ -250,7 +250,7 @@ def frequency_findings(audit: CaptionAudit) -> list[Finding]:
                 )
             )
     for r in train:
-        rare = sorted({t for t in r.caption.normalized if frequency[t] == 1})
+        rare = sorted({t for t in r.normalized if frequency[t] == 1})
         if rare:
             out.append(
                 finding(
@@ -269,7 +269,7 @@ def conflict_findings(r: CaptionRecord, pairs: tuple[tuple[str, str], ...]) -> l
     """``tag_conflict``: both tags of a mutually exclusive pair in one caption."""
     if r.caption is None:
         return []
-    tags = set(r.caption.normalized)
+    tags = set(r.normalized)
     hits = [[a, b] for a, b in pairs if a in tags and b in tags]
     if not hits:
         return []
@@ -299,7 +299,7 @@ def caption_findings(audit: CaptionAudit) -> list[Finding]:
             continue
         out += trigger_findings(records, concept.trigger, explicit=bool(settings.trigger))
         configured = settings.keep_tokens is not None
-        n = settings.keep_tokens if configured else concept.keep_tokens.n
+        n = settings.keep_tokens if settings.keep_tokens is not None else concept.keep_tokens.n
         out += keep_tokens_findings(records, n, settings.stable_fraction, configured)
     out += frequency_findings(audit)
     if any(r.tokens == UNCOUNTED for r in audit.records if r.caption):

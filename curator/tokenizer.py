@@ -211,7 +211,12 @@ def clip_tokenizer_dir(cache: Path | None = None) -> Path:
 def _backend() -> Tokenizer:
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(str(clip_tokenizer_dir() / "tokenizer.json"))
+    try:
+        return Tokenizer.from_file(str(clip_tokenizer_dir() / "tokenizer.json"))
+    except OSError:
+        # A read-only or full cache folder must not stop counting: build the same pipeline in memory.
+        merges = read_merges(find_bpe_vocab())
+        return _build_backend(build_vocab(merges), merges)
 
 
 def encode(text: str) -> list[int]:

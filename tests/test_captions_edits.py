@@ -147,3 +147,17 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["tags", str(root), "--apply"]).exit_code == 2
     assert runner.invoke(cli, ["tags", str(root), "--replace", "nonsense"]).exit_code == 2
     assert runner.invoke(cli, ["tags", str(tmp_path / "nope")]).exit_code == 2
+
+
+def test_edits_limited_to_a_concept(tmp_path: Path) -> None:
+    root = _dataset(tmp_path)
+    other = root / "2_other"
+    other.mkdir()
+    Image.new("RGB", (8, 8)).save(other / "x.png")
+    (other / "x.txt").write_text("hat, smile")
+    runner = CliRunner()
+    out = runner.invoke(cli, ["tags", str(root), "--add-trigger", "ohwx", "--concept", "other", "--apply"])
+    assert out.exit_code == 0, out.output
+    assert (other / "x.txt").read_text() == "ohwx, hat, smile"
+    assert (root / "5_sks" / "b.txt").read_text() == CAPTIONS["b"]
+    assert runner.invoke(cli, ["tags", str(root), "--dedupe", "--concept", "nope"]).exit_code == 2

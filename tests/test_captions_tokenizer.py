@@ -103,3 +103,14 @@ def test_tokenizer_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_unwritable_cache_still_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DREAMCURATE_CACHE", str(blocker / "sub"))
+    tk._backend.cache_clear()
+    try:
+        assert tk.encode("a photo of a cat") == [49406, 320, 1125, 539, 320, 2368, 49407]
+    finally:
+        tk._backend.cache_clear()

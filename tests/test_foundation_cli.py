@@ -88,3 +88,18 @@ def test_demo_module_does_not_import_torch() -> None:
     code = "import trainer.demo, sys; print(any(m.split('.')[0] == 'torch' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_non_utf8_file_name_through_the_cli(tmp_path: Path) -> None:
+    import os
+
+    root = _dataset(tmp_path, bad=False)
+    raw = os.fsencode(root / "5_thing") + b"/caf\xe9.png"
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(raw, format="PNG")
+    runner = CliRunner()
+    summary = runner.invoke(cli, ["scan", str(root), "--workers", "1"])
+    assert summary.exit_code == 0, summary.output
+    assert "caf\ufffd.png" in summary.output  # shown with a replacement character
+    doc = json.loads(runner.invoke(cli, ["scan", str(root), "--json", "-"]).stdout)
+    paths = [item["path"] for item in doc["items"]]
+    assert os.fsdecode(b"5_thing/caf\xe9.png") in paths

@@ -193,3 +193,11 @@ def test_very_large_jpeg_uses_draft(tmp_path: Path) -> None:
 def test_view_from_image_in_memory() -> None:
     view = view_from_image(_noise(100, 50), filename="mem.png")
     assert (view.width, view.height) == (100, 50) and view.sha256 and view.pixel_sha256
+
+
+def test_tiny_file_declaring_a_hundred_megapixels_is_a_bomb(tmp_path: Path) -> None:
+    # Under the 178 Mpx limit but above Pillow's warning size, from a few bytes: refused by its expansion ratio.
+    (tmp_path / "b.png").write_bytes(_png_header(10000, 10000))
+    with pytest.raises(LoadError) as info:
+        load_view(tmp_path / "b.png")
+    assert info.value.code == "decompression_bomb" and info.value.evidence["expansion"] > 1000

@@ -44,7 +44,9 @@ class TrainingError(RuntimeError):
 @dataclass
 class TrainResult:
     """What a run did. ``steps``: optimizer steps done in total (resumed ones included); ``te_steps``: steps in which
-    the text encoder was updated; ``losses``: the loss of each optimizer step run by this call."""
+    the text encoder was updated; ``optimizer_steps`` / ``te_optimizer_steps``: the step counts the optimizer itself
+    holds for the UNet's and the text encoder's parameters (what really happened); ``losses``: the loss of each
+    optimizer step run by this call."""
 
     steps: int
     epochs: int
@@ -54,6 +56,8 @@ class TrainResult:
     checkpoints: list[Path] = field(default_factory=list)
     samples: list[Path] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
+    optimizer_steps: int = 0
+    te_optimizer_steps: int = 0
 
 
 @dataclass
@@ -247,7 +251,7 @@ def restore(run: Run, progress: checkpoint.Progress) -> None:
     """Continue from a saved state: weights, optimizer, scheduler, RNG, and our position in the schedule."""
     run.accelerator.load_state(str(progress.state_dir))
     run.step, run.epoch, run.groups_done = progress.step, progress.epoch, progress.groups_done
-    run.result.te_steps = progress.te_trained_steps
+    run.result.te_steps = run.result.te_optimizer_steps = progress.te_trained_steps
     run.last_checkpoint = Path(progress.last_checkpoint) if progress.last_checkpoint else None
     run.last_saved_step = progress.step
     if (
@@ -383,12 +387,26 @@ def freeze_text_encoder(run: Run, emit: bool = True) -> None:
     run.text_encoder.requires_grad_(False)
     run.text_encoder.eval()
     inner = getattr(run.optimizer, "optimizer", run.optimizer)
+    # A restored run's optimizer no longer holds the text encoder's state; keep the count restore() put there.
+    run.result.te_optimizer_steps = optimizer_step_count(run, group=1) or run.result.te_optimizer_steps
     for param in run.accelerator.unwrap_model(run.text_encoder).parameters():
         param.grad = None  # AdamW skips parameters without a gradient, weight decay included
         inner.state.pop(param, None)
     run.te_training = False
     if emit:
         run.events.emit("te_stop", step=run.step, epoch=run.epoch)
+
+
+def optimizer_step_count(run: Run, group: int) -> int:
+    """How many times the optimizer updated the parameters of a param group (0: UNet, 1: text encoder)."""
+    inner = getattr(run.optimizer, "optimizer", run.optimizer)
+    if group >= len(inner.param_groups):
+        return 0
+    for param in inner.param_groups[group]["params"]:
+        state = inner.state.get(param)
+        if state and "step" in state:
+            return int(state["step"])
+    return 0
 
 
 # ---- save and sample --------------------------------------------------------------------------------------------
@@ -543,6 +561,9 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         run.events.close()
         raise
     run.result.steps, run.result.final_path = run.step, run.last_checkpoint
+    run.result.optimizer_steps = optimizer_step_count(run, group=0)
+    if run.te_training:
+        run.result.te_optimizer_steps = optimizer_step_count(run, group=1)
     run.events.emit(
         "end",
         step=run.step,

@@ -8,7 +8,7 @@ items. Parameters (override per scan with ``ScanSettings.params["captions"]``) a
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from curator.checks.base import CheckContext, DatasetCheck
 from curator.findings import Finding
@@ -37,7 +37,7 @@ class CaptionsCheck(DatasetCheck):
     name = "captions"
     codes = CODES
     version = 1
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def run(self, records: list[ItemRecord], params: dict[str, Any], context: CheckContext) -> list[Finding]:
         """Audit the captions of every record's item."""

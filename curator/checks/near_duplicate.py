@@ -38,13 +38,30 @@ class DupHashes(ImageCheck):
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
         """The four hashes of ``view.gray`` and its mirror."""
         gray = np.asarray(view.gray, dtype=np.float32)
-        mirror = gray[:, ::-1]
-        return {
-            "phash": hashing.to_hex(hashing.phash(gray)),
-            "dhash": hashing.to_hex(hashing.dhash(gray)),
-            "phash_mirror": hashing.to_hex(hashing.phash(mirror)),
-            "dhash_mirror": hashing.to_hex(hashing.dhash(mirror)),
-        }
+        if view.alpha is not None:
+            # hash transparent images as flattened on white, as editors and JPEG exports flatten them (the view is
+            # composited on black: luma is linear, so adding 255 - alpha moves the background to white)
+            gray = gray + (255.0 - view.alpha.astype(np.float32))
+        return variant_hashes(gray)
+
+
+#: The variants each image is hashed as: itself, its mirror, its 90 % centre crop, and that crop mirrored.
+#: Matching a crop's hash against the other images' plain hashes finds pairs where one is a crop of the other.
+VARIANTS = ("", "_mirror", "_crop", "_crop_mirror")
+CROP_KEEP = 0.9
+
+
+def variant_hashes(gray: np.ndarray) -> dict[str, str]:
+    """pHash and dHash (hex) of each of :data:`VARIANTS` of a gray image."""
+    h, w = gray.shape
+    dy, dx = round(h * (1 - CROP_KEEP) / 2), round(w * (1 - CROP_KEEP) / 2)
+    crop = gray[dy : h - dy, dx : w - dx] if min(h - 2 * dy, w - 2 * dx) >= 9 else gray
+    arrays = {"": gray, "_mirror": gray[:, ::-1], "_crop": crop, "_crop_mirror": crop[:, ::-1]}
+    out = {}
+    for suffix, arr in arrays.items():
+        out[f"phash{suffix}"] = hashing.to_hex(hashing.phash(arr))
+        out[f"dhash{suffix}"] = hashing.to_hex(hashing.dhash(arr))
+    return out
 
 
 class UnionFind:
@@ -80,30 +97,37 @@ class UnionFind:
 
 
 def find_pairs(metrics: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Near-duplicate pairs among hashed items: ``[{"a", "b", "phash", "dhash", "mirrored"}]`` (indices into metrics).
+    """Near-duplicate pairs among hashed items: ``[{"a", "b", "phash", "dhash", "variant"}]`` (indices into metrics).
 
-    A pair needs pHash distance <= ``max_phash`` in some orientation and dHash distance <= ``max_dhash`` in the same
-    orientation.
+    A pair needs some variant of one item (itself, mirrored, cropped, both) within ``max_phash`` of the other's
+    pHash and within ``max_dhash`` of its dHash; the closest variant that passes both is reported.
     """
-    ph = hashing.from_hex([m["phash"] for m in metrics])
-    dh = hashing.from_hex([m["dhash"] for m in metrics])
-    dh_m = hashing.from_hex([m["dhash_mirror"] for m in metrics])
-    pairs = hashing.hamming_pairs(ph, int(params["max_phash"]), int(hashing.MIRROR_MASK))
-    out = []
-    for a, b, _, _ in pairs.tolist():
-        direct = int(hashing.popcount(dh[a] ^ dh[b]))
-        flipped = int(hashing.popcount(dh_m[a] ^ dh[b]))
-        pd_direct = int(hashing.popcount(ph[a] ^ ph[b]))
-        pd_flip = int(hashing.popcount(ph[a] ^ hashing.MIRROR_MASK ^ ph[b]))
-        options = [
-            (pd_direct + direct, pd_direct, direct, False),
-            (pd_flip + flipped, pd_flip, flipped, True),
-        ]
-        for _, p_dist, d_dist, mirrored in sorted(options):
-            if p_dist <= params["max_phash"] and d_dist <= params["max_dhash"]:
-                out.append({"a": a, "b": b, "phash": p_dist, "dhash": d_dist, "mirrored": mirrored})
-                break
-    return out
+    keys_p = hashing.from_hex([m["phash"] for m in metrics])
+    keys_d = hashing.from_hex([m["dhash"] for m in metrics])
+    q_p = [hashing.from_hex([m[f"phash{v}"] for m in metrics]) for v in VARIANTS]
+    q_d = [hashing.from_hex([m[f"dhash{v}"] for m in metrics]) for v in VARIANTS]
+    hits = hashing.hamming_pairs(keys_p, int(params["max_phash"]), q_p)
+    if hits.size == 0:
+        return []
+    i, j, pdist, k = hits.T
+    ddist = np.zeros_like(pdist)
+    for v in range(len(VARIANTS)):
+        sel = k == v
+        ddist[sel] = hashing.popcount(q_d[v][i[sel]] ^ keys_d[j[sel]])
+    ok = ddist <= int(params["max_dhash"])
+    best: dict[tuple[int, int], dict[str, Any]] = {}
+    for a, b, pd, dd, v in zip(i[ok], j[ok], pdist[ok], ddist[ok], k[ok], strict=True):
+        pair = (int(min(a, b)), int(max(a, b)))
+        cand = {
+            "a": pair[0],
+            "b": pair[1],
+            "phash": int(pd),
+            "dhash": int(dd),
+            "variant": VARIANTS[int(v)][1:],
+        }
+        if pair not in best or pd + dd < best[pair]["phash"] + best[pair]["dhash"]:
+            best[pair] = cand
+    return [best[p] for p in sorted(best)]
 
 
 def clip_pairs(metrics: list[dict[str, Any]], min_cosine: float) -> list[dict[str, Any]]:
@@ -144,7 +168,7 @@ class NearDuplicates(DatasetCheck):
     codes = ("near_duplicate",)
     version = 1
     defaults: dict[str, Any] = {
-        "max_phash": 11,  # pHash Hamming distance (63 bits used) in the matched orientation
+        "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
         "max_dhash": 16,  # dHash Hamming distance in the same orientation
         "clip_cosine": 0.95,  # semantic pairs, when CLIP embeddings are present
     }
@@ -170,8 +194,8 @@ class NearDuplicates(DatasetCheck):
             keeper = choose_keeper(members)
             k = group[members.index(keeper)]
             for i in group:
-                if i == k:
-                    continue
+                if i == k or _is_exact_copy(metrics[i], metrics[k]):
+                    continue  # exact copies of the keeper are exact_duplicate's to report
                 link = links.get((min(i, k), max(i, k)))
                 findings.append(self._finding(hashed[i], keeper, link, len(group), params))
         return findings
@@ -181,11 +205,15 @@ class NearDuplicates(DatasetCheck):
     ) -> Finding:
         evidence: dict[str, Any] = {"keeper": keeper.item.rel, "cluster_size": size}
         if link:
-            evidence.update({k: link[k] for k in ("phash", "dhash", "mirrored", "cosine") if k in link})
+            evidence.update({k: link[k] for k in ("phash", "dhash", "cosine") if k in link})
+            if "variant" in link:
+                evidence["mirrored"] = "mirror" in link["variant"]
+                evidence["cropped"] = "crop" in link["variant"]
         else:
             evidence["linked_via"] = "another member of the cluster"
         evidence["thresholds"] = {k: params[k] for k in ("max_phash", "max_dhash", "clip_cosine")}
         how = " (mirrored)" if evidence.get("mirrored") else ""
+        how += " (cropped)" if evidence.get("cropped") else ""
         dist = f"pHash {link['phash']}, dHash {link['dhash']}" if link and "phash" in link else "same cluster"
         if link and "cosine" in link and "phash" not in link:
             dist = f"CLIP cosine {link['cosine']:.3f}"

@@ -11,31 +11,21 @@ import click
 from curator.results import ScanResult, ScanSettings
 
 
-def plan_json(result: ScanResult, kept: set[str] | None = None) -> dict[str, Any] | None:
-    """The training plan of the kept items as JSON data, or None when the planner is not available.
-
-    The planner belongs to another part of the project; the report and the export work without it.
-    """
-    try:
-        from curator.plan import PlanOptions, build_plan  # type: ignore[attr-defined]
-
-        sizes = {r.item.rel: (r.width, r.height) for r in result.records if r.decoded}
-        if kept is not None:
-            sizes = {rel: size for rel, size in sizes.items() if rel in kept}
-        plan = build_plan(result.dataset, sizes, PlanOptions())
-        data = plan.to_json()
-    except Exception:  # the plan is an extra here: never let it break an export or a report
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def run_scan(dataset: Path, reg: Path | None, workspace: Path | None, resolution: int | None) -> ScanResult:
-    """Scan ``dataset`` with the cache (a no-op for files scanned before)."""
+def run_scan(
+    dataset: Path,
+    reg: Path | None,
+    workspace: Path | None,
+    resolution: int | None,
+    buckets: tuple[int, int] | None = None,
+) -> ScanResult:
+    """Scan ``dataset`` with the cache (only changed files are analysed again); ``buckets`` is (min, max) reso."""
     from curator.scan import scan
 
     settings = ScanSettings(reg_root=reg, workspace=workspace)
     if resolution:
         settings.resolution = resolution
+    if buckets:
+        settings.min_bucket_reso, settings.max_bucket_reso = buckets
     return scan(dataset, settings)
 
 
@@ -112,6 +102,7 @@ def export(
     """
     from curator.decisions import DecisionStore
     from curator.export import ExportError, ExportOptions, export_dataset, plan_verdicts
+    from curator.handoff import PlanInputs, plan_json
     from curator.workspace import Workspace
 
     result = run_scan(dataset, reg, workspace, resolution)
@@ -125,7 +116,8 @@ def export(
     )
     store = DecisionStore(Workspace.for_dataset(dataset, workspace))
     verdicts, _ = plan_verdicts(result, store, options)
-    options.plan = plan_json(result, {rel for rel, v in verdicts.items() if v.kept})
+    kept = {rel for rel, v in verdicts.items() if v.kept}
+    options.plan = plan_json(result, kept, PlanInputs(resolution=resolution))
     try:
         report = export_dataset(result, out, options, store)
     except ExportError as exc:

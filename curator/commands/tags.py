@@ -59,6 +59,7 @@ def _replace_pair(
     "--replace", multiple=True, metavar="OLD=NEW", callback=_replace_pair, help="Edit: rename a tag."
 )
 @click.option("--remove", multiple=True, metavar="TAG", help="Edit: drop a tag.")
+@click.option("--concept", "concepts", multiple=True, metavar="NAME", help="Edit only these concepts.")
 @click.option("--apply", "do_apply", is_flag=True, help="Write the edits (atomic, with an undo journal).")
 @click.option("--undo", is_flag=True, help="Restore the captions of the last --apply.")
 @click.option("--force", is_flag=True, help="With --undo: restore captions edited since the apply as well.")
@@ -77,6 +78,7 @@ def tags(
     add_trigger: str | None,
     replace: tuple[tuple[str, str], ...],
     remove: tuple[str, ...],
+    concepts: tuple[str, ...],
     do_apply: bool,
     undo: bool,
     force: bool,
@@ -115,7 +117,12 @@ def tags(
             )
         _audit(ds, trigger, int(max_token_length), keep_tokens, top, json_out)
         return
-    _edit(ds, edits, ws, do_apply, json_out)
+    known = {c.name for c in ds.concepts}
+    unknown = [name for name in concepts if name not in known]
+    if unknown:
+        raise click.UsageError(f"unknown concept(s): {', '.join(unknown)} (have: {', '.join(sorted(known))})")
+    items = [i for i in ds.items if not concepts or i.concept in concepts]
+    _edit(ds, items, edits, ws, do_apply, json_out)
 
 
 def _discover(dataset: Path, reg_root: Path | None, caption_extension: str | None):  # noqa: ANN202
@@ -163,12 +170,12 @@ def _audit(
         print_audit(audit, console, top)
 
 
-def _edit(ds, edits, ws, do_apply: bool, json_out: str | None) -> None:  # noqa: ANN001
+def _edit(ds, items, edits, ws, do_apply: bool, json_out: str | None) -> None:  # noqa: ANN001
     from rich.console import Console
 
     from curator.tagedit import EditConflict, apply_changes, plan_changes, render_diff
 
-    changes, notes = plan_changes(ds.items, edits)
+    changes, notes = plan_changes(items, edits)
     quiet = json_out == "-"
     console = Console(stderr=quiet, highlight=False)
     journal_path = None

@@ -254,49 +254,45 @@ class Backend:
     def plan(
         self, result: ScanResult, inputs: PlanInputs, dropped: set[str] | frozenset[str] = frozenset()
     ) -> PlanSummary:
-        """The plan for ``inputs`` with the step math of ``curator.plan`` (dropped items left out)."""
-        from curator import plan as step_math
-        from curator.buckets import BucketSettings
+        """The plan for ``inputs`` through ``curator.plan.build_plan`` (dropped items left out), as display lines."""
+        from curator.plan import PlanOptions, build_plan
+        from curator.scan import item_sizes
 
-        entries = [
-            step_math.PlanEntry(r.item.rel, r.width, r.height, r.item.repeats, r.item.is_reg)
-            for r in result.records
-            if r.decoded and r.item.rel not in dropped
-        ]
-        buckets = BucketSettings(
+        options = PlanOptions(
             resolution=inputs.resolution,
+            batch_size=inputs.batch_size,
+            max_train_epochs=inputs.epochs,
+            te_sensitivity=inputs.sensitivity,
             min_bucket_reso=self.settings.min_bucket_reso,
             max_bucket_reso=self.settings.max_bucket_reso,
             bucket_reso_steps=self.settings.bucket_reso_steps,
             bucket_no_upscale=self.settings.bucket_no_upscale,
         )
-        counts = step_math.bucket_counts(entries, buckets)
-        per_epoch = step_math.steps_per_epoch(counts, inputs.batch_size)
-        total = step_math.total_steps(per_epoch, max_train_epochs=inputs.epochs)
-        stop = step_math.text_encoder_stop_step(total, inputs.sensitivity)
-        images = sum(1 for e in entries if not e.is_reg)
-        seed = step_math.seed_formula_stop_step(images, inputs.sensitivity, inputs.epochs)
-        return PlanSummary(
-            values={
-                "max_train_epochs": inputs.epochs,
-                "total_steps": total,
-                "stop_text_encoder_training": stop,
-            },
-            lines=[
-                ("training images", str(images)),
-                ("buckets", str(len(counts))),
-                ("steps per epoch", str(per_epoch)),
-                ("total steps", str(total)),
-                ("text encoder stops at", str(stop)),
-                ("tutorial formula", f"{seed} (sensitivity x images x epochs)"),
-            ],
-            notes=[
-                "The tutorial's formula assumes repeats 1 and batch 1; the trainer stops the text encoder at "
-                "sensitivity x total optimizer steps."
-            ]
-            if seed != stop
-            else [],
-        )
+        sizes = {rel: size for rel, size in item_sizes(result).items() if rel not in dropped}
+        plan = build_plan(result.dataset, sizes, options)
+        train_images = sum(c["images"] for c in plan.concepts if not c["is_reg"])
+        hours = plan.time["seconds"] / 3600
+        lines = [
+            ("training images", str(train_images)),
+            ("buckets", str(len(plan.buckets))),
+            ("steps per epoch", str(plan.steps_per_epoch)),
+            ("total steps", str(plan.total_steps)),
+            ("text encoder stops at", str(plan.stop_text_encoder_training)),
+            ("tutorial formula", f"{plan.seed_formula_stop_step} (sensitivity x images x epochs)"),
+            ("VRAM", f"{plan.vram_gb:.1f} GB"),
+            ("time", f"{hours:.1f} h at {plan.time['its']:.2f} it/s ({plan.time['source']})"),
+            ("checkpoints", f"{plan.checkpoints['count']} x {plan.checkpoints['each_gb']} GB"),
+        ]
+        notes = [plan.te_explanation] if plan.te_explanation else []
+        notes += list(plan.vram.get("warnings", []))
+        notes += [a["advice"] for a in plan.size_advice if a.get("verdict") != "ok"]
+        notes += plan.notes
+        values = {
+            "max_train_epochs": inputs.epochs,
+            "total_steps": plan.total_steps,
+            "stop_text_encoder_training": plan.stop_text_encoder_training,
+        }
+        return PlanSummary(lines=lines, notes=notes, values=values)
 
     def export(
         self, result: ScanResult, out: Path, base_model: str, inputs: PlanInputs, force: bool = False

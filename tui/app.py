@@ -280,6 +280,8 @@ class ReviewApp(App[None]):
 
     # -- preview and captions ---------------------------------------------------------------------------------------
     def on_browser_panel_highlighted(self, message: BrowserPanel.Highlighted) -> None:
+        if not self.query(PreviewPanel):
+            return  # the app is closing: the panels are gone
         record = self.query_one(BrowserPanel).record(message.rel) if message.rel else None
         caption = None
         if record is not None:

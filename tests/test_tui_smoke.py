@@ -30,6 +30,12 @@ class Tmux:
     def __init__(self, command: str, width: int = 140, height: int = 40) -> None:
         self.socket = f"dreamcurate-test-{uuid.uuid4().hex[:8]}"
         env = dict(os.environ, PYTHONPATH=str(REPO), DREAMCURATE_IMAGES="halfcell")
+        for name in (
+            "COLUMNS",
+            "LINES",
+            "TMUX",
+        ):  # Textual obeys COLUMNS / LINES; pytest workers may set them
+            env.pop(name, None)
         self._run("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), command, env=env)
 
     def _run(self, *args: str, env: dict[str, str] | None = None) -> str:
@@ -52,16 +58,16 @@ class Tmux:
             self._run("send-keys", "-t", "t", key)
             time.sleep(0.15)
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        """Wait until ``text`` is on screen; returns the screen."""
+    def wait_for(self, *texts: str, timeout: float = 30.0) -> str:
+        """Wait until every one of ``texts`` is on screen (a frame may be half drawn); returns the screen."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+        raise AssertionError(f"{texts!r} never appeared; the screen was:\n{screen}")
 
     def alive(self) -> bool:
         """Whether the session (the app) is still running."""
@@ -82,17 +88,15 @@ def test_review_in_a_real_terminal(tmp_path: Path) -> None:
     command = f"{sys.executable} -m curator review {root} --workers 1"
     term = Tmux(command)
     try:
-        screen = term.wait_for("25 of 25")  # the browser is populated after the scan
-        assert "img_000.png" in screen and "too_small" in screen
-        assert "Keep" in screen and "Drop" in screen  # bindings in the footer
+        # the browser is populated after the scan; the footer shows the bindings
+        term.wait_for("25 of 25", "img_000.png", "too_small", "Keep", "Drop")
         term.keys("d")  # drop img_000.png
-        screen = term.wait_for("DROP")
+        term.wait_for("DROP")
         term.keys("f", "f")  # any finding, then the first code
         term.keys("?")
         term.wait_for("dreamcurate review: keys")
         term.keys("Escape", "1")
-        screen = term.wait_for("Concepts")
-        assert "mystyle" in screen and "total steps" in screen
+        term.wait_for("Concepts", "mystyle", "too_small")
         term.keys("q")
         deadline = time.monotonic() + 10
         while term.alive() and time.monotonic() < deadline:

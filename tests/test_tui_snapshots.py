@@ -63,7 +63,3 @@ def test_plan_screen(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-u
 
 def test_caption_editor(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("down", "down", "e"))
-
-
-def test_help_screen(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("question_mark"))

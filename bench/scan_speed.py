@@ -11,18 +11,25 @@ warm >= 20x faster than cold, ``--help`` < 0.5 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_DATA = Path(os.environ.get("DREAMCURATE_BENCH_DEV", REPO / ".." / "shared" / "bench_dev"))
+#: ``../shared/bench_dev`` beside the repository; one level further up from a git worktree folder.
+_CANDIDATES = [REPO / ".." / "shared" / "bench_dev", REPO / ".." / ".." / "shared" / "bench_dev"]
+DEFAULT_DATA = Path(
+    os.environ.get("DREAMCURATE_BENCH_DEV") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+)
 
 
 #: Labels left out of the comparison: cleanvision raises on a truncated file (its loader only guards the open),
@@ -65,8 +72,13 @@ def time_cleanvision(files: list[Path], workers: int) -> float:
     from cleanvision import Imagelab
 
     started = time.perf_counter()
-    lab = Imagelab(filepaths=[str(f) for f in files])
-    lab.find_issues(n_jobs=workers, verbose=False)
+    with (
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+    ):  # its progress bars and warnings
+        warnings.simplefilter("ignore")
+        lab = Imagelab(filepaths=[str(f) for f in files])
+        lab.find_issues(n_jobs=workers, verbose=False)
     return time.perf_counter() - started
 
 

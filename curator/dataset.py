@@ -21,6 +21,8 @@ from curator.findings import Finding, Severity
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CAPTION_EXTENSIONS = (".txt", ".caption")
+#: What Kohya sd-scripts' file listing matches (case-sensitive glob on Linux; AVIF / JPEG-XL only with plugins).
+KOHYA_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP")
 WORKSPACE_DIRNAME = ".dreamcurate"
 
 
@@ -120,6 +122,8 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     if not root.is_dir():
         raise NotADirectoryError(f"Not a folder: {root}")
     walker = _Walker()
+    if reg_root is not None:  # a regularization folder inside the training root is not a training folder
+        walker.skip.add(Path(reg_root).resolve())
     layout, concepts = _concepts_of(root, "", False, walker)
     if reg_root is not None:
         if not Path(reg_root).is_dir():
@@ -155,6 +159,7 @@ class _Walker:
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
+        self.skip: set[Path] = set()
         self._seen: set[tuple[int, int]] = set()
 
     def enter(self, folder: Path, rel: str) -> bool:
@@ -211,6 +216,8 @@ class _Walker:
                 is_dir = entry.is_dir()  # follows symlinks; a loop raises OSError or repeats an inode
             except OSError:
                 is_dir = False
+            if is_dir and self.skip and Path(entry.path).resolve() in self.skip:
+                continue
             if is_dir:
                 dirs.append(Path(entry.path))
             elif _is_file(entry):
@@ -290,6 +297,8 @@ def _concept_from_listing(
     for path in files:
         if is_image_name(path.name):
             concept.items.append(Item(path, rel_prefix + path.name, name, repeats, None, is_reg))
+            if not path.name.endswith(KOHYA_EXTENSIONS):
+                walker.findings.append(_kohya_extension_finding(rel_prefix + path.name))
     for sub in dirs:
         sub_rel = rel_prefix + sub.name
         if walker.enter(sub, sub_rel):
@@ -305,6 +314,18 @@ def _concept_from_listing(
             )
         )
     return concept
+
+
+def _kohya_extension_finding(rel: str) -> Finding:
+    suffix = Path(rel).suffix
+    return Finding(
+        "kohya_skips_extension",
+        Severity.WARNING,
+        f"Kohya sd-scripts does not list '{suffix}' files (it reads .png .jpg .jpeg .webp .bmp, all lower or all "
+        "upper case): convert or rename it, or train with dreamcurate",
+        {"extension": suffix, "kohya_reads": list(KOHYA_EXTENSIONS)},
+        rel,
+    )
 
 
 def _count_images(folder: Path, rel: str, walker: _Walker, depth: int = 0) -> int:

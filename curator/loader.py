@@ -226,6 +226,7 @@ def _maybe_draft(img: Image.Image) -> int:
 
 
 def _decode(img: Image.Image) -> None:
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a finding, not a grey half
     try:
         with warnings.catch_warnings():
@@ -240,13 +241,13 @@ def _decode(img: Image.Image) -> None:
     except OSError as exc:
         text = str(exc)
         reason = "truncated" if "truncated" in text or "broken data stream" in text else "decoder_error"
-        raise LoadError(
-            "corrupt", f"Cannot decode ({reason.replace('_', ' ')}): {_short(exc)}", {"reason": reason}
-        ) from exc
+        message = f"Cannot decode ({reason.replace('_', ' ')}): {_short(exc)}"
+        raise LoadError("corrupt", message, {"reason": reason}) from exc
     except Exception as exc:
-        raise LoadError(
-            "corrupt", f"Cannot decode (decoder error): {_short(exc)}", {"reason": "decoder_error"}
-        ) from exc
+        message = f"Cannot decode (decoder error): {_short(exc)}"
+        raise LoadError("corrupt", message, {"reason": "decoder_error"}) from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def _short(exc: BaseException) -> str:

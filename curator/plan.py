@@ -28,9 +28,12 @@ import math
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from curator.buckets import BucketChoice, BucketSettings, select_bucket
+
+if TYPE_CHECKING:
+    from curator.dataset import Dataset
 
 #: Kohya's ``--max_train_steps`` default, used when neither epochs nor steps are given
 KOHYA_DEFAULT_MAX_TRAIN_STEPS = 1600
@@ -397,6 +400,8 @@ def explain_te_gap(
     steps: int,
 ) -> str:
     """One sentence on why the tutorial's stop step (sensitivity x images x epochs) and the real one differ."""
+    if not options.train_text_encoder:
+        return "The text encoder is not trained (stop step 0)."
     if real_step is None:
         return "The text encoder trains to the end (no --te-sensitivity or --te-stop given)."
     if seed_step is None:
@@ -437,7 +442,7 @@ def _te_stop(options: PlanOptions, total: int) -> int | None:
     return text_encoder_stop_step(total, options.te_sensitivity, options.stop_text_encoder_training)
 
 
-def _entries(dataset, sizes: Mapping[str, tuple[int, int]], notes: list[str]) -> list[PlanEntry]:  # noqa: ANN001
+def _entries(dataset: Dataset, sizes: Mapping[str, tuple[int, int]], notes: list[str]) -> list[PlanEntry]:
     entries = []
     for item in dataset.items:
         size = sizes.get(item.rel)
@@ -477,7 +482,9 @@ def _bucket_rows(
     return buckets, images, notes
 
 
-def build_plan(dataset, sizes: Mapping[str, tuple[int, int]], options: PlanOptions | None = None) -> Plan:  # noqa: ANN001
+def build_plan(
+    dataset: Dataset, sizes: Mapping[str, tuple[int, int]], options: PlanOptions | None = None
+) -> Plan:
     """The plan of a :class:`~curator.dataset.Dataset` whose image sizes (``rel -> (width, height)``, EXIF
     orientation applied) are known: buckets and crops, steps, text-encoder stop step, checkpoints, memory, time and
     size advice."""
@@ -547,7 +554,7 @@ def build_plan(dataset, sizes: Mapping[str, tuple[int, int]], options: PlanOptio
     )
 
 
-def _concept_rows(dataset, repeats: list[tuple[EntryLike, int]]) -> list[dict]:  # noqa: ANN001
+def _concept_rows(dataset: Dataset, repeats: list[tuple[EntryLike, int]]) -> list[dict]:
     seen: dict[str, int] = {e.key: n for e, n in repeats}
     rows = []
     for concept in dataset.concepts:

@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -75,11 +76,16 @@ def scan(
     if dataset is None:
         dataset = discover(Path(root), settings.reg_root, settings.caption_extension)
     records, extra_findings, analysed, cached = _measure_all(dataset, settings, on_progress)
+    by_rel = {r.item.rel: r for r in records}
+    dataset_wide: list[Finding] = []
+    for finding in dataset.findings:  # a discovery finding about one image belongs to that image's record
+        target = by_rel.get(finding.path) if finding.path else None
+        (target.findings if target else dataset_wide).append(finding)
     result = ScanResult(
         dataset=dataset,
         settings=settings,
         records=records,
-        findings=list(dataset.findings) + extra_findings,
+        findings=dataset_wide + extra_findings,
         analysed=analysed,
         cached=cached,
     )
@@ -205,7 +211,7 @@ def _run_pool(
 ) -> list[_Task]:
     """Run ``tasks`` in a pool; store results; return the tasks lost to a broken pool."""
     lost: list[_Task] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
         futures: list[tuple[_Task, Future[dict[str, Any]]]] = [
             (t, pool.submit(analyse_file, t)) for t in tasks
         ]
@@ -219,6 +225,17 @@ def _run_pool(
                 results[task.rel] = _error_payload(LoadError("corrupt", f"Analysis failed: {exc}", {}))
                 advance()
     return lost
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """The platform default, except from a non-main thread (the TUI's workers): forking a threaded process can
+    deadlock, so start workers from a clean server process there."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        and "forkserver" in multiprocessing.get_all_start_methods()
+    ):
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context()
 
 
 @contextmanager

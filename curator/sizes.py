@@ -28,7 +28,7 @@ def header_size(path: Path) -> tuple[int, int] | None:
             width, height = image.size
             try:
                 orientation = image.getexif().get(0x0112, 1)
-            except Exception:  # a broken EXIF block must not hide the size  # noqa: BLE001
+            except Exception:  # a broken EXIF block must not hide the size
                 orientation = 1
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         return None
@@ -43,7 +43,7 @@ def _cached_sizes(dataset: Dataset, cache_db: Path) -> dict[str, tuple[int, int]
         from curator.scan import cache_version
 
         cache = MetricsCache(cache_db)
-    except Exception:  # an unreadable cache only means reading headers  # noqa: BLE001
+    except Exception:  # an unreadable cache only means reading headers
         return {}
     version = cache_version()
     found = {}
@@ -56,7 +56,7 @@ def _cached_sizes(dataset: Dataset, cache_db: Path) -> dict[str, tuple[int, int]
             hit = cache.get(item.rel, FileKey(st.st_size, st.st_mtime_ns), version)
             if hit and hit.get("decoded") and hit.get("width") and hit.get("height"):
                 found[item.rel] = (int(hit["width"]), int(hit["height"]))
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     finally:
         cache.close()

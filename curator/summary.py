@@ -32,6 +32,7 @@ MEANINGS: dict[str, str] = {
     "hidden_file": "hidden file in the dataset",
     "symlink_loop": "symlink not followed (loop or broken)",
     "no_images": "no images found",
+    "kohya_skips_extension": "Kohya's file listing skips this extension (gif, tiff, mixed case)",
     "plain_folder": "not a Kohya layout; one concept, 1 repeat assumed",
     "caption_extension_mismatch": "captions use the other extension than training reads",
     "cache_unavailable": "scan cache not kept",
@@ -94,8 +95,23 @@ def _code_rows(result: ScanResult) -> list[tuple[str, Severity, int, str]]:
         if finding.severity.rank > severity.rank:
             severity = finding.severity
         rows[finding.code] = (severity, count + 1, first)
-    out = [(code, sev, n, MEANINGS.get(code, first)) for code, (sev, n, first) in rows.items()]
+    meanings = _meanings()
+    out = [(code, sev, n, meanings.get(code) or _shorten(first)) for code, (sev, n, first) in rows.items()]
     return sorted(out, key=lambda row: (-row[1].rank, -row[2], row[0]))
+
+
+def _meanings() -> dict[str, str]:
+    """MEANINGS, plus what checks declare in an optional ``meanings = {code: text}`` class attribute."""
+    from curator.checks import dataset_checks, image_checks
+
+    merged = dict(MEANINGS)
+    for check in [*image_checks(), *dataset_checks()]:
+        merged.update(getattr(check, "meanings", {}) or {})
+    return merged
+
+
+def _shorten(message: str, limit: int = 70) -> str:
+    return message if len(message) <= limit else message[: limit - 1].rstrip() + "…"
 
 
 def _findings_table(rows: list[tuple[str, Severity, int, str]]) -> Table:

@@ -222,7 +222,7 @@ def keep_tokens_findings(
 
 def frequency_findings(audit: CaptionAudit) -> list[Finding]:
     """``tag_rare`` (a tag in one caption of the whole training set) and ``tag_everywhere`` (a tag in at least
-    ``everywhere_fraction`` of the captions, the trigger and the kept prefix excepted)."""
+    ``everywhere_fraction`` of the captions, the concepts' triggers excepted)."""
     settings = audit.settings
     train = [r for r in audit.records if r.caption and not r.item.is_reg]
     if len(train) < settings.min_captions_for_stats:

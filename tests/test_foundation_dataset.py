@@ -113,3 +113,22 @@ def test_caption_extension_mismatch_reported_not_guessed(tmp_path: Path) -> None
 def test_missing_root_raises(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError):
         discover(tmp_path / "nope")
+
+
+def test_extensions_kohya_does_not_list(tmp_path: Path) -> None:
+    root = tmp_path / "train"
+    for name in ("a.png", "b.JPG", "c.gif", "d.tiff", "e.Png"):
+        _img(root / "1_x" / name)
+    ds = discover(root)
+    assert len(ds.items) == 5  # dreamcurate reads them all
+    flagged = sorted(f.path for f in ds.findings if f.code == "kohya_skips_extension")
+    assert flagged == ["1_x/c.gif", "1_x/d.tiff", "1_x/e.Png"]
+
+
+def test_reg_folder_inside_the_training_root(tmp_path: Path) -> None:
+    root = tmp_path / "train"
+    _img(root / "10_cat/a.png")
+    _img(root / "reg/1_cat/r.png")
+    ds = discover(root, reg_root=root / "reg")
+    assert ds.findings == []
+    assert [i.rel for i in ds.items] == ["10_cat/a.png", "reg/1_cat/r.png"]

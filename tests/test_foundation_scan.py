@@ -215,3 +215,26 @@ def test_bomb_and_unreadable_in_a_scan(tmp_path: Path, monkeypatch: pytest.Monke
     assert _findings(result, "1_x/bomb.png") == {"decompression_bomb": "error"}
     assert _findings(result, "1_x/locked.png") == {"unreadable": "error"}
     assert result.record("1_x/fine.png").decoded
+
+
+def test_scan_from_a_thread_uses_a_pool(tmp_path: Path) -> None:
+    import threading
+
+    root = tmp_path / "train"
+    for i in range(10):
+        _noise(root / f"1_x/{i}.png", 32, 32, seed=i)
+    box: dict[str, object] = {}
+    worker = threading.Thread(
+        target=lambda: box.update(result=scan(root, ScanSettings(workers=2, progress=False)))
+    )
+    worker.start()
+    worker.join(120)
+    result = box["result"]
+    assert result.analysed == 10 and all(r.decoded for r in result.records)  # type: ignore[attr-defined]
+
+
+def test_discovery_finding_about_an_image_lands_on_its_record(tmp_path: Path) -> None:
+    _noise(tmp_path / "train/1_x/a.gif", 64, 64)
+    result = scan(tmp_path / "train", ScanSettings(workers=1, progress=False))
+    assert [f.code for f in result.record("1_x/a.gif").findings if f.code == "kohya_skips_extension"]
+    assert not [f for f in result.findings if f.code == "kohya_skips_extension"]

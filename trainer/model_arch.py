@@ -116,12 +116,16 @@ def _text(width: int, layers: int, heads: int, ffn: int, act: str, projection: i
     }
 
 
+#: the VAE every SD 1.x / 2.x model shares (used when a checkpoint ships without one and --vae supplies it)
+_SD_VAE = [128, 256, 512, 512]
+
+
 def sd15_architecture() -> Architecture:
     """Stable Diffusion 1.x (1.4, 1.5 and their fine-tunes)."""
     return Architecture(
         family="sd1",
         unet=_unet([320, 640, 1280, 1280], 768, 8, False, 64),
-        vae=_vae([128, 256, 512, 512], 512),
+        vae=_vae(_SD_VAE, 512),
         text_encoder=_text(768, 12, 12, 3072, "quick_gelu", 768),
         ldm_text_layers=12,
     )
@@ -132,7 +136,7 @@ def sd21_architecture() -> Architecture:
     return Architecture(
         family="sd2",
         unet=_unet([320, 640, 1280, 1280], 1024, [5, 10, 20, 20], True, 96),
-        vae=_vae([128, 256, 512, 512], 768),
+        vae=_vae(_SD_VAE, 768),
         text_encoder=_text(1024, 23, 16, 4096, "gelu", 512),
         ldm_text_layers=24,
     )
@@ -214,7 +218,9 @@ def infer_architecture(shapes: dict[str, tuple[int, ...]], family: str) -> Archi
     return Architecture(
         family=family,
         unet=_infer_unet(shapes, family),
-        vae=_infer_vae(shapes, family),
+        vae=_infer_vae(shapes, family)
+        if any(k.startswith(VAE_PREFIX) for k in shapes)
+        else _vae(_SD_VAE, 512),
         text_encoder=text,
         ldm_text_layers=ldm_layers,
     )

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise ModelError(
             f"{path.name}: cannot read it as safetensors, it is truncated or corrupt ({exc})"
         ) from exc
-    return state, dict(metadata)
+    return normalize_ldm_keys(state), dict(metadata)
 
 
 def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -48,9 +49,12 @@ def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found is None:  # the weights-only unpickler met bytes that are not a pickle at all
+            raise ModelError(f"{path.name}: cannot read it, the file is truncated or corrupt") from exc
         raise ModelError(
-            f"{path.name}: refused, this .ckpt needs full pickle to load, and unpickling runs arbitrary code from the "
-            "file; convert it to .safetensors with a tool you trust, or get the .safetensors release"
+            f"{path.name}: refused, this file needs full pickle to load ({found.group(1)}), and unpickling runs "
+            "arbitrary code from the file; use the .safetensors release or convert it with a tool you trust"
         ) from exc
     except Exception as exc:  # zip / stream errors of a damaged file
         raise ModelError(f"{path.name}: cannot read it, the file is truncated or corrupt ({exc})") from exc
@@ -58,7 +62,7 @@ def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         raise ModelError(f"{path.name}: holds a {type(raw).__name__}, not a dictionary of weights")
     while isinstance(raw.get("state_dict"), dict):
         raw = raw["state_dict"]
-    return raw, {}
+    return normalize_ldm_keys(raw), {}
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -74,6 +78,15 @@ def read_state_dict(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     raise ModelError(
         f"{path.name}: unsupported file type {suffix!r} (use .safetensors, .ckpt or a diffusers folder)"
     )
+
+
+def normalize_ldm_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """Older SD 1.x files name the text encoder ``cond_stage_model.transformer.embeddings...`` (transformers before
+    ``text_model`` existed); give them the standard ``cond_stage_model.transformer.text_model.`` form."""
+    old = "cond_stage_model.transformer."
+    if any(k.startswith(SD1_TEXT_PREFIX) for k in state) or not any(k.startswith(old) for k in state):
+        return state
+    return {(SD1_TEXT_PREFIX + k[len(old) :] if k.startswith(old) else k): v for k, v in state.items()}
 
 
 def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str], dict[str, str]]:
@@ -96,8 +109,9 @@ def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str],
             raise ModelError(
                 f"{path.name}: the file is truncated ({path.stat().st_size} bytes, header needs more)"
             )
-        shapes = {k: tuple(v["shape"]) for k, v in header.items()}
-        return shapes, {k: v["dtype"] for k, v in header.items()}, dict(metadata)
+        shapes = normalize_ldm_keys({k: tuple(v["shape"]) for k, v in header.items()})
+        dtypes = normalize_ldm_keys({k: v["dtype"] for k, v in header.items()})
+        return shapes, dtypes, dict(metadata)
     state, metadata = read_state_dict(path)
     tensors = {k: v for k, v in state.items() if hasattr(v, "shape")}
     return (
@@ -105,10 +119,6 @@ def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str],
         {k: str(v.dtype) for k, v in tensors.items()},
         metadata,
     )
-
-
-def _nested_keys(state: dict[str, Any]) -> set[str]:
-    return set(state)
 
 
 def _refuse_adapters(name: str, keys: set[str]) -> None:
@@ -149,9 +159,11 @@ def _refuse_other_families(name: str, state: dict[str, Any], keys: set[str]) -> 
     raise ModelError(f"{name}: not a Stable Diffusion 1.x / 2.x checkpoint (it looks like {guess})")
 
 
-def check_base_model(state: dict[str, Any], name: str = "model") -> str:
-    """Refuse anything that is not an SD 1.x / 2.x base model; returns the family, "sd1" or "sd2"."""
-    keys = _nested_keys(state)
+def check_base_model(state: dict[str, Any], name: str = "model", vae_given: bool = False) -> str:
+    """Refuse anything that is not an SD 1.x / 2.x base model; returns the family, "sd1" or "sd2".
+
+    ``vae_given``: a separate VAE file comes with it, so the checkpoint may lack its own."""
+    keys = set(state)
     if not keys:
         raise ModelError(f"{name}: the file holds no tensors")
     _refuse_adapters(name, keys)
@@ -170,7 +182,7 @@ def check_base_model(state: dict[str, Any], name: str = "model") -> str:
         raise ModelError(
             f"{name}: no text encoder in the file (a UNet-only checkpoint?); give a full SD model"
         )
-    if not any(k.startswith(VAE_PREFIX) for k in keys):
+    if not vae_given and not any(k.startswith(VAE_PREFIX) for k in keys):
         raise ModelError(f"{name}: no VAE in the file; give a full SD model (or add one with --vae)")
     context = next((v.shape[1] for k, v in sorted(state.items()) if k.endswith("attn2.to_k.weight")), width)
     if context != width:

@@ -49,6 +49,11 @@ def _from_shapes(name: str, shapes: dict[str, tuple[int, ...]], dtypes: dict[str
     family = check_base_model({k: SimpleNamespace(shape=v) for k, v in shapes.items()}, name)
     params: dict[str, int] = {}
     for key, shape in shapes.items():
+        if dtypes[key].removeprefix("torch.") in (
+            "I64",
+            "int64",
+        ):  # position_ids: an index buffer, not weights
+            continue
         params[_component(key)] = params.get(_component(key), 0) + math.prod(shape)
     weights = [k for k in shapes if _component(k) in ("unet", "vae", "text_encoder")]
     return {

@@ -28,6 +28,7 @@ from trainer.model_arch import (
     SD1_TEXT_PREFIX,
     SD2_TEXT_PREFIX,
     UNET_PREFIX,
+    VAE_PREFIX,
     Architecture,
     infer_architecture,
 )
@@ -196,22 +197,29 @@ def _architecture(state: dict[str, Any], metadata: dict[str, str], family: str, 
         raise ModelError(f"{name}: the weights do not have the SD 1.x / 2.x layout (missing {exc})") from exc
 
 
-def _load_single_file(path: Path, use_ema: bool, dtype: torch.dtype) -> tuple[Any, ...]:
+def _load_single_file(path: Path, use_ema: bool, dtype: torch.dtype, vae_given: bool) -> tuple[Any, ...]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
 
-    state, metadata = read_state_dict(path)
-    state = {k: v for k, v in state.items() if hasattr(v, "shape")}
-    family = check_base_model(state, path.name)
+    raw, metadata = read_state_dict(path)
+    family = check_base_model(
+        raw, path.name, vae_given
+    )  # on the raw dict: an embedding's markers are not tensors
+    state = {k: v for k, v in raw.items() if hasattr(v, "shape")}
     arch = _architecture(state, metadata, family, path.name)
     ema_present = has_ema(state)
     if use_ema and not ema_present:
         raise ModelError(f"{path.name}: --use-ema asked for, but the file has no EMA weights")
     source = _use_ema(state) if use_ema else state
     unet_sd = convert_ldm_unet_checkpoint(source, arch.unet)
-    vae_sd = convert_ldm_vae_checkpoint(source, arch.vae)
     unet = _build(lambda: UNet2DConditionModel(**arch.unet), unet_sd, "UNet", path.name, dtype)
-    vae = _build(lambda: AutoencoderKL(**arch.vae), vae_sd, "VAE", path.name, dtype)
+    vae: Any
+    if any(k.startswith(VAE_PREFIX) for k in state):
+        vae_sd = convert_ldm_vae_checkpoint(source, arch.vae)
+        vae = _build(lambda: AutoencoderKL(**arch.vae), vae_sd, "VAE", path.name, dtype)
+    else:  # no VAE of its own: the --vae file fills this one (load_vae_into)
+        vae = AutoencoderKL(**arch.vae)
+        vae.to(dtype).eval()
     text = _build(_text_model_factory(arch), _convert_text(state, arch), "text encoder", path.name, dtype)
     produced = set(_model_ldm_keys(unet, vae, text, arch))
     extras = {k: v for k, v in state.items() if k not in produced and not k.startswith("model_ema.")}
@@ -325,7 +333,7 @@ def load_model(
     if path.is_dir():
         parts = _load_diffusers_folder(path, dtype)
     else:
-        parts = _load_single_file(path, use_ema, dtype)
+        parts = _load_single_file(path, use_ema, dtype, vae is not None)
     unet, vae_module, text, arch, extras, ema_present, v_recorded = parts
     v_pred = bool(v_parameterization or v_recorded)
     model = SDModel(

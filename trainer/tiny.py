@@ -53,9 +53,11 @@ def build_random_model(arch: Architecture, seed: int = TINY_SEED, v_parameteriza
     from trainer.model_io import SDModel, make_noise_scheduler
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**arch.unet).eval()
-    vae = AutoencoderKL(**arch.vae).eval()
-    text = CLIPTextModel(CLIPTextConfig(**arch.text_encoder)).eval()
+    unet: Any = UNet2DConditionModel(**arch.unet)
+    vae: Any = AutoencoderKL(**arch.vae)
+    text = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
+    for module in (unet, vae, text):
+        module.eval()
     return SDModel(
         unet=unet,
         vae=vae,

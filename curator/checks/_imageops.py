@@ -47,3 +47,15 @@ def tile_view(arr: np.ndarray, tile: int) -> np.ndarray:
     a = arr[:h, :w]
     shape = (h // tile, tile, w // tile, tile) + a.shape[2:]
     return a.reshape(shape).swapaxes(1, 2)
+
+
+def tile_range(arr: np.ndarray, tile: int) -> np.ndarray:
+    """max - min of each whole ``tile`` x ``tile`` tile of a HxW array (two reductions along contiguous axes)."""
+    a = np.asarray(arr, dtype=np.float32)
+    h, w = a.shape[0] // tile * tile, a.shape[1] // tile * tile
+    a = a[:h, :w]
+    rows_max = a.reshape(h, w // tile, tile).max(axis=2)
+    rows_min = a.reshape(h, w // tile, tile).min(axis=2)
+    return rows_max.reshape(h // tile, tile, w // tile).max(axis=1) - rows_min.reshape(
+        h // tile, tile, w // tile
+    ).min(axis=1)

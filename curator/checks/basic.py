@@ -23,7 +23,8 @@ class TooSmall(ImageCheck):
 
     name = "too_small"
     codes = ("too_small",)
-    defaults: ClassVar[dict[str, Any]] = {"tiny_px": 64}  # below this short side it is an error, not a warning
+    # tiny_px: below this short side it is an error, not a warning
+    defaults: ClassVar[dict[str, Any]] = {"tiny_px": 64}
 
     def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
         short = min(record.width, record.height)
@@ -46,7 +47,8 @@ class ExtremeAspect(ImageCheck):
 
     name = "extreme_aspect"
     codes = ("extreme_aspect",)
-    defaults: ClassVar[dict[str, Any]] = {"max_crop": 0.20}  # fraction of the resized image the centre crop may remove
+    # max_crop: fraction of the resized image the centre crop may remove
+    defaults: ClassVar[dict[str, Any]] = {"max_crop": 0.20}
 
     def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
         s = context.settings
@@ -111,7 +113,8 @@ class Grayscale(ImageCheck):
     name = "grayscale"
     codes = ("grayscale",)
     version = 2
-    defaults: ClassVar[dict[str, Any]] = {"max_mean_spread": 1.5, "max_p99_spread": 6.0}  # channel differences, 0..255
+    # channel differences (max - min over R, G, B), 0..255: mean and 99th percentile
+    defaults: ClassVar[dict[str, Any]] = {"max_mean_spread": 1.5, "max_p99_spread": 6.0}
 
     def measure(self, view: ImageView, params: dict[str, Any]) -> Metrics:
         rgb = view.rgb[::2, ::2]  # every other pixel: colour is not a fine detail

@@ -10,7 +10,7 @@ dataset drawn in a soft style is not flagged wholesale. Severity by strength.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,13 +21,15 @@ from curator.findings import Finding, Severity
 
 def _window_extreme(a: np.ndarray, size: int, fn: np.ufunc) -> np.ndarray:
     """Separable max/min filter (``fn`` = np.maximum or np.minimum) over a ``size`` x ``size`` window."""
-    out = a
-    for axis in (0, 1):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (size // 2, size // 2)
-        p = np.pad(out, pad, mode="edge")
-        n = out.shape[axis]
-        out = fn.reduce([np.take(p, np.arange(i, i + n), axis=axis) for i in range(size)])
+    half = size // 2
+    p = np.pad(a, half, mode="edge")
+    h, w = a.shape
+    rows = p[:, 0:w].copy()
+    for i in range(1, size):
+        fn(rows, p[:, i : i + w], out=rows)
+    out = rows[0:h].copy()
+    for i in range(1, size):
+        fn(out, rows[i : i + h], out=out)
     return out
 
 
@@ -73,7 +75,7 @@ class BlurCheck(ImageCheck):
     name = "blurry"
     codes = ("blurry",)
     version = 2
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "threshold": 0.5,  # edge_sharpness below this is blurry in absolute terms (crisp edges: 0.6-1)
         "strong_threshold": 0.38,  # ... below this it is an error
         "relative_factor": 0.85,  # and it must be below this fraction of the dataset median

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -61,18 +61,20 @@ def estimate_quality(tables: dict[int, list[int]] | dict[str, list[int]]) -> dic
     """Nearest IJG quality of JPEG quantisation tables.
 
     Returns ``{"quality": int, "standard": bool, "error": float}``: ``standard`` is True when the tables equal libjpeg's
-    for that quality exactly; ``error`` is the mean absolute difference per coefficient of the best match.
+    for that quality exactly; ``error`` is the mean absolute difference per luminance coefficient of the best match.
     """
     items = sorted(((int(k), np.asarray(v, dtype=np.int64)) for k, v in tables.items()), key=lambda kv: kv[0])
     if not items or any(t.size != 64 for _, t in items):
         return {"quality": None, "standard": False, "error": None}
-    err = np.abs(_IJG_LUMA - items[0][1]).mean(axis=1)
-    if len(items) > 1:
-        err = (err + np.abs(_IJG_CHROMA - items[1][1]).mean(axis=1)) / 2
-    best = int(np.argmin(err))
+    # The luminance table decides the visible quality; the chrominance one only breaks ties and must match too for
+    # the tables to count as standard.
+    err_luma = np.abs(_IJG_LUMA - items[0][1]).mean(axis=1)
+    err_chroma = np.abs(_IJG_CHROMA - items[1][1]).mean(axis=1) if len(items) > 1 else np.zeros(100)
+    err = err_luma + 0.01 * err_chroma
     # On ties (clipped tables near q 100 or q 1) report the highest quality that fits: the kinder reading.
-    best = int(np.flatnonzero(err == err[best]).max())
-    return {"quality": best + 1, "standard": bool(err[best] == 0), "error": round(float(err[best]), 3)}
+    best = int(np.flatnonzero(err == err.min()).max())
+    standard = bool(err_luma[best] == 0 and err_chroma[best] == 0)
+    return {"quality": best + 1, "standard": standard, "error": round(float(err_luma[best]), 3)}
 
 
 def _phase_profile(gray: np.ndarray, axis: int) -> np.ndarray:
@@ -119,7 +121,7 @@ class JpegCheck(ImageCheck):
     name = "jpeg"
     codes = ("jpeg_low_quality", "jpeg_artifacts")
     version = 1
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "max_quality": 35,  # jpeg_low_quality fires at or below this estimated quality
         "error_quality": 15,  # ... and is an error at or below this one
         "blockiness_threshold": 0.4,  # jpeg_artifacts fires above this blockiness (PNG, WebP, ... files)
@@ -139,7 +141,11 @@ class JpegCheck(ImageCheck):
                 jpeg_standard_tables=est["standard"],
                 jpeg_table_error=est["error"],
             )
-        blk = blockiness(view.native_gray if view.native_gray is not None else view.gray)
+        if view.native_gray is None or view.draft_scale > 1:
+            # a reduced decode has no 8x8 grid left to measure; the tables above still tell a JPEG's quality
+            metrics.update(blockiness=None, block_offset=None)
+            return metrics
+        blk = blockiness(view.native_gray)
         metrics.update(blockiness=blk["blockiness"], block_offset=blk["offset"])
         return metrics
 

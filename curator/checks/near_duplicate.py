@@ -12,12 +12,13 @@ are added too (semantic near-duplicates).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from curator import hashing
 from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
+from curator.clip_features import clip_features
 from curator.findings import Finding, Severity
 from curator.keeper import choose_keeper
 
@@ -33,7 +34,7 @@ class DupHashes(ImageCheck):
     name = "dup_hashes"
     codes = ()
     version = 1
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
         """The four hashes of ``view.gray`` and its mirror."""
@@ -130,21 +131,20 @@ def find_pairs(metrics: list[dict[str, Any]], params: dict[str, Any]) -> list[di
     return [best[p] for p in sorted(best)]
 
 
-def clip_pairs(metrics: list[dict[str, Any]], min_cosine: float) -> list[dict[str, Any]]:
-    """Pairs whose cached CLIP embeddings (``clip_embedding``) reach ``min_cosine`` (blockwise matrix product)."""
-    have = [i for i, m in enumerate(metrics) if isinstance(m.get("clip_embedding"), list)]
+def clip_pairs(embeddings: list[np.ndarray | None], min_cosine: float) -> list[dict[str, Any]]:
+    """Pairs of items whose CLIP embeddings reach ``min_cosine`` (blockwise matrix products; None = no embedding)."""
+    have = [i for i, e in enumerate(embeddings) if e is not None]
     if len(have) < 2:
         return []
-    emb = np.array([metrics[i]["clip_embedding"] for i in have], dtype=np.float32)
+    emb = np.stack([np.asarray(embeddings[i], dtype=np.float32) for i in have])
     emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-8
     out = []
     for start in range(0, len(have), 1024):
         sims = emb[start : start + 1024] @ emb.T
         rows, cols = np.nonzero(sims >= min_cosine)
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            a, b = start + r, c
-            if a < b:
-                out.append({"a": have[a], "b": have[b], "cosine": round(float(sims[r, c]), 4)})
+            if start + r < c:
+                out.append({"a": have[start + r], "b": have[c], "cosine": round(float(sims[r, c]), 4)})
     return out
 
 
@@ -153,6 +153,12 @@ def _is_exact_copy(ma: dict[str, Any], mb: dict[str, Any]) -> bool:
         if ma.get(key) and ma.get(key) == mb.get(key):
             return True
     return False
+
+
+def _speaks_for_copies(i: int, group: list[int], hashed: list[Any]) -> bool:
+    """True when item i is the one of its exact copies in ``group`` that exact_duplicate keeps (or has none)."""
+    copies = [j for j in group if j == i or _is_exact_copy(hashed[i].metrics, hashed[j].metrics)]
+    return len(copies) == 1 or choose_keeper([hashed[j] for j in copies]) is hashed[i]
 
 
 class NearDuplicates(DatasetCheck):
@@ -165,9 +171,9 @@ class NearDuplicates(DatasetCheck):
     """
 
     name = "near_duplicate"
-    codes = ("near_duplicate",)
+    codes = ("near_duplicate", "clip_unavailable")
     version = 1
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
         "max_dhash": 16,  # dHash Hamming distance in the same orientation
         "clip_cosine": 0.95,  # semantic pairs, when CLIP embeddings are present
@@ -175,14 +181,27 @@ class NearDuplicates(DatasetCheck):
 
     def run(self, records: list[Any], params: dict[str, Any], context: CheckContext) -> list[Finding]:
         """One ``near_duplicate`` warning per non-keeper member of each cluster."""
-        hashed = [r for r in records if r.decoded and "phash" in r.metrics and "dhash_mirror" in r.metrics]
+        hashed = [r for r in records if r.decoded and all(f"phash{v}" in r.metrics for v in VARIANTS)]
         if len(hashed) < 2:
             return []
+        findings = self._near_duplicates(hashed, params, context)
+        if context.cache.get("clip_error"):
+            message = f"CLIP features were configured but could not run: {context.cache['clip_error']}"
+            findings.append(
+                Finding("clip_unavailable", Severity.WARNING, message, {"error": context.cache["clip_error"]})
+            )
+        return findings
+
+    def _near_duplicates(
+        self, hashed: list[Any], params: dict[str, Any], context: CheckContext
+    ) -> list[Finding]:
         metrics = [r.metrics for r in hashed]
         links: dict[tuple[int, int], dict[str, Any]] = {}
         for p in find_pairs(metrics, params):
             links[(p["a"], p["b"])] = p
-        for p in clip_pairs(metrics, float(params["clip_cosine"])):
+        feats = clip_features(context, hashed)
+        embeddings = [feats.get(r.item.rel, {}).get("embedding") for r in hashed]
+        for p in clip_pairs(embeddings, float(params["clip_cosine"])):
             links.setdefault((p["a"], p["b"]), {}).update(p)
         uf = UnionFind(len(hashed))
         for a, b in links:
@@ -194,8 +213,8 @@ class NearDuplicates(DatasetCheck):
             keeper = choose_keeper(members)
             k = group[members.index(keeper)]
             for i in group:
-                if i == k or _is_exact_copy(metrics[i], metrics[k]):
-                    continue  # exact copies of the keeper are exact_duplicate's to report
+                if i == k or not _speaks_for_copies(i, group, hashed):
+                    continue  # exact copies of another member are exact_duplicate's to report
                 link = links.get((min(i, k), max(i, k)))
                 findings.append(self._finding(hashed[i], keeper, link, len(group), params))
         return findings

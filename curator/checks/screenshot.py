@@ -16,12 +16,13 @@ The layers add up to a score; the finding fires at ``threshold`` and is an error
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from curator.checks._imageops import tile_view
+from curator.checks._imageops import tile_range, tile_view
 from curator.checks.base import CheckContext, ImageCheck, Metrics
+from curator.clip_features import clip_features
 from curator.findings import Finding, Severity
 
 CAPTURE_TOOLS = (
@@ -73,15 +74,6 @@ def filename_hint(filename: str) -> str | None:
 def is_screen_size(width: int, height: int) -> bool:
     """True when width x height (either orientation) is a common screen resolution."""
     return (width, height) in SCREEN_SIZES or (height, width) in SCREEN_SIZES
-
-
-def flat_fraction(rgb: np.ndarray, tile: int = 8, tolerance: int = 2) -> float:
-    """Fraction of ``tile`` x ``tile`` tiles whose colour varies by at most ``tolerance`` in every channel."""
-    tiles = tile_view(np.asarray(rgb, dtype=np.int16), tile)
-    if tiles.size == 0:
-        return 0.0
-    spread = tiles.max(axis=(2, 3)) - tiles.min(axis=(2, 3))
-    return float((spread.max(axis=-1) <= tolerance).mean())
 
 
 def _longest_runs(ok: np.ndarray) -> np.ndarray:
@@ -156,16 +148,13 @@ def exact_flat_fraction(gray: np.ndarray | None, tile: int = 8) -> float:
     """Fraction of native-resolution tiles of one exact value (UI backgrounds; photos have sensor noise)."""
     if gray is None or min(gray.shape) < tile:
         return 0.0
-    tiles = tile_view(np.asarray(gray, dtype=np.float32), tile)
-    spread = tiles.max(axis=(2, 3)) - tiles.min(axis=(2, 3))
-    return float((spread <= 0.5).mean())
+    return float((tile_range(gray, tile) <= 0.5).mean())
 
 
 def pixel_features(view: Any) -> dict[str, float]:
     """The pixel-structure features of one view (see module docstring)."""
     native = view.native_gray
     return {
-        "ui_flat": round(flat_fraction(view.rgb), 4),
         "ui_exact_flat": round(exact_flat_fraction(native), 4),
         "ui_edges": round(straight_edges(view.gray), 4),
         "ui_text": round(text_fraction(native), 4),
@@ -193,8 +182,8 @@ class ScreenshotCheck(ImageCheck):
 
     name = "screenshot"
     codes = ("screenshot",)
-    version = 1
-    defaults: dict[str, Any] = {
+    version = 2
+    defaults: ClassVar[dict[str, Any]] = {
         "threshold": 0.5,  # total score at which the finding fires
         "error_threshold": 1.0,  # ... and is an error
         "metadata_weight": 1.0,
@@ -235,7 +224,7 @@ class ScreenshotCheck(ImageCheck):
         if m.get("screen_size") and pix >= float(params["resolution_needs_pixels"]):
             layers["resolution"] = f"{record.width}x{record.height}"
             score += float(params["resolution_weight"])
-        clip = m.get("clip_screenshot")
+        clip = clip_features(context).get(record.item.rel, {}).get("screenshot")
         if isinstance(clip, int | float):
             layers["clip"] = round(float(clip), 3)
             score += float(params["clip_weight"]) * float(clip)
@@ -246,7 +235,7 @@ class ScreenshotCheck(ImageCheck):
             "screenshot_score": round(score, 3),
             "threshold": params["threshold"],
             "layers": layers,
-            "features": {k: m[k] for k in ("ui_flat", "ui_exact_flat", "ui_edges", "ui_text")},
+            "features": {k: m[k] for k in ("ui_exact_flat", "ui_edges", "ui_text")},
         }
         severity = Severity.ERROR if score >= float(params["error_threshold"]) else Severity.WARNING
         named = ", ".join(k for k in layers if k != "pixels" or pix > 0)

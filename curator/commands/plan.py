@@ -9,10 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from curator.estimates import DEFAULT_GPU_CLASS, ITS_TABLE
 from curator.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from curator.plan import PlanOptions
 
 
 @click.command("plan")
@@ -57,7 +62,8 @@ from curator.fsutil import atomic_write_text
 @click.option(
     "--gpu",
     "gpu_class",
-    help="GPU class for the time estimate: t4, rtx3060, rtx3080, a10g, rtx3090, rtx4090, a100, h100.",
+    type=click.Choice(list(ITS_TABLE), case_sensitive=False),
+    help=f"GPU class for the time estimate [default: {DEFAULT_GPU_CLASS}].",
 )
 @click.option(
     "--its",
@@ -84,7 +90,7 @@ from curator.fsutil import atomic_write_text
     "--workspace", type=click.Path(file_okay=False, path_type=Path), help="Workspace folder (scan cache)."
 )
 @click.option("--json", "json_out", metavar="FILE", help="Write the plan as JSON ('-' = standard output).")
-def plan(dataset: Path, **kw) -> None:  # noqa: ANN003
+def plan(dataset: Path, **kw: Any) -> None:
     """Plan training on DATASET: buckets, steps, text-encoder stop step, checkpoints, memory, time, size advice."""
     from curator.dataset import discover
     from curator.plan import build_plan
@@ -117,7 +123,7 @@ def plan(dataset: Path, **kw) -> None:  # noqa: ANN003
         print_plan(result, Console())
 
 
-def _options(kw: dict):  # noqa: ANN202
+def _options(kw: dict[str, Any]) -> PlanOptions:
     from curator.plan import PlanOptions
 
     if kw["epochs"] is not None and kw["steps"] is not None:

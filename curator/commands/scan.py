@@ -49,7 +49,13 @@ class UsageLine(click.ClickException):
     "--caption-extension", help="Caption extension training reads (default .txt; Kohya's is .caption)."
 )
 @click.option("--trigger", help="Trigger word expected first in captions (default: the concept name).")
-@click.option("--max-token-length", type=click.Choice(["75", "150", "225"]), default="75", show_default=True)
+@click.option(
+    "--max-token-length",
+    type=click.Choice(["75", "150", "225"]),
+    default="75",
+    show_default=True,
+    help="CLIP tokens training reads per caption (Kohya max_token_length).",
+)
 @click.option(
     "--workers", type=click.IntRange(1, 256), help="Worker processes (default: the machine's cores)."
 )

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from curator.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from curator.dataset import Dataset, Item
+    from curator.tagedit import TagEdits
+    from curator.workspace import Workspace
 
 
 def _replace_pair(
@@ -125,7 +131,7 @@ def tags(
     _edit(ds, items, edits, ws, do_apply, json_out)
 
 
-def _discover(dataset: Path, reg_root: Path | None, caption_extension: str | None):  # noqa: ANN202
+def _discover(dataset: Path, reg_root: Path | None, caption_extension: str | None) -> Dataset:
     from curator.dataset import discover
 
     try:
@@ -147,8 +153,13 @@ def _emit_json(data: dict, target: str) -> None:
 
 
 def _audit(
-    ds, trigger: str | None, max_tokens: int, keep_tokens: int | None, top: int, json_out: str | None
-) -> None:  # noqa: ANN001
+    ds: Dataset,
+    trigger: str | None,
+    max_tokens: int,
+    keep_tokens: int | None,
+    top: int,
+    json_out: str | None,
+) -> None:
     from rich.console import Console
 
     from curator.tagaudit import AuditSettings, audit_captions, load_captions
@@ -170,7 +181,9 @@ def _audit(
         print_audit(audit, console, top)
 
 
-def _edit(ds, items, edits, ws, do_apply: bool, json_out: str | None) -> None:  # noqa: ANN001
+def _edit(
+    ds: Dataset, items: list[Item], edits: TagEdits, ws: Workspace, do_apply: bool, json_out: str | None
+) -> None:
     from rich.console import Console
 
     from curator.tagedit import EditConflict, apply_changes, plan_changes, render_diff
@@ -222,7 +235,7 @@ def _edit(ds, items, edits, ws, do_apply: bool, json_out: str | None) -> None:  
         console.print(f"{len(changes)} caption(s) would change. Dry run: add --apply to write.")
 
 
-def _undo(ws, force: bool) -> None:  # noqa: ANN001
+def _undo(ws: Workspace, force: bool) -> None:
     from curator.tagedit import undo_last
 
     try:

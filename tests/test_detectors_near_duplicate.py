@@ -1,0 +1,95 @@
+"""near_duplicate: resized + re-encoded, cropped and mirrored copies cluster with their original; unrelated images
+do not; the keeper is the best copy; exact copies are left to exact_duplicate; the pair search is exact."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from _detector_images import photo, record_for, save, window_screenshot
+from PIL import Image
+
+from curator import hashing
+from curator.checks.base import CheckContext
+from curator.checks.near_duplicate import DupHashes, NearDuplicates
+from curator.results import ScanSettings
+
+HASHES = DupHashes()
+CHECK = NearDuplicates()
+
+
+def _variants(tmp_path: Path) -> dict[str, Path]:
+    original = photo(11, (640, 480))
+    w, h = original.size
+    paths = {
+        "original.png": save(original, tmp_path / "original.png"),
+        "small.jpg": save(
+            original.resize((448, 336), Image.Resampling.LANCZOS), tmp_path / "small.jpg", quality=80
+        ),
+        "crop.png": save(original.crop((w // 20, h // 20, w - w // 20, h - h // 20)), tmp_path / "crop.png"),
+        "mirror.png": save(
+            original.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((600, 450)), tmp_path / "mirror.png"
+        ),
+        "other.png": save(photo(12, (640, 480)), tmp_path / "other.png"),
+        "other2.png": save(window_screenshot((640, 480)), tmp_path / "other2.png"),
+    }
+    return paths
+
+
+def _run(records: list) -> list:
+    return CHECK.run(records, CHECK.defaults, CheckContext(settings=ScanSettings(), records=records))
+
+
+def test_variants_cluster_with_keeper_and_evidence(tmp_path: Path) -> None:
+    records = [record_for(p, [HASHES], rel=name) for name, p in _variants(tmp_path).items()]
+    found = {f.path: f for f in _run(records)}
+    assert set(found) == {"small.jpg", "crop.png", "mirror.png"}
+    for f in found.values():
+        assert f.code == "near_duplicate"
+        assert f.evidence["keeper"] == "original.png"  # the largest copy
+        assert f.evidence["cluster_size"] == 4
+        assert f.evidence["phash"] <= f.evidence["thresholds"]["max_phash"]
+    assert found["mirror.png"].evidence["mirrored"] is True
+    assert found["small.jpg"].evidence["mirrored"] is False
+
+
+def test_exact_copies_are_not_reported_twice(tmp_path: Path) -> None:
+    paths = _variants(tmp_path)
+    shutil.copy(paths["original.png"], tmp_path / "copy.png")
+    records = [record_for(p, [HASHES], rel=name) for name, p in paths.items()]
+    records.append(record_for(tmp_path / "copy.png", [HASHES], rel="copy.png"))
+    paths_found = {f.path for f in _run(records)}
+    assert "copy.png" not in paths_found and "original.png" not in paths_found
+
+
+def test_mirror_hash_is_a_bit_flip() -> None:
+    gray = np.asarray(photo(3).convert("L"), np.float32)
+    flipped = hashing.phash(gray[:, ::-1])
+    assert bin(hashing.phash(gray) ^ int(hashing.MIRROR_MASK) ^ flipped).count("1") <= 2
+
+
+def test_hamming_pairs_matches_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2**63, size=150, dtype=np.int64).view(np.uint64)
+    near = base.copy()
+    for i in range(len(near)):
+        for bit in rng.choice(64, int(rng.integers(0, 12)), replace=False):
+            near[i] ^= np.uint64(1 << int(bit))
+    keys = np.concatenate([base, near])
+    mirror = keys ^ hashing.MIRROR_MASK
+    for t in (3, 7, 9, 11):
+        got = hashing.hamming_pairs(keys, t, [keys, mirror])
+        d_plain = hashing.popcount(keys[:, None] ^ keys[None, :])
+        d_mirror = hashing.popcount(mirror[:, None] ^ keys[None, :])
+        n = len(keys)
+        want = {
+            (i, j, int(d_plain[i, j]), 0) for i in range(n) for j in range(i + 1, n) if d_plain[i, j] <= t
+        }
+        want |= {
+            (i, j, int(d_mirror[i, j]), 1)
+            for i in range(n)
+            for j in range(n)
+            if i != j and d_mirror[i, j] <= t
+        }
+        assert {tuple(r) for r in got.tolist()} == want

@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +264,25 @@ def _remove_stale(out: Path) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
+def _with_keep_tokens(
+    result: ScanResult,
+    verdicts: dict[str, Verdict],
+    folders: list[ExportedFolder],
+    settings: TrainingSettings,
+) -> tuple[list[ExportedFolder], TrainingSettings]:
+    """Per-concept keep_tokens from the caption audit; train.toml (one value) takes the largest concept's."""
+    from curator.handoff import keep_tokens_advice
+
+    advice = keep_tokens_advice(result, {rel for rel, v in verdicts.items() if v.kept})
+    if not advice:
+        return folders, settings
+    folders = [f if f.is_reg else replace(f, keep_tokens=advice.get(f.name)) for f in folders]
+    train = [f for f in folders if not f.is_reg and f.keep_tokens is not None]
+    if train:
+        settings = replace(settings, keep_tokens=max(train, key=lambda f: f.count).keep_tokens)
+    return folders, settings
+
+
 def plan_verdicts(
     result: ScanResult, store: DecisionStore | None, options: ExportOptions
 ) -> tuple[dict[str, Verdict], dict[str, int]]:
@@ -292,15 +311,14 @@ def export_dataset(
     verdicts, suggested = plan_verdicts(result, store, options)
     repeats = suggested if options.balance else {}
     edits = store.captions() if store is not None else {}
-    settings = options.training or training_settings(result)
-    advice = (options.plan or {}).get("keep_tokens")
-    if settings.keep_tokens is None and isinstance(advice, int) and not isinstance(advice, bool):
-        settings.keep_tokens = advice
+    settings = replace(options.training or training_settings(result))  # a copy: the caller's stays as given
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         folders, placed, linked, copied = _write_folders(
             result, verdicts, tmp, repeats, edits, options, settings.caption_extension
         )
+        if settings.keep_tokens is None:
+            folders, settings = _with_keep_tokens(result, verdicts, folders, settings)
         manifest = _manifest(result, verdicts, placed, folders, edits, options, suggested)
         atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         atomic_write_text(tmp / "dataset.toml", kohya_config.dataset_toml(out, folders, settings))

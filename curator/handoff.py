@@ -1,7 +1,7 @@
 """The training plan of what an export keeps, as the JSON data the report and ``train.toml`` use.
 
-The arithmetic is :mod:`curator.plan`'s (the functions the trainer runs); this module only feeds it the kept
-items and the chosen settings.
+The arithmetic is :mod:`curator.plan`'s (``build_plan`` and the step functions the trainer runs); this module only
+feeds it the kept items and the chosen settings.
 
 Example::
 
@@ -11,10 +11,11 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from curator.buckets import BucketSettings
+from curator.dataset import Concept, Dataset
 from curator.results import ScanResult
 
 
@@ -24,7 +25,7 @@ class PlanInputs:
 
     batch: int = 1  # train_batch_size
     epochs: int | None = 200  # max_train_epochs (None or 0: steps only)
-    steps: int | None = None  # max_train_steps (None or 0: epochs only; with both, the earlier limit wins)
+    steps: int | None = None  # max_train_steps, used when epochs is None or 0 (epochs win, as in Kohya)
     grad_accum: int = 1  # gradient_accumulation_steps
     sensitivity: float | None = (
         None  # text-encoder sensitivity (fraction of all steps); None: trains to the end
@@ -52,12 +53,8 @@ def basic_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) ->
     ]
     counts = plan.bucket_counts(entries, settings)
     per_epoch = plan.steps_per_epoch(counts, inputs.batch, inputs.grad_accum)
-    limits = []
-    if inputs.epochs:
-        limits.append(inputs.epochs * per_epoch)
-    if inputs.steps:
-        limits.append(inputs.steps)
-    total = min(limits) if limits else plan.total_steps(per_epoch)
+    # epochs win over steps, as in Kohya and the trainer
+    total = plan.total_steps(per_epoch, inputs.epochs or None, inputs.steps or None)
     stop = plan.text_encoder_stop_step(total, inputs.sensitivity, inputs.te_stop)
     images = sum(not e.is_reg for e in entries)
     data: dict[str, Any] = {
@@ -80,12 +77,67 @@ def basic_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) ->
     return data
 
 
+def kept_dataset(dataset: Dataset, kept: set[str] | None) -> Dataset:
+    """A copy of ``dataset`` with only the ``kept`` items (all of them when ``kept`` is None)."""
+    if kept is None:
+        return dataset
+    concepts = [
+        Concept(c.name, c.repeats, c.folder, c.is_reg, [i for i in c.items if i.rel in kept])
+        for c in dataset.concepts
+    ]
+    return replace(dataset, concepts=concepts, findings=list(dataset.findings))
+
+
+def full_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) -> dict[str, Any]:
+    """The planner's whole plan (``dreamcurate plan --json``) of the kept items with these settings."""
+    from curator.plan import PlanOptions, build_plan
+
+    s = result.settings
+    options = PlanOptions(
+        resolution=inputs.resolution or s.resolution,
+        batch_size=inputs.batch,
+        gradient_accumulation_steps=inputs.grad_accum,
+        max_train_epochs=inputs.epochs or None,
+        max_train_steps=inputs.steps or None,
+        te_sensitivity=inputs.sensitivity,
+        stop_text_encoder_training=inputs.te_stop,
+        min_bucket_reso=s.min_bucket_reso,
+        max_bucket_reso=s.max_bucket_reso,
+        bucket_reso_steps=s.bucket_reso_steps,
+        bucket_no_upscale=s.bucket_no_upscale,
+    )
+    sizes = {r.item.rel: (r.width, r.height) for r in result.records if r.decoded}
+    data = build_plan(kept_dataset(result.dataset, kept), sizes, options).to_json()
+    data["max_train_epochs"] = inputs.epochs or 0
+    data["max_train_steps"] = inputs.steps or 0
+    if data.get("stop_text_encoder_training") is None:
+        data.pop("stop_text_encoder_training", None)
+    return data
+
+
+def keep_tokens_advice(result: ScanResult, kept: set[str] | None = None) -> dict[str, int]:
+    """The caption audit's advised ``keep_tokens`` per training concept, over the kept items ({} when the audit
+    cannot run)."""
+    try:
+        from curator.tagaudit import AuditSettings, audit_captions, load_captions
+
+        items = [r.item for r in result.records if not r.item.is_reg and (kept is None or r.item.rel in kept)]
+        audit = audit_captions(load_captions(items), AuditSettings(trigger=result.settings.trigger))
+        return {name: c.keep_tokens.n for name, c in audit.concepts.items()}
+    except Exception:  # advice only: an export without it is still right
+        return {}
+
+
 def plan_json(
     result: ScanResult, kept: set[str] | None = None, inputs: PlanInputs | None = None
 ) -> dict[str, Any]:
-    """:func:`basic_plan`, or {} when it cannot be computed (the plan is an extra for the report and the export,
-    never a reason for them to fail)."""
-    try:
-        return basic_plan(result, kept, inputs or PlanInputs())
-    except Exception:
-        return {}
+    """The plan of the kept items: the planner's :func:`full_plan`, else the headline numbers of
+    :func:`basic_plan`, else {} (the plan is an extra for the report and the export, never a reason for them to
+    fail)."""
+    inputs = inputs or PlanInputs()
+    for make in (full_plan, basic_plan):
+        try:
+            return make(result, kept, inputs)
+        except Exception:  # a planner problem must not stop a report or an export
+            continue
+    return {}

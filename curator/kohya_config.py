@@ -27,6 +27,7 @@ class ExportedFolder:
     repeats: int
     count: int
     is_reg: bool
+    keep_tokens: int | None = None  # this subset's keep_tokens (None: the dataset-wide value)
 
     @property
     def folder(self) -> str:
@@ -69,8 +70,9 @@ def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainingSettings) 
             "is_reg": f.is_reg,
             "caption_extension": s.caption_extension,
         }
-        if s.keep_tokens is not None and not f.is_reg:
-            subset["keep_tokens"] = s.keep_tokens
+        keep = f.keep_tokens if f.keep_tokens is not None else s.keep_tokens
+        if keep is not None and not f.is_reg:
+            subset["keep_tokens"] = keep
         subsets.append(subset)
     dataset = {
         "resolution": s.resolution,

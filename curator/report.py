@@ -34,6 +34,8 @@ from curator.selection import DUPLICATE_CODES, duplicate_clusters, select
 
 #: Cards shown per finding code before the rest are listed by name.
 CARDS_PER_CODE = 48
+#: Cards shown before the rest of a group is folded away.
+CARDS_OPEN = 12
 #: Images in the "all images" gallery.
 GALLERY_LIMIT = 400
 #: Metric histograms shown at most.
@@ -44,7 +46,8 @@ _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
     """Write the HTML report of ``result`` to ``path`` atomically; returns ``path``.
 
-    ``plan`` is the training plan (an object with ``to_json()``, or its JSON dict), or None to leave it out.
+    ``plan`` is the training plan (an object with ``to_json()``, or its JSON dict); None: the plan of what a default
+    export keeps, with the trainer's default settings; False: no plan section.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,14 +56,19 @@ def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
 
 
 def render_html(result: ScanResult, plan: Any = None) -> str:
-    """The report as an HTML string (see :func:`write_html`)."""
-    builder = _Report(result, _plan_data(plan))
+    """The report as an HTML string (see :func:`write_html` for ``plan``)."""
+    builder = _Report(result, _plan_data(plan, result))
     return builder.render()
 
 
-def _plan_data(plan: Any) -> dict[str, Any] | None:
-    if plan is None:
+def _plan_data(plan: Any, result: ScanResult) -> dict[str, Any] | None:
+    if plan is False:
         return None
+    if plan is None:
+        from curator.handoff import plan_json
+
+        kept = {rel for rel, v in select(result).items() if v.kept}
+        return plan_json(result, kept) or None
     if isinstance(plan, dict):
         return plan
     to_json = getattr(plan, "to_json", None)
@@ -208,40 +216,65 @@ class _Report:
         return f'<div class="card" style="margin-top:12px"><table>{head}{rows}</table></div>'
 
     def plan_section(self) -> str:
-        """The training plan's headline numbers and every other scalar it reports."""
-        if not self.plan:
+        """The training plan: headline numbers, the text-encoder explanation, size advice and notes."""
+        plan = self.plan or {}
+        if not plan:
             return ""
+        stop = plan.get("stop_text_encoder_training")
+        time_s = (plan.get("time") or {}).get("seconds") if isinstance(plan.get("time"), dict) else None
+        ckpt: dict[str, Any] = plan["checkpoints"] if isinstance(plan.get("checkpoints"), dict) else {}
         headline = [
-            ("total_steps", "optimizer steps"),
-            ("steps_per_epoch", "steps per epoch"),
-            ("stop_text_encoder_training", "text encoder stops at step"),
-            ("seed_formula_stop_step", "tutorial formula stop step"),
-            ("vram_gb", "VRAM estimate (GB)"),
+            (plan.get("total_steps"), "optimizer steps"),
+            (plan.get("steps_per_epoch"), "steps per epoch"),
+            (plan.get("epochs") or plan.get("max_train_epochs") or None, "epochs"),
+            (stop if stop is not None else "end", "text encoder stops at step"),
+            (plan.get("seed_formula_stop_step"), "tutorial formula stop step"),
+            (plan.get("vram_gb"), "VRAM estimate (GB)"),
+            (f"{time_s / 3600:.1f} h" if isinstance(time_s, (int, float)) else None, "time estimate"),
+            (ckpt.get("total_gb"), f"GB of checkpoints ({ckpt.get('count', '?')} saves)" if ckpt else ""),
         ]
         cards = "".join(
-            f'<div class="stat"><div class="n">{_fmt(self.plan[k])}</div><div class="l">{escape(label)}</div></div>'
-            for k, label in headline
-            if k in self.plan and not isinstance(self.plan[k], (dict, list))
+            f'<div class="stat"><div class="n">{_fmt(value)}</div><div class="l">{escape(label)}</div></div>'
+            for value, label in headline
+            if value is not None and label
         )
-        shown = {k for k, _ in headline} | {"buckets"}
-        rows = "".join(
-            f"<tr><th>{escape(str(k))}</th><td>{self._plan_value(v)}</td></tr>"
-            for k, v in self.plan.items()
-            if k not in shown
-        )
-        table = f'<div class="card" style="margin-top:12px"><table>{rows}</table></div>' if rows else ""
-        return f'<section id="plan"><h2>Training plan</h2><div class="stats">{cards}</div>{table}</section>'
-
-    def _plan_value(self, value: Any, depth: int = 0) -> str:
-        if isinstance(value, dict) and depth < 2:
-            inner = "".join(
-                f"<tr><td class=muted>{escape(str(k))}</td><td>{self._plan_value(v, depth + 1)}</td></tr>"
-                for k, v in list(value.items())[:30]
+        parts = [f'<div class="stats">{cards}</div>']
+        if plan.get("te_explanation"):
+            parts.append(f'<div class="verdict">{_fmt(plan["te_explanation"], 600)}</div>')
+        parts.append(self._advice(plan))
+        if not cards:  # a plan of another shape: show its scalar values
+            rows = "".join(
+                f"<tr><th>{escape(str(k))}</th><td>{_fmt(v, 300)}</td></tr>"
+                for k, v in plan.items()
+                if not isinstance(v, (dict, list))
             )
-            return f"<table>{inner}</table>"
-        if isinstance(value, list) and depth < 2 and value and all(isinstance(v, dict) for v in value):
-            return "".join(f"<div>{self._plan_value(v, depth + 1)}</div>" for v in value[:30])
-        return _fmt(value, 300)
+            parts.append(f'<div class="card"><table>{rows}</table></div>')
+        return f'<section id="plan"><h2>Training plan</h2>{"".join(parts)}</section>'
+
+    @staticmethod
+    def _advice(plan: dict[str, Any]) -> str:
+        """Size advice per concept, VRAM warnings and the planner's notes, as a list."""
+        lines = []
+        for advice in plan.get("size_advice") or []:
+            if isinstance(advice, dict):
+                verdict = str(advice.get("verdict", ""))
+                cls = "info" if verdict in ("ok", "good", "") else "warning"
+                label = (
+                    f'<span class="badge {cls}">{escape(verdict.replace("_", " "))}</span> '
+                    if verdict
+                    else ""
+                )
+                text = advice.get("advice") or advice.get("message") or ""
+                lines.append(
+                    f"<li>{label}<b>{escape(str(advice.get('concept', '')))}</b>: {_fmt(text, 600)}</li>"
+                )
+        vram = plan.get("vram")
+        warnings = vram.get("warnings") if isinstance(vram, dict) else None
+        for warning in list(warnings or []) + list(plan.get("notes") or []):
+            lines.append(f"<li>{_fmt(warning, 600)}</li>")
+        if not lines:
+            return ""
+        return f'<div class="card" style="margin-top:12px"><ul class="advice">{"".join(lines)}</ul></div>'
 
     def findings_section(self) -> str:
         """Per-item findings grouped by code, worst first, with thumbnails and evidence."""
@@ -285,23 +318,26 @@ class _Report:
                 f'<div class="group card">{head}<div class="msg">Shown side by side under '
                 '<a href="#duplicates">Duplicates</a>.</div></div>'
             )
-        ordered = sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
-        cards = "".join(
-            self.card(f.path, escape(f.message), f.evidence, title=f.message)
+        ordered = [f for f in findings if f.path]
+        ordered.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
+        cards = [
+            self.card(f.path or "", escape(f.message), f.evidence, title=f.message)
             for f in ordered[:CARDS_PER_CODE]
-            if f.path
-        )
+        ]
+        grid = f'<div class="grid">{"".join(cards[:CARDS_OPEN])}</div>'
+        if len(cards) > CARDS_OPEN:  # long groups fold, so one common finding does not bury the others
+            grid += (
+                f"<details><summary>Show {len(cards) - CARDS_OPEN} more</summary>"
+                f'<div class="grid">{"".join(cards[CARDS_OPEN:])}</div></details>'
+            )
         rest = ordered[CARDS_PER_CODE:]
-        more = (
-            f'<div class="more">and {len(rest)} more: '
-            + escape(", ".join(f.path or "" for f in rest))
-            + "</div>"
-            if rest
-            else ""
-        )
+        more = ""
+        if rest:
+            names = escape(", ".join(f.path or "" for f in rest))
+            more = f'<details><summary>List the other {len(rest)}</summary><div class="more">{names}</div></details>'
         return (
             f'<div class="group card{" wide" if len(ordered) > 3 else ""}">{head}'
-            f'<div class="msg">{escape(findings[0].message)}</div><div class="grid">{cards}</div>{more}</div>'
+            f'<div class="msg">{escape(findings[0].message)}</div>{grid}{more}</div>'
         )
 
     def dataset_findings(self) -> str:
@@ -338,11 +374,11 @@ class _Report:
                 if rel == cluster.keeper:
                     cards += self.card(rel, '<span class="badge keeper">keeper</span>', None, "keeper")
                 else:
-                    f = evidence.get(rel)
-                    why = f'<span class="badge {f.severity.value}">{escape(f.code)}</span>' if f else ""
+                    dup = evidence.get(rel)
+                    why = f'<span class="badge {dup.severity.value}">{escape(dup.code)}</span>' if dup else ""
                     ev = {
                         k: v
-                        for k, v in (f.evidence if f else {}).items()
+                        for k, v in (dup.evidence if dup else {}).items()
                         if k not in ("keeper", "thresholds")
                     }
                     cards += self.card(rel, why, ev, "dropped")
@@ -353,13 +389,35 @@ class _Report:
         )
         return f'<section id="duplicates"><h2>Duplicates</h2>{note}<div class="clusters">{blocks}</div></section>'
 
+    def _audit(self, train: list[ItemRecord]) -> Any:
+        """The caption audit of the training items (shared parser, CLIP token counts), or None if unavailable."""
+        try:
+            from curator.tagaudit import AuditSettings, audit_captions, load_captions
+
+            settings = AuditSettings(
+                trigger=self.result.settings.trigger, max_token_length=self.result.settings.max_token_length
+            )
+            return audit_captions(load_captions([r.item for r in train]), settings)
+        except Exception:  # the simple count below still shows the tags
+            return None
+
     def tags_section(self) -> str:
-        """Tag frequency over the training captions (top 30) and caption coverage."""
+        """Tag frequency over the training captions (top 30), CLIP token lengths against the limit, keep_tokens."""
         train = [r for r in self.result.records if not r.item.is_reg]
-        tag_lists = [_caption_tags(r) for r in train]
+        audit = self._audit(train)
+        freq: Counter[str] = Counter()
+        if audit is not None:
+            display: dict[str, str] = {}
+            for concept in audit.concepts.values():
+                freq.update(concept.frequency)
+                display.update(concept.display)
+            tag_lists = [r.normalized for r in audit.records if r.caption]
+            top = [(display.get(t, t), n) for t, n in freq.most_common(30)]
+        else:
+            tag_lists = [tuple(_caption_tags(r)) for r in train]
+            freq = Counter(tag for tags in tag_lists for tag in set(tags))
+            top = freq.most_common(30)
         with_caption = sum(1 for r in train if r.item.caption_path is not None)
-        freq = Counter(tag for tags in tag_lists for tag in set(tags))
-        top = freq.most_common(30)
         once = sum(1 for n in freq.values() if n == 1)
         lengths = [len(t) for t in tag_lists if t]
         mean_tags = sum(lengths) / len(lengths) if lengths else 0
@@ -368,8 +426,33 @@ class _Report:
             f"tags, {once} used only once; {mean_tags:.1f} tags per caption on average.</p>"
         )
         chart = bar_chart([(t, float(n)) for t, n in top], total=len(train) or None)
+        extra = self._token_chart(audit) + self._keep_tokens(audit)
+        extra_html = f'<div class="two" style="margin-top:14px">{extra}</div>' if extra else ""
+        return f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div>{extra_html}</section>'
+
+    def _token_chart(self, audit: Any) -> str:
+        tokens = [r.tokens for r in audit.records if r.caption and r.tokens >= 0] if audit is not None else []
+        if not tokens:
+            return ""
+        limit = self.result.settings.max_token_length
+        over = sum(t > limit for t in tokens)
         return (
-            f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div></section>'
+            f'<div class="card"><h3>CLIP tokens per caption<span class="muted" style="font-weight:400">'
+            f"{over} of {len(tokens)} over {limit}</span></h3>{histogram(tokens, float(limit), 'tokens')}</div>"
+        )
+
+    @staticmethod
+    def _keep_tokens(audit: Any) -> str:
+        if audit is None or not audit.concepts:
+            return ""
+        rows = "".join(
+            f"<tr><td><b>{escape(c.name)}</b></td><td class=num>{c.keep_tokens.n}</td>"
+            f"<td>{escape(', '.join(c.keep_tokens.prefix))}</td><td class=muted>{escape(c.keep_tokens.reason)}</td></tr>"
+            for c in audit.concepts.values()
+        )
+        return (
+            '<div class="card"><h3>keep_tokens advice</h3><table><tr><th>concept</th><th class=num>keep</th>'
+            f"<th>kept tags</th><th>why</th></tr>{rows}</table></div>"
         )
 
     def buckets_section(self) -> str:
@@ -377,10 +460,12 @@ class _Report:
         rows: list[tuple[str, float]] = []
         plan_buckets = (self.plan or {}).get("buckets")
         if isinstance(plan_buckets, list) and all(isinstance(b, dict) for b in plan_buckets):
+            key = "images" if all("images" in b for b in plan_buckets) else "count"
             rows = [
-                (f"{b.get('width')}\u00d7{b.get('height')}", float(b.get("count") or 0)) for b in plan_buckets
+                (f"{b.get('width')}\u00d7{b.get('height')}", float(b.get(key) or 0)) for b in plan_buckets
             ]
-            source = "the training plan"
+            rows.sort(key=lambda row: -row[1])
+            source = "from the training plan, images counted once"
         else:
             s = self.result.settings
             settings = BucketSettings(

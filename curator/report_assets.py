@@ -87,8 +87,10 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
 .chart .thr { font-size: 11px; fill: var(--error); }
 .two { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; }
 @media (max-width: 900px) { .two, .groups { grid-template-columns: 1fr; } main { padding: 16px; } }
+details { margin-top: 8px; }
 details > summary { cursor: pointer; color: var(--accent); font-weight: 600; margin: 6px 0; }
 .more { margin-top: 10px; font-size: 12.5px; color: var(--muted); word-break: break-all; }
+ul.advice { margin: 0; padding-left: 18px; } ul.advice li { margin: 4px 0; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 20px; }
 """
 

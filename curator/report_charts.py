@@ -73,8 +73,8 @@ def histogram(
     height, pad_x, pad_top, pad_bottom = 150, 10, 10, 26
     has_threshold = threshold is not None and math.isfinite(threshold)
     low, high = min(finite), max(finite)
-    if has_threshold:  # widen the range so the threshold line is on the chart
-        low, high = min(low, threshold), max(high, threshold)  # type: ignore[type-var]
+    if threshold is not None and has_threshold:  # widen the range so the threshold line is on the chart
+        low, high = min(low, threshold), max(high, threshold)
     if high == low:
         high = low + 1.0
     counts = _bins(finite, low, high, bins)
@@ -105,7 +105,8 @@ def histogram(
         tx = pad_x + plot_w * (threshold - low) / ((high - low) or 1)
         parts.append(
             f'<line x1="{tx:.1f}" y1="{pad_top - 4}" x2="{tx:.1f}" y2="{base_y}" class="threshold"/>'
-            f'<text x="{tx:.1f}" y="{height - 8}" text-anchor="middle" class="thr">threshold {_fmt(threshold)}</text>'
+            f'<text x="{tx + (-4 if tx > width * 0.6 else 4):.1f}" y="{pad_top + 6}" '
+            f'text-anchor="{"end" if tx > width * 0.6 else "start"}" class="thr">threshold {_fmt(threshold)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

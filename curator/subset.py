@@ -53,9 +53,9 @@ def _file_hash_features(record: ItemRecord) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(record.item.path) as image:
-            image = image.convert("RGB")
-            text = str(imagehash.phash(image)) + str(imagehash.dhash(image))
+        with Image.open(record.item.path) as opened:
+            rgb = opened.convert("RGB")
+            text = str(imagehash.phash(rgb)) + str(imagehash.dhash(rgb))
     except Exception:  # an unreadable file is still a point; it is simply far from nothing in particular
         return np.zeros(128, dtype=np.float32)
     bits = _hex_bits(text)
@@ -71,8 +71,9 @@ def features(records: Sequence[ItemRecord]) -> tuple[np.ndarray, str]:
             matrix = np.asarray(vectors, dtype=np.float32)
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             return matrix / np.maximum(norms, 1e-12), "cosine"
-    rows = [_hash_features(r) for r in records]
-    if any(row is None for row in rows) or len({row.shape for row in rows if row is not None}) > 1:
+    found = [_hash_features(r) for r in records]
+    rows = [row for row in found if row is not None]
+    if len(rows) < len(found) or len({row.shape for row in rows}) > 1:
         rows = [_file_hash_features(r) for r in records]
     return np.stack(rows) if rows else np.zeros((0, 1), np.float32), "hamming"
 

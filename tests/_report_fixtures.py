@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from curator.dataset import Concept, Dataset, Item
 from curator.findings import Finding, Severity
@@ -14,10 +14,18 @@ from curator.results import ItemRecord, ScanResult, ScanSettings
 
 
 def make_image(path: Path, seed: int, size: tuple[int, int] = (64, 48)) -> None:
-    """A small random-texture PNG (distinct per seed)."""
+    """A small sharp PNG, distinct per seed: random ellipses and boxes over a gradient (no blur, no 8x8 blocks)."""
     rng = np.random.default_rng(seed)
-    base = rng.integers(0, 255, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
-    image = Image.fromarray(base).resize(size, Image.Resampling.BILINEAR)
+    w, h = size
+    ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :, None] * rng.uniform(60, 200, 3)
+    base = (np.broadcast_to(ramp, (h, w, 3)) + rng.uniform(20, 50, 3)).clip(0, 255).astype(np.uint8)
+    image = Image.fromarray(np.ascontiguousarray(base))
+    draw = ImageDraw.Draw(image)
+    for _ in range(7):
+        x0, y0 = int(rng.integers(0, w - 4)), int(rng.integers(0, h - 4))
+        x1, y1 = x0 + int(rng.integers(4, w // 2 + 5)), y0 + int(rng.integers(4, h // 2 + 5))
+        fill = tuple(int(c) for c in rng.integers(0, 255, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=fill)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
 

@@ -77,6 +77,9 @@ def test_dataset_toml_names_exactly_the_exported_folders(tmp_path: Path) -> None
     assert config["datasets"][0]["resolution"] == 512 and config["general"]["caption_extension"] == ".txt"
     train = tomllib.loads((out / "train.toml").read_text())
     assert train["train_data_dir"] == str(out / "img") and train["reg_data_dir"] == str(out / "reg")
+    # the caption audit's keep_tokens advice: every caption starts with the trigger (the concept name)
+    keep = {Path(s["image_dir"]).name: s.get("keep_tokens") for s in subsets}
+    assert keep == {"10_cat": 1, "5_dog": 1, "1_person": None} and train["keep_tokens"] == 1
 
 
 def test_train_toml_is_read_by_the_trainer_config(tmp_path: Path) -> None:

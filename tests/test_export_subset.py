@@ -60,3 +60,13 @@ def test_balance_puts_repeats_in_folder_names(tmp_path: Path) -> None:
     report = export_dataset(result, tmp_path / "out", ExportOptions(balance=True))
     assert sorted(f.rel for f in report.folders) == ["img/1_cat", "img/4_dog"]
     assert (tmp_path / "out/img/4_dog/x.png").exists()
+
+
+def test_subset_prefers_clip_embeddings_when_present(tmp_path: Path) -> None:
+    """Hashes say one thing, embeddings another: the embeddings win (cosine distance)."""
+    result = build_result(tmp_path / "d", {"cat": (1, [f"{n}.png" for n in range(6)])})
+    for n, record in enumerate(sorted(result.records, key=lambda r: r.item.rel)):
+        record.metrics["phash"] = "0000000000000000"
+        record.metrics["clip_embedding"] = [1.0, 0.01 * n, 0.0] if n % 2 else [0.0, 0.01 * n, 1.0]
+    chosen = diverse_subset(result.records, 2)
+    assert {int(Path(rel).stem) % 2 for rel in chosen} == {0, 1}

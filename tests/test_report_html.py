@@ -97,8 +97,13 @@ def test_without_plan_and_with_undecodable_items(tmp_path: Path) -> None:
     bad.decoded = False
     bad.findings.append(Finding("corrupt", Severity.ERROR, "Not an image", {}, bad.item.rel))
     bad.item.path.write_bytes(b"not an image")
-    html = render_html(result)
+    html = render_html(result, plan=False)
     assert 'id="plan"' not in html and "no preview" in html and "corrupt" in html
+
+
+def test_default_plan_is_the_planners(tmp_path: Path) -> None:
+    html = render_html(showcase_result(tmp_path))  # no plan given: the default export's plan
+    assert 'id="plan"' in html and "optimizer steps" in html
 
 
 def test_write_html_is_atomic_and_leaves_the_dataset_alone(tmp_path: Path) -> None:

@@ -125,9 +125,8 @@ def _build(factory: Any, state: dict[str, Any], what: str, name: str, dtype: tor
             )
     cast = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
     module.load_state_dict(cast, strict=True, assign=True)
-    for (
-        owner
-    ) in module.modules():  # non-persistent buffers (CLIP position_ids) are still on meta: rebuild them
+    # non-persistent buffers (CLIP position_ids) are not in the state dict and still on meta: rebuild them
+    for owner in module.modules():
         for buf_name, buf in list(owner.named_buffers(recurse=False)):
             if buf.is_meta:
                 owner.register_buffer(buf_name, _rebuild_buffer(buf_name, buf), persistent=False)

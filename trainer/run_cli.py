@@ -141,6 +141,9 @@ def run(
         preview.validate(check_paths=False)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if out.exists() and not force:  # say so now, not after the scan and the question
+        raise click.ClickException(f"{out} already exists; use --force to replace it")
+    _check_base(base)
     buckets = (preview.min_bucket_reso, preview.max_bucket_reso)
     result = run_scan(dataset, reg, workspace, preview.resolution, buckets)
     print_summary(result, console)
@@ -171,6 +174,19 @@ def run(
         raise click.ClickException(str(exc)) from exc
     print_export_summary(exported, suggested_note=not balance)
     _train(exported.out / "train.toml", overrides, not no_progress)
+
+
+def _check_base(base: Path) -> None:
+    """Refuse a base model the trainer would refuse, before any work (reads only the file's header)."""
+    from trainer.model_errors import ModelError
+    from trainer.model_info import inspect_model
+
+    try:
+        inspect_model(base)
+    except ModelError as exc:
+        raise click.ClickException(f"base model {base}: {exc}") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot read base model {base}: {exc}") from exc
 
 
 def _train(config_path: Path, overrides: dict[str, Any], progress: bool) -> None:

@@ -43,7 +43,16 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
         console.print(f"  {folder.rel}: {folder.count} images x {folder.repeats} repeats")
     rules = summarize(v for v in report.verdicts.values() if not v.kept)
     if rules:
-        console.print("[bold]Left out[/] " + ", ".join(f"{n} {rule}" for rule, n in sorted(rules.items())))
+        words = {
+            "duplicate": "duplicates (the keeper stays)",
+            "error": "with error findings",
+            "warning": "with warnings (--strict)",
+            "subset": "outside the diverse subset",
+            "review": "dropped in review",
+            "unreadable": "unreadable",
+        }
+        parts = ", ".join(f"{n} {words.get(rule, rule)}" for rule, n in sorted(rules.items()))
+        console.print(f"[bold]Left out[/] {parts} (manifest.json says why, image by image)")
     current = {f.name: f.repeats for f in report.folders if not f.is_reg}
     if suggested_note and report.suggested_repeats and report.suggested_repeats != current:
         parts = ", ".join(f"{name} {r}" for name, r in report.suggested_repeats.items())

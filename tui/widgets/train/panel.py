@@ -107,6 +107,8 @@ class TrainPanel(Vertical):
                 set_image(self.query_one("#train-sample"), load_thumbnail(self.state.last_sample))
             if kind != "step":
                 self.log_line(_describe(event))
+            if kind == "error":
+                self.query_one("#train-status", Static).update(f"error: {event.get('message', '?')}")
         bar = self.query_one("#train-bar", ProgressBar)
         bar.update(total=self.state.total or None, progress=self.state.step)
         self.query_one("#train-loss", Sparkline).data = list(self.state.losses)
@@ -115,8 +117,9 @@ class TrainPanel(Vertical):
             status = f"step {self.state.step}/{self.state.total or '?'}"
             if isinstance(last.get("loss"), int | float):
                 status += f"  loss {float(last['loss']):.4f}"
-            if last.get("eta") is not None:
-                status += f"  eta {last['eta']}"
+            eta = last.get("eta_s")
+            if isinstance(eta, int | float):
+                status += f"  eta {int(eta) // 60}:{int(eta) % 60:02d}"
             self.query_one("#train-status", Static).update(status)
 
 

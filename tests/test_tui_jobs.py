@@ -9,12 +9,15 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+from PIL import Image
 from tui_support import FakeScanBackend, make_app, make_dataset
 
 from curator.results import ScanSettings
 from tui.app import create_app
 from tui.jobs import EventTail
 from tui.screens.confirm import ConfirmScreen
+from tui.state import PlanInputs
 from tui.widgets.browser.item_table import ItemTable
 from tui.widgets.train.panel import TrainPanel
 
@@ -189,3 +192,42 @@ def test_event_tail_reads_only_complete_lines(tmp_path: Path) -> None:
     with path.open("a") as handle:
         handle.write('ep", "step": 1}\nnot json\n')
     assert tail.poll() == [{"event": "step", "step": 1}]
+
+
+@pytest.mark.slow
+def test_export_then_the_real_trainer_runs_to_the_end(tmp_path: Path) -> None:
+    """Export from the app, then ``python -m trainer OUT/train.toml`` on the tiny model, followed to its end."""
+    pytest.importorskip("torch")
+    from trainer.tiny import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "tiny.safetensors")
+    root = tmp_path / "ds"
+    for index, colour in enumerate([(200, 30, 30), (30, 200, 30)]):
+        (root / "1_cat").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (96, 96), colour).save(root / "1_cat" / f"{index}.png")
+        (root / "1_cat" / f"{index}.txt").write_text("sks cat, sitting")
+    settings = ScanSettings(
+        workers=1, resolution=96, min_bucket_reso=64, max_bucket_reso=128, bucket_reso_steps=32
+    )
+    app = create_app(
+        root, settings, export_dir=tmp_path / "out", plan_inputs=PlanInputs(epochs=1, resolution=96)
+    )
+    asyncio.run(_real_training(app, model))
+    assert (tmp_path / "out" / "model" / "events.jsonl").is_file()
+
+
+async def _real_training(app, model: Path) -> None:  # type: ignore[no-untyped-def]
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await pilot.press("6")
+        app.query_one("#train-base").value = str(model)
+        await pilot.click("#train-export")
+        await _wait_for(pilot, lambda: app.export_config is not None, "the export")
+        await pilot.click("#train-start")
+        panel = app.query_one(TrainPanel)
+        await _wait_for(
+            pilot, lambda: not panel.state.running and panel.state.status != "idle", "training", 2400
+        )
+        log = (app.export_config.parent / "model" / "tui-train.log").read_text()
+        assert panel.state.status == "finished", log
+        assert panel.state.total == 2 and panel.state.step == 2 and len(panel.state.losses) == 2

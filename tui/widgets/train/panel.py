@@ -100,7 +100,9 @@ class TrainPanel(Vertical):
                 self.state.total = int(event["total_steps"])
             if "step" in event and isinstance(event["step"], int):
                 self.state.step = int(event["step"])
-            if isinstance(event.get("loss"), int | float):
+            if kind == "step" and isinstance(
+                event.get("loss"), int | float
+            ):  # epoch means would double-count
                 self.state.losses = (self.state.losses + [float(event["loss"])])[-SPARK_POINTS:]
             if kind == "sample" and event.get("path"):
                 self.state.last_sample = Path(str(event["path"]))

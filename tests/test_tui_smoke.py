@@ -85,7 +85,7 @@ class Tmux:
 
 def test_review_in_a_real_terminal(tmp_path: Path) -> None:
     root = make_sample_dataset(tmp_path / "sample")
-    command = f"{sys.executable} -m curator review {root} --workers 1"
+    command = f"{sys.executable} -m curator review {root} --workers 2"  # a cold scan through the process pool
     term = Tmux(command)
     try:
         # the browser is populated after the scan; the footer shows the bindings

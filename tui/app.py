@@ -470,7 +470,9 @@ def create_app(
 ) -> ReviewApp:
     """The review app for ``dataset_root`` (``backend`` replaces the real curator calls in tests)."""
     settings = settings or ScanSettings()
-    return ReviewApp(backend or Backend(Path(dataset_root), settings), plan_inputs, export_dir)
+    backend = backend or Backend(Path(dataset_root), settings)
+    backend.prepare()
+    return ReviewApp(backend, plan_inputs, export_dir)
 
 
 __all__ = ["ReviewApp", "ReviewState", "TABS", "create_app"]

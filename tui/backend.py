@@ -78,6 +78,23 @@ class Backend:
         self._store: DecisionStore | None = None
 
     # -- scanning ---------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Start the scan's process-pool helpers before the app takes the terminal over.
+
+        From a worker thread the scan starts its pool through multiprocessing's fork server, whose resource
+        tracker is launched with ``sys.stderr.fileno()``; inside a running Textual app stderr is a capture object
+        whose fileno is -1, so starting them there fails ("bad value(s) in fds_to_keep"). Started here, once, they
+        are simply reused.
+        """
+        import multiprocessing
+
+        if self.settings.workers <= 1 or "forkserver" not in multiprocessing.get_all_start_methods():
+            return
+        from multiprocessing import forkserver, resource_tracker
+
+        resource_tracker.ensure_running()
+        forkserver.ensure_running()
+
     def scan(self, progress: ProgressFn, cancelled: CancelledFn) -> ScanResult:
         """Scan the dataset (cached metrics are reused), reporting progress; raises JobCancelled when cancelled."""
         from curator.scan import scan

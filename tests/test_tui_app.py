@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from tui_support import make_app, make_dataset
@@ -179,3 +182,34 @@ async def _test_plan_panel_recomputes_as_the_user_types(tmp_path: Path) -> None:
         assert app.state.plan_inputs.epochs == 10
         await pilot.press("2")  # typed into the input, not a tab switch
         assert app.state.plan_inputs.epochs == 102
+
+
+def test_mouse_selects_a_row_and_keys_act_on_it(tmp_path: Path) -> None:
+    asyncio.run(_mouse(tmp_path))
+
+
+async def _mouse(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "ds")
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await pilot.click(ItemTable, offset=(6, 3))  # header on line 0, so line 3 is the third item
+        await pilot.pause()
+        assert app.query_one(ItemTable).current_rel() == "10_cat/c.png"
+        assert app.query_one("PreviewPanel").rel == "10_cat/c.png"
+        await pilot.press("d")
+        await pilot.pause()
+        assert [rel for rel in _store(root).all()] == ["10_cat/c.png"]
+        await pilot.click("#tabs Tab#--content-tab-overview")
+        await pilot.pause()
+        assert app.query_one("TabbedContent").active == "overview"
+
+
+def test_review_module_is_light() -> None:
+    """``tui.cli`` (what ``dreamcurate review --help`` imports) does not import textual or torch."""
+    code = (
+        "import json, sys, tui.cli\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_image', 'torch'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []

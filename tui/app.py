@@ -180,10 +180,11 @@ class ReviewApp(App[None]):
     def scan_worker(self) -> None:
         """Scan in a thread (cached metrics make a rescan quick)."""
         worker = get_current_worker()
-        result = self.backend.scan(
-            progress=lambda done, total: self.post_message(ScanProgress(done, total)),
-            cancelled=lambda: worker.is_cancelled,
-        )
+
+        def progress(done: int, total: int) -> None:
+            self.post_message(ScanProgress(done, total))
+
+        result = self.backend.scan(progress=progress, cancelled=lambda: worker.is_cancelled)
         if not worker.is_cancelled:
             self.post_message(ScanFinished(result))
 

@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from curator.findings import Severity
 from curator.results import ItemRecord
@@ -54,7 +54,7 @@ class ItemTable(DataTable[Text | str]):
         current = self.current_rel()
         self.metric = metric
         self.clear()
-        self.columns["metric"].label = Text(metric or "")
+        self.columns[ColumnKey("metric")].label = Text(metric or "")
         for record in records:
             self.add_row(*self._cells(record, decisions.get(record.item.rel)), key=record.item.rel)
         if current is not None and current in self.rows:

@@ -47,7 +47,7 @@ class PlanPanel(Vertical):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        values = {}
+        values: dict[str, int | float] = {}
         for name, _, kind in FIELDS:
             raw = self.query_one(f"#plan-{name}", Input).value.strip()
             try:
@@ -58,7 +58,7 @@ class PlanPanel(Vertical):
             return
         if not 0.0 <= values["sensitivity"] <= 1.0 or values["keep_tokens"] < 0:
             return
-        self.inputs = replace(self.inputs, **values)
+        self.inputs = replace(self.inputs, **values)  # type: ignore[arg-type]
         self.post_message(self.Changed(self.inputs))
 
     def show(self, plan: PlanSummary) -> None:

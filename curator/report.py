@@ -17,8 +17,10 @@ Example::
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -542,9 +544,19 @@ class _Report:
             f'<div class="grid">{cards}</div>{more}</details></section>'
         )
 
+    def prefetch(self) -> None:
+        """Make every thumbnail the report shows, in threads (Pillow releases the GIL while decoding)."""
+        wanted = {r.item.rel for r in self.result.records[:GALLERY_LIMIT]}
+        wanted |= {f.path for f in self.result.all_findings() if f.path}
+        todo = [self.by_rel[rel] for rel in sorted(wanted) if rel in self.by_rel and self.by_rel[rel].decoded]
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            uris = list(pool.map(lambda r: thumbnail_uri(r.item.path), todo))
+        self._thumbs.update({r.item.rel: uri for r, uri in zip(todo, uris, strict=True)})
+
     def render(self) -> str:
         """The whole document."""
         result = self.result
+        self.prefetch()
         body = (
             self.summary()
             + self.plan_section()

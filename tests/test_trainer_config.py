@@ -86,6 +86,20 @@ def test_paths_are_checked(tmp_path: Path) -> None:
         TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "x")).validate()
 
 
+def test_adamw8bit_without_bitsandbytes_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match="AdamW8bit needs bitsandbytes"):
+        TrainConfig(optimizer_type="AdamW8bit").validate()
+    TrainConfig(optimizer_type="AdamW8bit").validate(check_paths=False)  # --init may still write it
+
+
 def test_step_override_alone_replaces_the_epoch_count() -> None:
     base = TrainConfig()
     assert apply_overrides(base, {"max_train_steps": 500}).max_train_epochs == 0
@@ -116,3 +130,23 @@ def test_cli_init_writes_defaults_and_errors_are_one_line(tmp_path: Path) -> Non
     )
     result = runner.invoke(train, [str(tmp_path / "missing.toml")])
     assert result.exit_code == 1 and "config not found" in result.output
+
+
+def test_cli_data_and_model_errors_are_one_line(tmp_path: Path) -> None:
+    model = tmp_path / "base.safetensors"
+    model.write_bytes(b"not a model")
+    (tmp_path / "empty").mkdir()
+    config = TrainConfig(
+        pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "empty"), mixed_precision="no"
+    )
+    write_config(config.replace(output_dir=str(tmp_path / "out")), tmp_path / "t.toml")
+    result = CliRunner().invoke(train, [str(tmp_path / "t.toml"), "--no-progress"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no training images found in") and result.output.count("\n") == 1
+    (tmp_path / "empty" / "1_sks").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "empty" / "1_sks" / "a.png")
+    result = CliRunner().invoke(train, [str(tmp_path / "t.toml"), "--no-progress"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "Traceback" not in result.output

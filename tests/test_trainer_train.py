@@ -11,7 +11,7 @@ from trainer_testkit import SQUARE, TALL, WIDE, fast_config, make_images
 
 from curator import plan
 from curator.dataset import discover
-from trainer.config import TrainConfig
+from trainer.config import ConfigError, TrainConfig
 from trainer.data import bucket_settings
 
 torch = pytest.importorskip("torch")
@@ -203,3 +203,10 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
         and last["last_checkpoint"].endswith("00004.safetensors")
     )
     assert not [p for p in out.rglob(".*")]
+
+    # Resuming with a setting the schedule depends on changed is refused; with the same config it finishes.
+    monkeypatch.delenv(NAN_AT_STEP_ENV)
+    with pytest.raises(ConfigError, match="cannot resume: train_batch_size was 1 and is now 2"):
+        train(config.replace(train_batch_size=2), resume=True, show_progress=False)
+    result = train(config, resume=True, show_progress=False)
+    assert result.steps == result.optimizer_steps == 9 and len(result.losses) == 5

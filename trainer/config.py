@@ -236,6 +236,12 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
 
 
 def _check_paths(c: TrainConfig) -> None:
+    import importlib.util
+
+    if c.optimizer_type == "AdamW8bit" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(
+            "optimizer_type AdamW8bit needs bitsandbytes (pip install bitsandbytes; CUDA only), or use AdamW"
+        )
     if not c.pretrained_model_name_or_path:
         raise ConfigError("pretrained_model_name_or_path is not set (a local model file or diffusers folder)")
     if not Path(c.pretrained_model_name_or_path).exists():
@@ -268,7 +274,7 @@ def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
-    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
     kind = type(default)
     if kind is bool:
         if isinstance(value, bool):

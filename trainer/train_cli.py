@@ -17,7 +17,7 @@ from trainer.config import ConfigError, TrainConfig, read_config, write_config
 
 
 def _option_for(spec: dataclasses.Field) -> Any:
-    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
     flag = "--" + spec.name.replace("_", "-")
     help_text = f"{spec.metadata['help']} [default: {default!r}]"
     if isinstance(default, bool):
@@ -87,6 +87,8 @@ def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if result.final_path is None:  # not the main process of a multi-process run: it wrote nothing
+        return
     click.echo(f"trained {result.steps} steps; model: {result.final_path}")
     if result.samples:
         click.echo(f"samples: {result.samples[-1].parent}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -195,6 +196,10 @@ def test_event_tail_reads_only_complete_lines(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("DREAMCURATE_TUI_TRAIN"),
+    reason="40-70 s on 2 cores (torch start-up in the subprocess); set DREAMCURATE_TUI_TRAIN=1 to run it",
+)
 def test_export_then_the_real_trainer_runs_to_the_end(tmp_path: Path) -> None:
     """Export from the app, then ``python -m trainer OUT/train.toml`` on the tiny model, followed to its end."""
     pytest.importorskip("torch")

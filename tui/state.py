@@ -133,13 +133,13 @@ def matches(record: ItemRecord, view: BrowserView) -> bool:
 
 
 def visible_records(records: list[ItemRecord], view: BrowserView) -> list[ItemRecord]:
-    """The records the browser shows for ``view``: filtered, then sorted (stable, name as tie-break)."""
-    shown = [r for r in records if matches(r, view)]
-    shown.sort(key=lambda r: r.item.rel)
-    present = [r for r in shown if _sort_value(r, view.sort_key)[0] == 0]
-    missing = [r for r in shown if _sort_value(r, view.sort_key)[0] == 1]
-    present.sort(key=lambda r: _sort_value(r, view.sort_key)[1], reverse=view.descending)
-    return present + missing
+    """The records the browser shows for ``view``: filtered, then sorted (stable, name as tie-break); records
+    without the sort metric come last whatever the direction."""
+    shown = sorted((r for r in records if matches(r, view)), key=lambda r: r.item.rel)
+    keyed = [(_sort_value(r, view.sort_key), r) for r in shown]
+    present = [(value, r) for (missing, value), r in keyed if not missing]
+    present.sort(key=lambda pair: pair[0], reverse=view.descending)
+    return [r for _, r in present] + [r for (missing, _), r in keyed if missing]
 
 
 def duplicate_note(record: ItemRecord) -> str:

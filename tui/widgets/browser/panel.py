@@ -6,7 +6,7 @@ asks the app to do them through messages, since decisions belong to the app's si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -148,13 +148,15 @@ class BrowserPanel(Vertical):
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
         value = None if event.value is Select.NULL else str(event.value)
+        before = replace(self.view)
         if event.select.id == "filter-code":
             self.view.code = value
         elif event.select.id == "filter-concept":
             self.view.concept = value
         elif event.select.id == "sort-key" and value is not None:
             self.view.sort_key = value
-        self.refresh_table()
+        if self.view != before:  # a Select echoing a value we set ourselves changes nothing
+            self.refresh_table()
 
     def set_view(self, view: BrowserView) -> None:
         """Switch to ``view`` (filters and sort) and refresh."""

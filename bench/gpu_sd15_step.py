@@ -63,7 +63,8 @@ def main() -> None:
         optimizer = "AdamW"
     model = build_random_model(sd15_architecture(), seed=0)
     model_io.load_model = lambda *_args, **_kwargs: model  # type: ignore[assignment]
-    loop.check_base_model = lambda _config: None  # type: ignore[assignment]  (no file to inspect)
+    # no file to inspect
+    loop.check_base_model = lambda config: None  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         make_images(work / "data" / "1_sks")

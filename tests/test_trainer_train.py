@@ -135,7 +135,7 @@ def test_overfitting_four_images_lowers_the_loss_and_saves_new_weights(
         resolution=64,
         enable_bucket=False,
         train_batch_size=4,
-        max_train_epochs=60,
+        max_train_epochs=40,
         learning_rate=2e-3,
         save_state=True,
         shuffle_caption=False,

@@ -28,6 +28,21 @@ class BucketSettings:
     bucket_no_upscale: bool = False
     enable_bucket: bool = True
 
+    def __post_init__(self) -> None:
+        # the same rules the trainer's config enforces: latents are 1/8 of the pixels, so every side the
+        # buckets produce must be a multiple of 8; a ValueError here is one line a command can show as is
+        if self.resolution < 64 or self.resolution % 8:
+            raise ValueError(f"resolution must be a multiple of 8 and at least 64, got {self.resolution}")
+        if self.bucket_reso_steps <= 0 or self.bucket_reso_steps % 8:
+            raise ValueError(
+                f"bucket_reso_steps must be a positive multiple of 8, got {self.bucket_reso_steps}"
+            )
+        if not 0 < self.min_bucket_reso <= self.max_bucket_reso:
+            raise ValueError(
+                f"min_bucket_reso must be positive and at most max_bucket_reso, got "
+                f"{self.min_bucket_reso} and {self.max_bucket_reso}"
+            )
+
 
 @dataclass(frozen=True)
 class BucketChoice:

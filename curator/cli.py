@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import click
 
 #: name -> ("module:attribute" of a click command, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("curator.commands.scan:scan", "Analyse a dataset: findings per image and for the whole set."),
-    "tags": ("curator.commands.tags:tags", "Audit captions and tags; safe batch edits with --apply / --undo."),
-    "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop step, buckets, size advice, VRAM and time."),
+    "tags": ("curator.commands.tags:tags", "Audit captions and tags; safe batch edits (--apply / --undo)."),
+    "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop, buckets, size advice, VRAM and time."),
     "review": ("tui.cli:review", "Review the dataset in the terminal (Textual TUI)."),
     "export": ("curator.commands.export:export", "Write the curated Kohya folder, manifest and configs."),
     "train": ("trainer.train_cli:train", "Train with the bundled DreamBooth trainer from a TOML config."),
@@ -24,6 +25,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("trainer.model_cli:model", "Model files: info, convert, tiny."),
     "demo": ("trainer.demo:demo", "Generate a sample dataset and a tiny model; curate and train end to end."),
 }
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an ``OSError``: its reason and the path(s) it names (``Not a directory: 'a.txt/x'``)."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:
+        blocker = _file_in_the_way(Path(str(exc.filename)))
+        if blocker is not None:
+            return f"{str(blocker)!r} is a file where a folder is needed"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    if not paths:
+        return reason
+    return f"{reason}: " + " -> ".join(repr(str(p)) for p in paths)
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists as something other than a folder."""
+    for candidate in reversed([path, *path.parents]):
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return None
 
 
 class LazyGroup(click.Group):
@@ -45,13 +67,24 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; an ``OSError`` no command handled (a folder that is a file, a full disk, no
+        permission) is a problem of the user's files, so it ends as one line naming the path, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            raise click.ClickException(os_error_line(exc)) from exc
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(cls=LazyGroup, context_settings=_CONTEXT)
 @click.version_option(package_name="dreamcurate", prog_name="dreamcurate")
 def cli() -> None:
     """dreamcurate: curate a DreamBooth dataset before you spend GPU hours, then train it.

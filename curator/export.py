@@ -35,7 +35,7 @@ from curator.decisions import DecisionStore
 from curator.fsutil import atomic_write_text
 from curator.kohya_config import ExportedFolder, TrainingSettings
 from curator.results import ScanResult
-from curator.selection import SelectionOptions, Verdict, duplicate_clusters, select
+from curator.selection import SelectionOptions, Verdict, duplicate_clusters, select, summarize
 from curator.subset import balanced_repeats, diverse_subset
 
 MANIFEST_SCHEMA = "dreamcurate.export/1"
@@ -111,16 +111,60 @@ def training_settings(result: ScanResult) -> TrainingSettings:
 
 
 def _check_out(result: ScanResult, out: Path, force: bool) -> None:
-    protected = [result.dataset.root.resolve()]
-    if result.dataset.reg_root is not None:
-        protected.append(Path(result.dataset.reg_root).resolve())
+    check_export_target(out, force, result.dataset.root, result.dataset.reg_root)
+
+
+def check_export_target(out: Path, force: bool, dataset_root: Path, reg_root: Path | None = None) -> None:
+    """Raise :class:`ExportError` unless ``out`` may receive an export: not the dataset, not inside it, not
+    holding it; an existing ``out`` only with ``force`` and only when empty or an earlier export (never a folder
+    of the user's own files). Cheap: callers such as ``run`` use it before the scan."""
+    out = Path(out).absolute().resolve()
+    protected = [Path(dataset_root).resolve()]
+    if reg_root is not None:
+        protected.append(Path(reg_root).resolve())
     for root in protected:
         if out == root or out in root.parents:
             raise ExportError(f"refusing to export into {out}: it contains the dataset {root}")
+        if root in out.parents:  # the next scan would read the exported copies as part of the dataset
+            raise ExportError(
+                f"refusing to export into {out}: it is inside the dataset {root}; pick a folder outside"
+            )
     if out.exists() and not force:
         raise ExportError(f"{out} already exists; use --force to replace it")
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
+    # --force must never delete a folder of the user's own files
+    if out.is_dir() and not _is_replaceable(out):
+        raise ExportError(
+            f"refusing to replace {out}: it is not an earlier dreamcurate export (no manifest.json); "
+            "pick another OUT or empty it yourself"
+        )
+
+
+def _is_replaceable(out: Path) -> bool:
+    """True for an empty folder or one an earlier export wrote (its manifest.json carries our schema)."""
+    if not any(out.iterdir()):
+        return True
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith("dreamcurate.export/")
+
+
+def _check_something_kept(result: ScanResult, verdicts: dict[str, Verdict]) -> None:
+    """Refuse an export without a single training image: its configs would point at an empty folder."""
+    train = [r.item.rel for r in result.records if not r.item.is_reg]
+    if any(verdicts[rel].kept for rel in train if rel in verdicts):
+        return
+    if not train:
+        raise ExportError(f"nothing to export: no training images found in {result.dataset.root}")
+    rules = summarize(v for rel, v in verdicts.items() if rel in set(train))
+    why = ", ".join(f"{n} {rule}" for rule, n in sorted(rules.items()))
+    raise ExportError(
+        f"nothing to export: all {len(train)} training images were left out ({why}); "
+        "run 'dreamcurate scan' to see why"
+    )
 
 
 def _apply_subset(result: ScanResult, verdicts: dict[str, Verdict], size: int) -> None:
@@ -309,6 +353,7 @@ def export_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
     verdicts, suggested = plan_verdicts(result, store, options)
+    _check_something_kept(result, verdicts)
     repeats = suggested if options.balance else {}
     edits = store.captions() if store is not None else {}
     settings = replace(options.training or training_settings(result))  # a copy: the caller's stays as given

@@ -37,8 +37,19 @@ class ScanSettings:
     reg_root: Path | None = None
     clip_model: str | None = None  # open_clip architecture name, only with clip_weights
     clip_weights: Path | None = None  # local open_clip checkpoint; never downloaded
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-check parameter overrides, by check name
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-check parameter overrides, by name
     progress: bool = True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with one line naming the bad setting (bucket rules are those of
+        :class:`curator.buckets.BucketSettings`, which the trainer shares)."""
+        from curator.buckets import BucketSettings
+
+        BucketSettings(self.resolution, self.min_bucket_reso, self.max_bucket_reso, self.bucket_reso_steps)
+        if self.max_token_length not in (75, 150, 225):
+            raise ValueError(f"max_token_length must be 75, 150 or 225, got {self.max_token_length}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
 
     def check_params(self, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
         """The defaults of check ``name`` updated with this run's overrides."""

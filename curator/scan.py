@@ -31,7 +31,7 @@ from curator.dataset import Dataset, Item, discover
 from curator.findings import Finding, Severity
 from curator.loader import DEFAULT_MAX_PIXELS, LoadError, load_view
 from curator.results import ItemRecord, ScanResult, ScanSettings
-from curator.workspace import Workspace
+from curator.workspace import Workspace, WorkspaceError
 
 #: Bumped when the loader's own metrics change (part of the cache key with the checks' version).
 LOADER_VERSION = 1
@@ -70,8 +70,10 @@ def scan(
 
     ``dataset`` skips discovery when the caller already has it; ``on_progress(done, total)`` is called as images are
     analysed (the TUI uses it). The scan never raises for a bad image: it becomes a finding on its record.
+    Raises ``ValueError`` for invalid ``settings`` (see :meth:`ScanSettings.validate`).
     """
     settings = settings or ScanSettings()
+    settings.validate()  # a bad setting is one ValueError now, not a failure in every worker later
     started = time.perf_counter()
     if dataset is None:
         dataset = discover(Path(root), settings.reg_root, settings.caption_extension)
@@ -133,16 +135,33 @@ def _measure_all(
                 _Task(item.path, item.rel, params, int(loader["max_pixels"]), float(loader["timeout_s"]))
             )
     cached = len(dataset.items) - len(todo)
-    fresh = _run_tasks(todo, settings, on_progress)
+    fresh: dict[str, dict[str, Any]] = {}
+    try:
+        _run_tasks(todo, settings, on_progress, fresh)
+    except BaseException:
+        # Ctrl-C (or any abort): keep what was decoded, so the next scan resumes instead of starting over; a
+        # failure payload is left out, since a worker killed by the interrupt is not a corrupt file
+        _save_cache(cache, {rel: p for rel, p in fresh.items() if p.get("decoded")}, keys, version)
+        raise
     payloads.update(fresh)
-    if cache is not None:
-        try:
-            cache.put_many([(rel, keys[rel], version, p) for rel, p in fresh.items() if rel in keys])
-        except sqlite3.Error as exc:
-            findings.append(_cache_finding(f"Could not write the scan cache: {exc}"))
-        cache.close()
+    findings.extend(_save_cache(cache, fresh, keys, version))
     records = [_record(item, payloads[item.rel]) for item in dataset.items]
     return records, findings, len(todo), cached
+
+
+def _save_cache(
+    cache: MetricsCache | None, fresh: dict[str, dict[str, Any]], keys: dict[str, FileKey], version: str
+) -> list[Finding]:
+    """Store the fresh payloads and close the cache; a finding instead of an exception when that fails."""
+    if cache is None:
+        return []
+    try:
+        cache.put_many([(rel, keys[rel], version, p) for rel, p in fresh.items() if rel in keys])
+    except sqlite3.Error as exc:
+        return [_cache_finding(f"Could not write the scan cache: {exc}")]
+    finally:
+        cache.close()
+    return []
 
 
 def _open_cache(root: Path, settings: ScanSettings) -> tuple[MetricsCache | None, list[Finding]]:
@@ -150,6 +169,8 @@ def _open_cache(root: Path, settings: ScanSettings) -> tuple[MetricsCache | None
     try:
         workspace.ensure()
         return MetricsCache(workspace.cache_db), []
+    except WorkspaceError as exc:
+        return None, [_cache_finding(f"No scan cache: {exc}")]
     except (OSError, sqlite3.Error) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         return None, [
@@ -181,10 +202,13 @@ def _record(item: Item, payload: dict[str, Any]) -> ItemRecord:
 
 
 def _run_tasks(
-    tasks: list[_Task], settings: ScanSettings, on_progress: ProgressCallback | None
+    tasks: list[_Task],
+    settings: ScanSettings,
+    on_progress: ProgressCallback | None,
+    results: dict[str, dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
-    """Analyse every task; in-process for few images, else in a process pool that survives a crashing decoder."""
-    results: dict[str, dict[str, Any]] = {}
+    """Analyse every task into ``results`` (filled as files finish, so an interrupted run keeps what is done);
+    in-process for few images, else in a process pool that survives a crashing decoder."""
     if not tasks:
         return results
     with _progress(len(tasks), settings, on_progress) as advance:
@@ -215,15 +239,19 @@ def _run_pool(
         futures: list[tuple[_Task, Future[dict[str, Any]]]] = [
             (t, pool.submit(analyse_file, t)) for t in tasks
         ]
-        for task, future in futures:
-            try:
-                results[task.rel] = future.result()
-                advance()
-            except BrokenProcessPool:
-                lost.append(task)
-            except Exception as exc:  # pickling or an unexpected worker error: one file, not the scan
-                results[task.rel] = _error_payload(LoadError("corrupt", f"Analysis failed: {exc}", {}))
-                advance()
+        try:
+            for task, future in futures:
+                try:
+                    results[task.rel] = future.result()
+                    advance()
+                except BrokenProcessPool:
+                    lost.append(task)
+                except Exception as exc:  # pickling or an unexpected worker error: one file, not the scan
+                    results[task.rel] = _error_payload(LoadError("corrupt", f"Analysis failed: {exc}", {}))
+                    advance()
+        except BaseException:  # Ctrl-C: drop the queued files now instead of analysing them all first
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return lost
 
 

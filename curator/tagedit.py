@@ -46,9 +46,26 @@ class TagEdits:
     add_trigger: str | None = None  # put this tag first in captions that lack it
     move_to_front: tuple[str, ...] = ()  # tags moved to the front, in the order given
 
+    def __post_init__(self) -> None:
+        named = [("--replace", t) for pair in self.replace for t in pair]
+        named += [("--remove", t) for t in self.remove] + [("--move-to-front", t) for t in self.move_to_front]
+        if self.add_trigger is not None:
+            named.append(("--add-trigger", self.add_trigger))
+        for option, tag in named:
+            _check_tag(option, tag)
+
     def is_empty(self) -> bool:
         """True when no edit is requested."""
         return not (self.replace or self.remove or self.dedupe or self.add_trigger or self.move_to_front)
+
+
+def _check_tag(option: str, tag: str) -> None:
+    """Refuse a tag an edit cannot write as one tag: empty (it would add a stray ``, ``), or holding a comma or a
+    line break (it would become several tags)."""
+    if not normalize_tag(tag):
+        raise ValueError(f"{option}: empty tag {tag!r}")
+    if "," in tag or "\n" in tag or "\r" in tag:
+        raise ValueError(f"{option}: {tag!r} is several tags; give one tag (no comma or line break)")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ from pathlib import Path
 from curator.dataset import WORKSPACE_DIRNAME
 
 
+class WorkspaceError(OSError):
+    """The workspace folder cannot be created or written; the message says which folder and what to do."""
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Paths inside one workspace folder."""
@@ -28,8 +32,16 @@ class Workspace:
         return cls(Path(workspace) if workspace else Path(dataset_root) / WORKSPACE_DIRNAME)
 
     def ensure(self) -> Workspace:
-        """Create the folder if needed; returns self."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create the folder if needed; returns self. Raises :class:`WorkspaceError` (an ``OSError``) with a
+        one-line message naming the folder and the ``--workspace`` way out when that is impossible."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise WorkspaceError(
+                f"cannot create the workspace {self.root} ({reason}); "
+                "for a read-only dataset pass --workspace DIR"
+            ) from exc
         return self
 
     @property

@@ -117,6 +117,12 @@ def test_existing_out_needs_force_and_is_replaced(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="--force"):
         export_dataset(result, out, ExportOptions())
     assert (out / "old.txt").exists()
+    with pytest.raises(
+        ExportError, match="not an earlier dreamcurate export"
+    ):  # a user's folder is never deleted
+        export_dataset(result, out, ExportOptions(force=True))
+    assert (out / "old.txt").exists()
+    (out / "manifest.json").write_text('{"schema": "dreamcurate.export/1"}')  # an earlier export's folder
     export_dataset(result, out, ExportOptions(force=True))
     assert not (out / "old.txt").exists() and (out / "manifest.json").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
@@ -173,6 +179,7 @@ def test_sigkill_mid_export_leaves_old_out_or_nothing(tmp_path: Path) -> None:
     repo = str(Path(__file__).resolve().parents[1])
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "previous.txt").write_text("previous export")
+    (tmp_path / "out" / "manifest.json").write_text('{"schema": "dreamcurate.export/1"}')
     script = _KILL_SCRIPT.format(repo=repo, tmp=str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
@@ -184,7 +191,7 @@ def test_sigkill_mid_export_leaves_old_out_or_nothing(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["previous.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "previous.txt"]
     # the next export cleans up what the killed one left beside OUT
     from tests._report_fixtures import build_result as again
 

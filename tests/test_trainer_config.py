@@ -41,13 +41,19 @@ def test_written_toml_shows_every_default_with_its_help() -> None:
         assert f"# {spec.metadata['help']}\n{spec.name} = " in text
 
 
-def test_kohya_section_tables_are_flattened(tmp_path: Path) -> None:
+def test_kohya_configs_load_with_unimplemented_settings_named(tmp_path: Path) -> None:
     path = tmp_path / "kohya.toml"
     path.write_text(
-        "[model_arguments]\nv_parameterization = true\n[training_arguments]\ntrain_batch_size = 4\n"
+        "[model_arguments]\nv_parameterization = true\n"
+        "[training_arguments]\ntrain_batch_size = 4\nxformers = true\nflip_aug = true\n"
     )
-    config = read_config(path)
+    ignored: list[str] = []
+    config = read_config(path, ignored)
     assert config.v_parameterization and config.train_batch_size == 4
+    assert ignored == ["xformers", "flip_aug"]
+    path.write_text("xformer = true\n")  # a typo is still an error
+    with pytest.raises(ConfigError, match="unknown setting 'xformer'"):
+        read_config(path)
 
 
 @pytest.mark.parametrize(

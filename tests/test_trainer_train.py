@@ -210,3 +210,36 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
         train(config.replace(train_batch_size=2), resume=True, show_progress=False)
     result = train(config, resume=True, show_progress=False)
     assert result.steps == result.optimizer_steps == 9 and len(result.losses) == 5
+
+
+def test_every_loss_and_caption_option_trains(tiny_model: Path, tmp_path: Path) -> None:
+    from trainer.loop import train
+
+    make_images(tmp_path / "data" / "2_sks", [SQUARE, WIDE], caption=", ".join(f"tag{i}" for i in range(70)))
+    make_images(tmp_path / "reg" / "1_dog", [SQUARE], caption="dog")
+    config = fast_config(
+        tiny_model,
+        tmp_path / "data",
+        tmp_path / "out",
+        reg_data_dir=str(tmp_path / "reg"),
+        v_parameterization=True,
+        min_snr_gamma=5.0,
+        noise_offset=0.1,
+        max_token_length=150,
+        clip_skip=2,
+        keep_tokens=2,
+        caption_dropout_rate=0.5,
+        lr_scheduler="cosine",
+        lr_warmup_steps=2,
+        cache_latents=False,
+        learning_rate_te=5e-5,
+        gradient_checkpointing=True,
+        save_model_as="diffusers",
+        sample_prompts=["sks"],
+        sample_steps=2,
+        sample_sampler="euler_a",
+    )
+    result = train(config, show_progress=False)
+    assert result.steps == result.optimizer_steps == 8
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    assert (tmp_path / "out" / "model" / "unet").is_dir() and result.samples[0].exists()

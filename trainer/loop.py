@@ -59,6 +59,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     optimizer_steps: int = 0
     te_optimizer_steps: int = 0
+    main_process: bool = True
 
 
 @dataclass
@@ -369,7 +370,7 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
             if run.nan_at_step == run.step + 1:
                 loss = loss * float("nan")
             value = float(loss.detach().item())
-            if not math.isfinite(value):
+            if not _all_finite(run, value):
                 raise _non_finite(run, value)
             accelerator.backward(loss / len(group))
         total += value
@@ -380,6 +381,18 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
     run.lr_scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return total / len(group)
+
+
+def _all_finite(run: Run, value: float) -> bool:
+    """Whether the loss is finite on every process (all of them must stop together, or the others would wait
+    forever in the next gradient all-reduce)."""
+    finite = math.isfinite(value)
+    if run.accelerator.num_processes == 1:
+        return finite
+    import torch
+
+    flag = torch.tensor([0.0 if finite else 1.0], device=run.accelerator.device)
+    return float(run.accelerator.reduce(flag, reduction="sum").item()) == 0.0
 
 
 def _trainable(run: Run) -> list[Any]:
@@ -396,7 +409,8 @@ def _non_finite(run: Run, value: float) -> TrainingError:
         else "no checkpoint was saved yet"
     )
     message = (
-        f"loss became {value} at step {run.step + 1} (epoch {run.epoch}); training stopped and {kept}. "
+        f"loss became {value if not math.isfinite(value) else 'nan or inf on another process'} at step {run.step + 1} "
+        f"(epoch {run.epoch}); training stopped and {kept}. "
         f"Try a lower learning_rate, mixed_precision bf16 or no, or check the images"
     )
     run.events.emit(
@@ -457,8 +471,8 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
             config, run.step, run.epoch, getattr(run.model, "family", "sd1")
         )
         checkpoint.save_model(trained_model(run), config, path, metadata)
-        run.last_checkpoint = path
         run.result.checkpoints.append(path)
+    run.last_checkpoint = path  # every process knows it, so any one of them can name it in a message
     state_dir = None
     if config.save_state and not (final and run.last_saved_step == run.step):
         state_dir = checkpoint.save_state(accelerator, run.output_dir, _progress(run))
@@ -590,6 +604,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         run.events.close()
         raise
     run.result.steps, run.result.final_path = run.step, run.last_checkpoint
+    run.result.main_process = run.accelerator.is_main_process
     run.result.optimizer_steps = optimizer_step_count(run, group=0)
     if run.te_training:
         run.result.te_optimizer_steps = optimizer_step_count(run, group=1)

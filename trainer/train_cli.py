@@ -61,10 +61,15 @@ def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **over
         if init:
             _init(config_path, overrides)
             return
-        config = apply_overrides(read_config(config_path), overrides)
+        ignored: list[str] = []
+        config = apply_overrides(read_config(config_path, ignored), overrides)
         config.validate()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if ignored:
+        click.echo(
+            f"notice: ignoring Kohya settings this trainer does not implement: {', '.join(ignored)}", err=True
+        )
     _run(config, resume, not no_progress)
 
 
@@ -87,7 +92,7 @@ def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if result.final_path is None:  # not the main process of a multi-process run: it wrote nothing
+    if not result.main_process:  # one summary for a multi-process run
         return
     click.echo(f"trained {result.steps} steps; model: {result.final_path}")
     if result.samples:

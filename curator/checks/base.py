@@ -50,7 +50,7 @@ class CheckContext:
 
     settings: ScanSettings
     records: list[ItemRecord] = field(default_factory=list)
-    cache: dict[str, Any] = field(default_factory=dict)  # scratch space for dataset statistics, shared per scan
+    cache: dict[str, Any] = field(default_factory=dict)  # scratch space for dataset statistics, per scan
 
     def metric_values(self, key: str) -> list[float]:
         """All numeric values of metric ``key`` over the non-corrupt training records (for medians etc.)."""

@@ -26,7 +26,10 @@ def run_scan(
         settings.resolution = resolution
     if buckets:
         settings.min_bucket_reso, settings.max_bucket_reso = buckets
-    return scan(dataset, settings)
+    try:
+        return scan(dataset, settings)
+    except ValueError as exc:  # a bad --resolution or bucket setting
+        raise click.UsageError(str(exc)) from exc
 
 
 def print_export_summary(report: Any, suggested_note: bool) -> None:

@@ -7,14 +7,13 @@ imported.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from curator.commands.output import emit_text
 from curator.estimates import DEFAULT_GPU_CLASS, ITS_TABLE
-from curator.fsutil import atomic_write_text
 
 if TYPE_CHECKING:
     from curator.plan import PlanOptions
@@ -110,6 +109,11 @@ def plan(dataset: Path, **kw: Any) -> None:
             f"No training images found in {dataset} (Kohya layout: DIR/<repeats>_<name>/)"
         )
     sizes, stats = image_sizes(ds, kw["workspace"])
+    if not any(item.rel in sizes for item in ds.train_items):
+        raise click.ClickException(
+            f"No readable training image in {dataset}: all {len(ds.train_items)} are unreadable "
+            "(run 'dreamcurate scan' to see why)"
+        )
     result = build_plan(ds, sizes, options)
     if kw["json_out"]:
         data = result.to_json()
@@ -133,7 +137,7 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
     if kw["bucket_min"] > kw["bucket_max"]:
         raise click.UsageError("--bucket-min must not exceed --bucket-max")
     epochs = kw["epochs"] if kw["epochs"] is not None else (None if kw["steps"] else 200)
-    return PlanOptions(
+    options = PlanOptions(
         resolution=kw["resolution"],
         batch_size=kw["batch"],
         gradient_accumulation_steps=kw["grad_accum"],
@@ -159,15 +163,12 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
         model=kw["model"],
         kind=kw["kind"],
     )
+    try:
+        options.bucket_settings()  # the bucket rules the trainer shares, checked before any file is read
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    return options
 
 
 def _emit_json(data: dict, target: str) -> None:
-    text = json.dumps(data, indent=2) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(target)
-    if not path.parent.is_dir():
-        raise click.ClickException(f"Folder for --json does not exist: {path.parent}")
-    atomic_write_text(path, text)
+    emit_text(json.dumps(data, indent=2) + "\n", target, "--json")

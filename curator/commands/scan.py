@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from curator.commands.output import emit_text, output_errors
 from curator.findings import Severity
-from curator.fsutil import atomic_write_text
 from curator.results import ScanResult, ScanSettings
 
 
@@ -107,14 +107,18 @@ def scan(
     )
     if workers:
         settings.workers = workers
-    result = run_scan(dataset, settings)
+    try:
+        result = run_scan(dataset, settings)
+    except ValueError as exc:
+        raise UsageLine(str(exc)) from exc
     json_to_stdout = json_out == "-"
     if json_out:
         _write_json(result, json_out)
     if html_out is not None:
         from curator.report import write_html  # type: ignore[attr-defined]
 
-        write_html(result, html_out)
+        with output_errors("--html", html_out):
+            write_html(result, html_out)
     if not json_to_stdout:
         from rich.console import Console
 
@@ -131,15 +135,7 @@ def scan(
 
 
 def _write_json(result: ScanResult, target: str) -> None:
-    text = json.dumps(result.to_json(), indent=2) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(target)
-    if path.parent and not path.parent.is_dir():
-        raise click.ClickException(f"Folder for --json does not exist: {path.parent}")
-    atomic_write_text(path, text)
+    emit_text(json.dumps(result.to_json(), indent=2) + "\n", target, "--json")
 
 
 def _fails(result: ScanResult, threshold: Severity) -> bool:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from curator.fsutil import atomic_write_text
+from curator.commands.output import emit_text
 
 if TYPE_CHECKING:
     from curator.dataset import Dataset, Item
@@ -108,13 +107,16 @@ def tags(
             raise click.UsageError("--undo and --apply cannot be combined")
         _undo(ws, force)
         return
-    edits = TagEdits(
-        replace=replace,
-        remove=tuple(remove),
-        dedupe=dedupe,
-        add_trigger=add_trigger,
-        move_to_front=move_to_front,
-    )
+    try:
+        edits = TagEdits(
+            replace=replace,
+            remove=tuple(remove),
+            dedupe=dedupe,
+            add_trigger=add_trigger,
+            move_to_front=move_to_front,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     ds = _discover(dataset, reg_root, caption_extension)
     if edits.is_empty():
         if do_apply:
@@ -141,15 +143,7 @@ def _discover(dataset: Path, reg_root: Path | None, caption_extension: str | Non
 
 
 def _emit_json(data: dict, target: str) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(target)
-    if not path.parent.is_dir():
-        raise click.ClickException(f"Folder for --json does not exist: {path.parent}")
-    atomic_write_text(path, text)
+    emit_text(json.dumps(data, indent=2) + "\n", target, "--json")
 
 
 def _audit(
@@ -194,7 +188,11 @@ def _edit(
     journal_path = None
     if do_apply and changes:
         try:
-            journal = apply_changes(changes, ws.ensure())
+            ws.ensure()
+        except OSError as exc:  # nothing was written yet: say so rather than suggest an undo
+            raise click.ClickException(f"{exc}; no caption was changed") from exc
+        try:
+            journal = apply_changes(changes, ws)
         except EditConflict as exc:
             raise click.ClickException(str(exc)) from exc
         except OSError as exc:

@@ -1,0 +1,245 @@
+"""Every user-facing command against hostile input: a clear one-line error (exit 2 for usage, 1 for a handled
+failure) and never a traceback; and the promise that nothing a command reads is changed (images and captions stay
+byte-identical through scan, tags, plan and export)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from curator.cli import cli
+from curator.results import ScanSettings
+from curator.sample import make_sample_dataset
+from curator.scan import scan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tiny_dataset(root: Path, images: int = 3) -> Path:
+    """``root/train/2_tiny`` with small readable images and captions."""
+    concept = root / "train" / "2_tiny"
+    concept.mkdir(parents=True)
+    for i in range(images):
+        pixels = np.random.default_rng(i).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(concept / f"img{i}.png")
+        (concept / f"img{i}.txt").write_text("tiny, a thing, a thing\n")
+    return root / "train"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of bad inputs shared by the parametrized cases (none of them writes into it, except where a
+    case makes its own copy)."""
+    base = tmp_path_factory.mktemp("hostile")
+    _tiny_dataset(base / "good")
+    (base / "empty").mkdir()
+    corrupt = base / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "a.png").write_text("not an image")
+    (corrupt / "b.jpg").write_bytes(b"")
+    (corrupt / "c.webp").write_bytes(os.urandom(64))
+    (base / "afile.txt").write_text("a file where a folder is expected\n")
+    (base / "a folder").mkdir()
+    (base / "model.txt").write_text("not a model\n")
+    from safetensors.numpy import save_file
+
+    lora_key = "lora_unet_down_blocks_0_attentions_0_proj_in"
+    save_file(
+        {
+            f"{lora_key}.lora_down.weight": np.zeros((4, 32), np.float32),
+            f"{lora_key}.lora_up.weight": np.zeros((32, 4), np.float32),
+        },
+        str(base / "lora.safetensors"),
+    )
+    config = base / "train.toml"
+    config.write_text(
+        f'pretrained_model_name_or_path = "{base / "model.txt"}"\n'
+        f'train_data_dir = "{base / "good"}"\noutput_dir = "{base / "trained"}"\n'
+    )
+    (base / "unknown.toml").write_text(config.read_text() + "bogus_setting = 3\n")
+    (base / "wrongtype.toml").write_text(config.read_text() + 'resolution = "big"\n')
+    (base / "nobase.toml").write_text(f'train_data_dir = "{base / "good"}"\n')
+    (base / "lora.toml").write_text(config.read_text().replace("model.txt", "lora.safetensors"))
+    (base / "negative.toml").write_text(config.read_text() + "max_train_epochs = -1\n")
+    (base / "broken.toml").write_text("this is = not [toml\n")
+    return base
+
+
+# (arguments with {w} for the world folder, exit code, words the message must hold)
+CASES: list[tuple[str, int, str]] = [
+    ("scan {w}/nope", 2, "does not exist"),
+    ("scan {w}/afile.txt", 2, "is not a folder"),
+    ("tags {w}/nope", 2, "does not exist"),
+    ("plan {w}/afile.txt", 2, "is not a folder"),
+    ("export {w}/nope {w}/out", 2, "does not exist"),
+    ("export {w}/afile.txt {w}/out", 2, "is a file"),
+    ("plan {w}/empty", 1, "No training images"),
+    ("plan {w}/corrupt", 1, "No readable training image"),
+    ("export {w}/empty {w}/out-empty", 1, "nothing to export"),
+    ("export {w}/corrupt {w}/out-corrupt", 1, "nothing to export"),
+    ("export {w}/good/train {w}/good/train/sub", 1, "inside the dataset"),
+    ("export {w}/good/train {w}/a folder", 1, "already exists"),
+    ("export {w}/good/train {w}/afile.txt --force", 1, "not a folder"),
+    ("scan {w}/good/train --resolution 500 --no-progress", 2, "multiple of 8"),
+    ("plan {w}/good/train --resolution 500", 2, "multiple of 8"),
+    ("plan {w}/good/train --bucket-steps 60", 2, "multiple of 8"),
+    ("export {w}/good/train {w}/out-res --resolution 500", 2, "multiple of 8"),
+    ("plan {w}/good/train --batch 0", 2, "--batch"),
+    ("plan {w}/good/train --epochs -1", 2, "--epochs"),
+    ("plan {w}/good/train --bucket-min 1024 --bucket-max 512", 2, "--bucket-min"),
+    ("tags {w}/good/train --replace foo", 2, "OLD=NEW"),
+    ("tags {w}/good/train --add-trigger=", 2, "empty tag"),
+    ("tags {w}/good/train --add-trigger=a,b", 2, "several tags"),
+    ("tags {w}/good/train --remove=", 2, "empty tag"),
+    ("tags {w}/good/train --apply", 2, "needs an edit"),
+    ("scan {w}/good/train --no-progress --html {w}/afile.txt/x.html", 1, "is a file"),
+    ("scan {w}/good/train --no-progress --json {w}/a folder", 1, "is a folder"),
+    ("plan {w}/good/train --json {w}/nodir/p.json", 1, "does not exist"),
+    ("train {w}/nope.toml", 1, "not found"),
+    ("train {w}/broken.toml", 1, "not valid TOML"),
+    ("train {w}/unknown.toml", 1, "unknown setting 'bogus_setting'"),
+    ("train {w}/wrongtype.toml", 1, "resolution"),
+    ("train {w}/nobase.toml", 1, "pretrained_model_name_or_path"),
+    ("train {w}/train.toml", 1, "unsupported file type"),
+    ("train {w}/lora.toml", 1, "LoRA"),
+    ("train {w}/negative.toml", 1, "max_train_epochs"),
+    ("model info {w}/model.txt", 1, "unsupported file type"),
+    ("model info {w}/lora.safetensors", 1, "LoRA"),
+    ("model info {w}/nope.safetensors", 2, "does not exist"),
+    ("run {w}/good/train --base {w}/lora.safetensors --out {w}/run-out -y", 1, "LoRA"),
+]
+
+
+def _invoke(args: list[str]) -> Result:
+    return CliRunner().invoke(cli, args)
+
+
+def _split(template: str, world: Path) -> list[str]:
+    # "{w}/a folder" holds a space: split on spaces that do not follow "/a"
+    parts = template.replace("{w}/a folder", "\0").split(" ")
+    return [p.replace("\0", str(world / "a folder")).replace("{w}", str(world)) for p in parts]
+
+
+@pytest.mark.parametrize(("template", "code", "words"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_clear_line(world: Path, template: str, code: int, words: str) -> None:
+    result = _invoke(_split(template, world))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert result.exit_code == code, result.output
+    assert words in result.stderr, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(error_lines) == 1, result.stderr
+
+
+def test_export_force_never_deletes_a_users_folder(world: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "my pictures"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"precious")
+    result = _invoke(["export", str(world / "good" / "train"), str(mine), "--force"])
+    assert result.exit_code == 1 and "not an earlier dreamcurate export" in result.stderr
+    assert (mine / "holiday.png").read_bytes() == b"precious"
+
+
+def test_workspace_that_cannot_be_created(tmp_path: Path) -> None:
+    root = _tiny_dataset(tmp_path)
+    (root / ".dreamcurate").write_text("a file where the workspace folder would go")
+    before = _hashes(root)
+    scanned = _invoke(["scan", str(root), "--no-progress"])
+    assert scanned.exit_code == 0 and "cache_unavailable" in scanned.output  # a finding, not a failure
+    applied = _invoke(["tags", str(root), "--dedupe", "--apply"])
+    assert applied.exit_code == 1
+    assert "cannot create the workspace" in applied.stderr and "--workspace" in applied.stderr
+    assert "no caption was changed" in applied.stderr
+    assert _hashes(root) == before
+    workspace = tmp_path / "elsewhere"
+    again = _invoke(["tags", str(root), "--dedupe", "--apply", "--workspace", str(workspace)])
+    assert again.exit_code == 0 and (workspace / "journal").is_dir()
+
+
+def _run_module(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "curator", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_real_entry_point_turns_os_errors_into_one_line(world: Path) -> None:
+    # demo's first write goes under a path whose parent is a file: an OSError no command handles itself
+    done = _run_module(["demo", "--no-train", "--out", str(world / "afile.txt" / "demo")], world)
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 1
+    assert "afile.txt" in done.stderr and "is a file where a folder is needed" in done.stderr
+    missing = _run_module(["scan", "nope"], world)
+    assert (
+        missing.returncode == 2 and "Traceback" not in missing.stderr and "does not exist" in missing.stderr
+    )
+
+
+def test_review_missing_folder_is_one_line(world: Path) -> None:
+    result = _invoke(["review", str(world / "nope")])
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+
+
+def test_interrupted_scan_keeps_a_usable_cache(tmp_path: Path) -> None:
+    root = _tiny_dataset(tmp_path, images=6)
+    settings = ScanSettings(workers=1, progress=False)
+
+    def stop_after_four(done: int, total: int) -> None:
+        if done == 4:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main process
+
+    with pytest.raises(KeyboardInterrupt):
+        scan(root, settings, on_progress=stop_after_four)
+    again = scan(root, ScanSettings(workers=1, progress=False))
+    assert (again.cached, again.analysed) == (4, 2)
+    assert all(r.decoded for r in again.records)
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".dreamcurate" not in p.parts
+    }
+
+
+def test_nothing_a_command_reads_is_changed(tmp_path: Path) -> None:
+    root = make_sample_dataset(tmp_path / "sample")
+    before = _hashes(root)
+    assert any(name.endswith(".png") for name in before) and any(name.endswith(".txt") for name in before)
+    commands: list[list[str]] = [
+        [
+            "scan",
+            str(root),
+            "--no-progress",
+            "--json",
+            str(tmp_path / "r.json"),
+            "--html",
+            str(tmp_path / "r.html"),
+        ],
+        ["tags", str(root)],
+        ["tags", str(root), "--dedupe", "--add-trigger", "newtrigger", "--replace", "cat=dog"],  # dry run
+        ["plan", str(root), "--json", str(tmp_path / "p.json")],
+        ["export", str(root), str(tmp_path / "out")],
+    ]
+    check: Callable[[Result], bool] = lambda r: r.exit_code == 0 and r.exception is None  # noqa: E731
+    for args in commands:
+        result = _invoke(args)
+        assert check(result), (args, result.output)
+        assert _hashes(root) == before, args
+    assert (tmp_path / "out" / "manifest.json").is_file()

@@ -5,8 +5,8 @@ otherwise), SDPA attention (diffusers' default processor), text encoder trained.
     python bench/gpu_sd15_step.py [--steps 40] [--no-cache-latents] [--no-gradient-checkpointing]
 
 Target (issue 6): peak VRAM at most 10 GB. Safe to import on a CPU-only machine; running it needs CUDA.
-The random model is built in memory and handed to the loop in place of a file (``model_io.load_model`` is
-replaced for this process only), so no 4 GB checkpoint is written.
+The random model is built in memory and handed to the loop in place of a file (``model_io.load_model`` and the
+header check are replaced for this process only), so no 4 GB checkpoint is written.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_sd15_step.py needs a CUDA GPU")
-    from trainer import model_io
+    from trainer import loop, model_io
     from trainer.config import TrainConfig
     from trainer.events import read_events
     from trainer.loop import train
@@ -63,6 +63,8 @@ def main() -> None:
         optimizer = "AdamW"
     model = build_random_model(sd15_architecture(), seed=0)
     model_io.load_model = lambda *_args, **_kwargs: model  # type: ignore[assignment]
+    # no file to inspect
+    loop.check_base_model = lambda config: None  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         make_images(work / "data" / "1_sks")

@@ -138,7 +138,7 @@ def test_cli_init_writes_defaults_and_errors_are_one_line(tmp_path: Path) -> Non
     assert result.exit_code == 1 and "config not found" in result.output
 
 
-def test_cli_data_and_model_errors_are_one_line(tmp_path: Path) -> None:
+def test_cli_model_error_is_one_line_before_the_data_is_read(tmp_path: Path) -> None:
     model = tmp_path / "base.safetensors"
     model.write_bytes(b"not a model")
     (tmp_path / "empty").mkdir()
@@ -147,12 +147,5 @@ def test_cli_data_and_model_errors_are_one_line(tmp_path: Path) -> None:
     )
     write_config(config.replace(output_dir=str(tmp_path / "out")), tmp_path / "t.toml")
     result = CliRunner().invoke(train, [str(tmp_path / "t.toml"), "--no-progress"])
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: no training images found in") and result.output.count("\n") == 1
-    (tmp_path / "empty" / "1_sks").mkdir()
-    from PIL import Image
-
-    Image.new("RGB", (64, 64)).save(tmp_path / "empty" / "1_sks" / "a.png")
-    result = CliRunner().invoke(train, [str(tmp_path / "t.toml"), "--no-progress"])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
-    assert "Traceback" not in result.output
+    assert "base.safetensors" in result.output and "Traceback" not in result.output

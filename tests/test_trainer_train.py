@@ -243,3 +243,16 @@ def test_every_loss_and_caption_option_trains(tiny_model: Path, tmp_path: Path) 
     assert result.steps == result.optimizer_steps == 8
     assert all(torch.isfinite(torch.tensor(result.losses)))
     assert (tmp_path / "out" / "model" / "unet").is_dir() and result.samples[0].exists()
+
+
+def test_cli_data_error_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trainer.config import write_config
+    from trainer.train_cli import train as train_command
+
+    (tmp_path / "empty").mkdir()
+    write_config(fast_config(tiny_model, tmp_path / "empty", tmp_path / "out"), tmp_path / "t.toml")
+    result = CliRunner().invoke(train_command, [str(tmp_path / "t.toml"), "--no-progress"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no training images found in") and result.output.count("\n") == 1

@@ -121,6 +121,16 @@ def load_models(config: TrainConfig) -> Any:
     return model
 
 
+def check_base_model(config: TrainConfig) -> None:
+    """Refuse a wrong base model (LoRA, SDXL, not a model...) from its header alone, before the data is read.
+    A pickled ``.ckpt`` has no header to read cheaply: it is checked when it loads."""
+    from trainer.model_info import inspect_model
+
+    base = Path(config.pretrained_model_name_or_path)
+    if base.is_dir() or base.suffix.lower() not in (".ckpt", ".pt", ".pth", ".bin"):
+        inspect_model(base)
+
+
 def make_optimizer(config: TrainConfig, unet: Any, text_encoder: Any | None) -> Any:
     """AdamW (or bitsandbytes' AdamW8bit) over the UNet and, when it trains, the text encoder (own learning rate)."""
     import torch
@@ -225,9 +235,9 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     from accelerate.utils import set_seed
 
     set_seed(config.seed)
-    data = build_training_data(
-        config, accelerator.num_processes
-    )  # first: data errors come before a slow load
+    # A refused model file first (header only), then the data, then the slow load.
+    check_base_model(config)
+    data = build_training_data(config, accelerator.num_processes)
     model = load_models(config)
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0

@@ -162,6 +162,7 @@ async def _training_events(tmp_path: Path) -> None:
         assert panel.state.step == 10 and panel.state.total == 10
         assert panel.state.losses[:2] == [1.0, 0.5] and len(panel.state.losses) == 10
         assert panel.state.last_sample is not None and panel.state.last_sample.name == "a.png"
+        assert app.query_one("#train-sample").image is not None  # decoded by the worker, shown by the panel
         assert list(app.query_one("#train-loss").data) == panel.state.losses
 
 

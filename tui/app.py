@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -44,6 +44,7 @@ from tui.widgets.browser.panel import BrowserPanel
 from tui.widgets.duplicates.panel import DuplicatesPanel
 from tui.widgets.overview.panel import OverviewPanel
 from tui.widgets.plan.panel import PlanPanel
+from tui.widgets.preview.image import load_thumbnail
 from tui.widgets.preview.panel import PreviewPanel
 from tui.widgets.tags.panel import TagsPanel
 from tui.widgets.train.panel import TrainPanel
@@ -431,15 +432,15 @@ class ReviewApp(App[None]):
                 process.terminate()
             new = tail.poll()
             if new:
-                self.post_message(TrainEvents(new))
+                self.post_message(_train_events(new))
             time.sleep(TAIL_INTERVAL)
         new = tail.poll()
         if new:
-            self.post_message(TrainEvents(new))
+            self.post_message(_train_events(new))
         self.post_message(TrainExited(process.returncode, cancelled))
 
     def on_train_events(self, message: TrainEvents) -> None:
-        self.query_one(TrainPanel).apply_events(message.events)
+        self.query_one(TrainPanel).apply_events(message.events, message.sample)
 
     def on_train_exited(self, message: TrainExited) -> None:
         self._process = None
@@ -459,6 +460,12 @@ class ReviewApp(App[None]):
     def on_unmount(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()  # quitting must not leave a trainer running
+
+
+def _train_events(events: list[dict[str, Any]]) -> TrainEvents:
+    """The message for newly read events, with the newest sample decoded here (in the worker thread)."""
+    samples = [e["path"] for e in events if e.get("event") == "sample" and e.get("path")]
+    return TrainEvents(events, load_thumbnail(Path(str(samples[-1]))) if samples else None)
 
 
 def create_app(

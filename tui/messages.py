@@ -60,10 +60,12 @@ class ExportFinished(Message):
 class TrainEvents(Message):
     """New JSON-lines events of the training subprocess (``step``, ``loss``, ``sample``, ``end``, ``error``...).
 
-    The tailing worker sends every line read in one poll as one message, so no loss value is ever dropped.
+    The tailing worker sends every line read in one poll as one message, so no loss value is ever dropped; it also
+    decodes the newest sample image among them off the UI thread (``sample``, None when there is none).
     """
 
     events: list[dict[str, Any]]
+    sample: Any = None  # PIL image of the newest ``sample`` event's file
 
 
 @dataclass

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image as PILImage
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Log, ProgressBar, Sparkline, Static
 
 from tui.state import TrainState
-from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
+from tui.widgets.preview.image import make_image_widget, set_image
 
 #: Loss points kept for the sparkline (older ones scroll out).
 SPARK_POINTS = 200
@@ -92,37 +93,44 @@ class TrainPanel(Vertical):
         """Append one line to the log."""
         self.query_one("#train-log", Log).write_line(text)
 
-    def apply_events(self, events: list[dict[str, Any]]) -> None:
-        """Fold trainer events into the progress bar, the loss sparkline, the sample image and the log."""
+    def apply_events(self, events: list[dict[str, Any]], sample: PILImage.Image | None = None) -> None:
+        """Fold trainer events into the progress bar, the loss sparkline, the sample image (``sample``, decoded by
+        the worker) and the log."""
         for event in events:
-            kind = event.get("event")
-            if "total_steps" in event:
-                self.state.total = int(event["total_steps"])
-            if "step" in event and isinstance(event["step"], int):
-                self.state.step = int(event["step"])
-            if kind == "step" and isinstance(
-                event.get("loss"), int | float
-            ):  # epoch means would double-count
-                self.state.losses = (self.state.losses + [float(event["loss"])])[-SPARK_POINTS:]
-            if kind == "sample" and event.get("path"):
-                self.state.last_sample = Path(str(event["path"]))
-                set_image(self.query_one("#train-sample"), load_thumbnail(self.state.last_sample))
-            if kind != "step":
-                self.log_line(_describe(event))
-            if kind == "error":
-                self.query_one("#train-status", Static).update(f"error: {event.get('message', '?')}")
+            self._fold(event)
+        if sample is not None:
+            set_image(self.query_one("#train-sample"), sample)
         bar = self.query_one("#train-bar", ProgressBar)
         bar.update(total=self.state.total or None, progress=self.state.step)
         self.query_one("#train-loss", Sparkline).data = list(self.state.losses)
         last = events[-1] if events else {}
         if last.get("event") == "step":
-            status = f"step {self.state.step}/{self.state.total or '?'}"
-            if isinstance(last.get("loss"), int | float):
-                status += f"  loss {float(last['loss']):.4f}"
-            eta = last.get("eta_s")
-            if isinstance(eta, int | float):
-                status += f"  eta {int(eta) // 60}:{int(eta) % 60:02d}"
-            self.query_one("#train-status", Static).update(status)
+            self.query_one("#train-status", Static).update(self._step_status(last))
+
+    def _fold(self, event: dict[str, Any]) -> None:
+        """Update the state from one event; every event but ``step`` is also logged."""
+        kind = event.get("event")
+        if isinstance(event.get("total_steps"), int):
+            self.state.total = int(event["total_steps"])
+        if isinstance(event.get("step"), int):
+            self.state.step = int(event["step"])
+        if kind == "step" and isinstance(event.get("loss"), int | float):  # epoch means would double-count
+            self.state.losses = (self.state.losses + [float(event["loss"])])[-SPARK_POINTS:]
+        if kind == "sample" and event.get("path"):
+            self.state.last_sample = Path(str(event["path"]))
+        if kind != "step":
+            self.log_line(_describe(event))
+        if kind == "error":
+            self.query_one("#train-status", Static).update(f"error: {event.get('message', '?')}")
+
+    def _step_status(self, event: dict[str, Any]) -> str:
+        status = f"step {self.state.step}/{self.state.total or '?'}"
+        if isinstance(event.get("loss"), int | float):
+            status += f"  loss {float(event['loss']):.4f}"
+        eta = event.get("eta_s")
+        if isinstance(eta, int | float):
+            status += f"  eta {int(eta) // 60}:{int(eta) % 60:02d}"
+        return status
 
 
 def _describe(event: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""``dreamcurate demo`` end to end: sample dataset, scan, curated copy, tiny model trained, saved, sampled."""
+"""``dreamcurate demo`` end to end: sample dataset, scan, report, export, tiny model trained, saved, sampled."""
 
 from __future__ import annotations
 
@@ -30,16 +30,18 @@ def test_demo_trains_the_tiny_model_and_says_where_everything_is(tmp_path: Path,
     result = CliRunner().invoke(cli, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
 
-    curated = sorted(p.name for p in (out / "curated" / "10_mystyle").glob("*.png"))
+    curated = sorted(p.name for p in (out / "curated" / "img" / "10_mystyle").glob("*.png"))
     originals = sorted(p.name for p in (out / "train" / "10_mystyle").glob("*.png"))
     assert 0 < len(curated) < len(originals)  # the images with an error finding stayed behind
-    config = read_config(out / "train.toml")
+    assert "<html" in (out / "curated" / "report.html").read_text(encoding="utf-8").lower()
+    config = read_config(out / "curated" / "train.toml")
     config.validate()
-    model = out / "training" / "demo.safetensors"
+    output_dir = Path(config.output_dir)
+    model = output_dir / "demo.safetensors"
     with safe_open(str(model), framework="pt") as handle:
         assert handle.metadata()["dreamcurate.step"] == str(config.max_train_steps)
-    events = read_events(out / "training" / "events.jsonl")
+    events = read_events(output_dir / "events.jsonl")
     assert events[-1]["event"] == "end" and events[-1]["step"] == config.max_train_steps
-    assert (out / "training" / "samples" / "demo_00.png").stat().st_size > 0
-    for path in (model, out / "training" / "samples" / "demo_00.png", out / "train.toml"):
+    assert (output_dir / "samples" / "demo_00.png").stat().st_size > 0
+    for path in (model, out / "curated" / "report.html", out / "curated" / "train.toml"):
         assert str(path) in "".join(result.output.split())

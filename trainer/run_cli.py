@@ -77,6 +77,96 @@ def _confirm(yes: bool, kept: int, out: Path) -> None:
         raise click.ClickException("stopped before export; nothing was written to OUT")
 
 
+@dataclasses.dataclass
+class RunRequest:
+    """One ``run``: the dataset, the base model, the output folder, the curation policy and training overrides.
+
+    Example::
+
+        run_pipeline(RunRequest(Path("train"), Path("sd15.safetensors"), Path("out"), yes=True,
+                                overrides={"max_train_epochs": 100}), Console())
+    """
+
+    dataset: Path
+    base: Path
+    out: Path
+    reg: Path | None = None
+    workspace: Path | None = None
+    yes: bool = False  # do not ask before exporting and training
+    strict: bool = False  # drop images with warnings too
+    target_size: int | None = None  # per concept: keep at most N images, the most diverse
+    balance: bool = False  # use repeats that balance the concepts
+    force: bool = False  # replace an existing OUT (only an earlier export)
+    progress: bool = True
+    train: bool = True  # False: stop after the export
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig field -> value
+
+
+def run_pipeline(request: RunRequest, console: Any) -> Path:
+    """Scan, summary, HTML report, confirmation, export, training; returns the export folder.
+
+    Every expected failure is a ``click.ClickException`` (one line). ``dreamcurate demo`` runs this too.
+    """
+    from curator.commands.export import print_export_summary, run_scan
+    from curator.decisions import DecisionStore
+    from curator.export import ExportError, ExportOptions, export_dataset, plan_verdicts, training_settings
+    from curator.handoff import plan_json
+    from curator.report import write_html
+    from curator.summary import print_summary
+    from curator.workspace import Workspace
+
+    overrides = _given(request.overrides)
+    try:
+        preview = apply_overrides(TrainConfig(), overrides)
+        preview.validate(check_paths=False)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    out = request.out
+    if out.exists() and not request.force:  # say so now, not after the scan and the question
+        raise click.ClickException(f"{out} already exists; use --force to replace it")
+    _check_base(request.base)
+    buckets = (
+        preview.min_bucket_reso,
+        preview.max_bucket_reso,
+        preview.bucket_reso_steps,
+        preview.bucket_no_upscale,
+    )
+    result = run_scan(request.dataset, request.reg, request.workspace, preview.resolution, buckets)
+    print_summary(result, console)
+
+    ws = Workspace.for_dataset(request.dataset, request.workspace).ensure()
+    store = DecisionStore(ws)
+    options = ExportOptions(
+        strict=request.strict,
+        force=request.force,
+        target_size=request.target_size,
+        balance=request.balance,
+        base_model=str(request.base.absolute()),
+    )
+    options.training = training_settings(result)  # resolution and buckets as scanned, i.e. as configured
+    options.training.train_batch_size = preview.train_batch_size
+    verdicts, _ = plan_verdicts(result, store, options)
+    kept = {rel for rel, v in verdicts.items() if v.kept}
+    if not any(not result.record(rel).item.is_reg for rel in kept):
+        raise click.ClickException(
+            "no training image is left after curation; see the report and the findings"
+        )
+    options.plan = plan_json(result, kept, _plan_inputs(preview))
+    report = write_html(result, ws.root / "report.html", plan=options.plan)
+    console.print(f"HTML report: {report}", soft_wrap=True)
+    _confirm(request.yes, len(kept), out)
+
+    options.extra_files = {"report.html": report}
+    try:
+        exported = export_dataset(result, out, options, store)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    print_export_summary(exported, suggested_note=not request.balance)
+    if request.train:
+        _train(exported.out / "train.toml", overrides, request.progress)
+    return exported.out
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -127,53 +217,21 @@ def run(
     """
     from rich.console import Console
 
-    from curator.commands.export import print_export_summary, run_scan
-    from curator.decisions import DecisionStore
-    from curator.export import ExportError, ExportOptions, export_dataset, plan_verdicts, training_settings
-    from curator.handoff import plan_json
-    from curator.report import write_html
-    from curator.summary import print_summary
-    from curator.workspace import Workspace
-
-    console = Console(highlight=False)
-    try:
-        preview = apply_overrides(TrainConfig(), _given(overrides))
-        preview.validate(check_paths=False)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if out.exists() and not force:  # say so now, not after the scan and the question
-        raise click.ClickException(f"{out} already exists; use --force to replace it")
-    _check_base(base)
-    buckets = (preview.min_bucket_reso, preview.max_bucket_reso)
-    result = run_scan(dataset, reg, workspace, preview.resolution, buckets)
-    print_summary(result, console)
-
-    ws = Workspace.for_dataset(dataset, workspace).ensure()
-    store = DecisionStore(ws)
-    options = ExportOptions(
-        strict=strict, force=force, target_size=target_size, balance=balance, base_model=str(base.absolute())
+    request = RunRequest(
+        dataset=dataset,
+        base=base,
+        out=out,
+        reg=reg,
+        workspace=workspace,
+        yes=yes,
+        strict=strict,
+        target_size=target_size,
+        balance=balance,
+        force=force,
+        progress=not no_progress,
+        overrides=overrides,
     )
-    options.training = training_settings(result)
-    options.training.train_batch_size = preview.train_batch_size
-    options.training.bucket_reso_steps = preview.bucket_reso_steps
-    verdicts, _ = plan_verdicts(result, store, options)
-    kept = {rel for rel, v in verdicts.items() if v.kept}
-    if not any(not result.record(rel).item.is_reg for rel in kept):
-        raise click.ClickException(
-            "no training image is left after curation; see the report and the findings"
-        )
-    options.plan = plan_json(result, kept, _plan_inputs(preview))
-    report = write_html(result, ws.root / "report.html", plan=options.plan)
-    console.print(f"HTML report: {report}")
-    _confirm(yes, len(kept), out)
-
-    options.extra_files = {"report.html": report}
-    try:
-        exported = export_dataset(result, out, options, store)
-    except ExportError as exc:
-        raise click.ClickException(str(exc)) from exc
-    print_export_summary(exported, suggested_note=not balance)
-    _train(exported.out / "train.toml", overrides, not no_progress)
+    run_pipeline(request, Console(highlight=False))
 
 
 def _check_base(base: Path) -> None:

@@ -16,16 +16,22 @@ def run_scan(
     reg: Path | None,
     workspace: Path | None,
     resolution: int | None,
-    buckets: tuple[int, int] | None = None,
+    buckets: tuple[int, int, int, bool] | None = None,
 ) -> ScanResult:
-    """Scan ``dataset`` with the cache (only changed files are analysed again); ``buckets`` is (min, max) reso."""
+    """Scan ``dataset`` with the cache (only changed files are analysed again); ``buckets`` is (min reso, max reso,
+    steps, no_upscale) as training will use them."""
     from curator.scan import scan
 
     settings = ScanSettings(reg_root=reg, workspace=workspace)
     if resolution:
         settings.resolution = resolution
     if buckets:
-        settings.min_bucket_reso, settings.max_bucket_reso = buckets
+        (
+            settings.min_bucket_reso,
+            settings.max_bucket_reso,
+            settings.bucket_reso_steps,
+            settings.bucket_no_upscale,
+        ) = buckets
     try:
         return scan(dataset, settings)
     except ValueError as exc:  # a bad --resolution or bucket setting

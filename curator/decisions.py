@@ -74,7 +74,7 @@ class Change:
 def cluster_key(members: Iterable[str]) -> str:
     """A stable key for a duplicate cluster: a short hash of its members' sorted relative paths."""
     joined = "\n".join(sorted(set(members)))
-    return hashlib.sha1(joined.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1(joined.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # non-UTF-8 names too
 
 
 class DecisionStore:

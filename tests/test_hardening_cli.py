@@ -165,8 +165,8 @@ def test_workspace_that_cannot_be_created(tmp_path: Path) -> None:
     assert again.exit_code == 0 and (workspace / "journal").is_dir()
 
 
-def _run_module(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def _run_module(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), **extra_env)
     return subprocess.run(
         [sys.executable, "-m", "curator", *args],
         cwd=cwd,
@@ -243,3 +243,30 @@ def test_nothing_a_command_reads_is_changed(tmp_path: Path) -> None:
         assert check(result), (args, result.output)
         assert _hashes(root) == before, args
     assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_odd_names_scan_plan_export(tmp_path: Path) -> None:
+    root = _tiny_dataset(tmp_path, images=2)
+    huge = root / "99999999999999999999_huge"
+    huge.mkdir()
+    Image.new("RGB", (96, 64), (200, 10, 10)).save(huge / "a.png")
+    (root / "0_zero").mkdir()
+    Image.new("RGB", (96, 64), (10, 200, 10)).save(root / "0_zero" / "a.png")
+    folder = os.fsencode(root / "2_tiny")
+    with open(os.path.join(folder, b"n\xe9.png"), "wb") as handle:  # a name that is not UTF-8
+        Image.new("RGB", (96, 64), (10, 10, 200)).save(handle, format="PNG")
+    scanned = _invoke(["scan", str(root), "--no-progress", "--html", str(tmp_path / "r.html")])
+    assert scanned.exit_code == 0, scanned.output
+    assert "repeats_out_of_range" in scanned.output and "repeats_zero" in scanned.output
+    assert _invoke(["plan", str(root)]).exit_code == 0
+    exported = _invoke(["export", str(root), str(tmp_path / "out")])
+    assert exported.exit_code == 0, exported.output
+    import json
+
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert any("\udce9" in item["path"] for item in manifest["items"])
+    assert (tmp_path / "out" / "img" / "10000_huge").is_dir()
+    # most UTF-8 locales make stdout strict (this machine's C.UTF-8 does not): printing the name must not fail
+    printed = _run_module(["tags", str(root), "--dedupe"], tmp_path, PYTHONIOENCODING="utf-8:strict")
+    assert printed.returncode == 0 and "Traceback" not in printed.stderr, printed.stderr
+    assert "n\\udce9.png" in printed.stdout

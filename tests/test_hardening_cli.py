@@ -101,6 +101,8 @@ CASES: list[tuple[str, int, str]] = [
     ("tags {w}/good/train --add-trigger=a,b", 2, "several tags"),
     ("tags {w}/good/train --remove=", 2, "empty tag"),
     ("tags {w}/good/train --apply", 2, "needs an edit"),
+    ("scan {w}/good/train --no-progress --clip-model ViT-B-32", 2, "--clip-weights"),
+    ("scan {w}/good/train --no-progress --clip-weights {w}/model.txt", 2, "--clip-model"),
     ("scan {w}/good/train --no-progress --html {w}/afile.txt/x.html", 1, "is a file"),
     ("scan {w}/good/train --no-progress --json {w}/a folder", 1, "is a folder"),
     ("plan {w}/good/train --json {w}/nodir/p.json", 1, "does not exist"),

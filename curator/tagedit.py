@@ -201,8 +201,17 @@ class Journal:
     def load(cls, path: Path) -> Journal:
         """Read a journal file."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("schema") != JOURNAL_SCHEMA:
+        fields = ("created", "state", "entries")
+        if not isinstance(data, dict) or data.get("schema") != JOURNAL_SCHEMA:
             raise ValueError(f"not a dreamcurate tag journal: {path}")
+        if not all(k in data for k in fields):
+            raise ValueError(f"not a dreamcurate tag journal: {path}")
+        entry_fields = ("path", "rel", "old", "old_sha256", "new_sha256")
+        entries = data["entries"]
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in entry_fields) for e in entries
+        ):
+            raise ValueError(f"damaged tag journal (an entry lacks its path or old text): {path}")
         return cls(Path(path), data["created"], data["state"], data["entries"])
 
 

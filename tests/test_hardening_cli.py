@@ -272,3 +272,26 @@ def test_odd_names_scan_plan_export(tmp_path: Path) -> None:
     printed = _run_module(["tags", str(root), "--dedupe"], tmp_path, PYTHONIOENCODING="utf-8:strict")
     assert printed.returncode == 0 and "Traceback" not in printed.stderr, printed.stderr
     assert "n\\udce9.png" in printed.stdout
+
+
+@pytest.mark.parametrize(
+    ("damage", "args", "words"),
+    [
+        ("decisions.sqlite", ["export", "{root}", "{out}"], "cannot be read"),
+        (
+            "journal/20000101-000000-000000.json",
+            ["tags", "{root}", "--undo"],
+            "not a dreamcurate tag journal",
+        ),
+    ],
+)
+def test_damaged_workspace_files(tmp_path: Path, damage: str, args: list[str], words: str) -> None:
+    root = _tiny_dataset(tmp_path)
+    target = root / ".dreamcurate" / damage
+    target.parent.mkdir(parents=True)
+    target.write_text("[1, 2]")  # neither a database nor a journal
+    before = _hashes(root)
+    result = _invoke([a.format(root=root, out=tmp_path / "out") for a in args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert words in result.stderr, result.stderr
+    assert _hashes(root) == before

@@ -99,7 +99,8 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 def cli() -> None:
     """dreamcurate: curate a DreamBooth dataset before you spend GPU hours, then train it.
 
-    Exit codes: 0 success, 1 findings at or above --fail-on (scan), 2 usage error.
+    Exit codes: 0 success, 1 findings at or above --fail-on (scan) or a failure reported in one line,
+    2 usage error.
     """
 
 

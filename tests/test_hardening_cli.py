@@ -295,3 +295,50 @@ def test_damaged_workspace_files(tmp_path: Path, damage: str, args: list[str], w
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert words in result.stderr, result.stderr
     assert _hashes(root) == before
+
+
+_READ_ONLY_SCRIPT = """
+mount --bind "$SRC" "$MNT" && mount -o remount,bind,ro "$MNT" || exit 77
+touch "$MNT/probe" 2>/dev/null && exit 77
+run() { "$PY" -m curator "$@" > "$OUTDIR/$1-$#.out" 2>&1; echo "$1 $# $?"; }
+run scan "$MNT" --no-progress
+run scan "$MNT" --no-progress --workspace "$WS"
+run tags "$MNT" --dedupe --apply --workspace "$WS"
+run export "$MNT" "$OUTDIR/export" --workspace "$WS"
+"""
+
+
+def test_read_only_dataset(tmp_path: Path) -> None:
+    """A dataset on a read-only mount (a private mount namespace; skipped where that is not allowed)."""
+    import shutil
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare for a read-only bind mount")
+    src = _tiny_dataset(tmp_path / "src")
+    (src / "2_tiny" / "img0.txt").write_text("tiny, a thing, a thing\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    before = _hashes(src)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        SRC=str(src),
+        MNT=str(mnt),
+        WS=str(tmp_path / "ws"),
+        OUTDIR=str(tmp_path),
+        PY=sys.executable,
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", _READ_ONLY_SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode == 77 or "unshare:" in done.stderr:
+        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
+    codes = dict(line.rsplit(" ", 1) for line in done.stdout.splitlines())
+    assert codes == {"scan 3": "0", "scan 5": "0", "tags 6": "1", "export 5": "0"}, done.stdout
+    assert "cache_unavailable" in (tmp_path / "scan-3.out").read_text()
+    assert (tmp_path / "ws" / "cache.sqlite").is_file()
+    tags_out = (tmp_path / "tags-6.out").read_text()
+    assert "read-only" in tags_out and "no caption was changed" in tags_out and "Traceback" not in tags_out
+    assert not (tmp_path / "ws" / "journal").exists()
+    assert (tmp_path / "export" / "manifest.json").is_file()
+    assert _hashes(src) == before

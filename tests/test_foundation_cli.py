@@ -72,7 +72,7 @@ def test_json_file_and_summary(tmp_path: Path) -> None:
 
 
 def test_demo_generates_scans_and_is_deterministic(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "demo")])
+    result = CliRunner().invoke(cli, ["demo", "--no-train", "--out", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     root = tmp_path / "demo/train"
     first = _hashes(root)
@@ -80,7 +80,7 @@ def test_demo_generates_scans_and_is_deterministic(tmp_path: Path) -> None:
     assert "too_small" in result.output and "exact_duplicate" in result.output
     again = make_sample_dataset(tmp_path / "other")
     assert _hashes(again) == first  # same seed, same bytes
-    rerun = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "demo")])
+    rerun = CliRunner().invoke(cli, ["demo", "--no-train", "--out", str(tmp_path / "demo")])
     assert "0 analysed, 25 from cache" in rerun.output  # unchanged files are not rewritten
 
 

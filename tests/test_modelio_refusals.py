@@ -98,9 +98,9 @@ def test_ckpt_needing_pickle_is_refused_and_safe_ckpt_loads(
     safe = tmp_path / "safe.ckpt"
     torch.save({"state_dict": tiny_state, "global_step": 470000, "epoch": 3}, safe)
     model = load_model(safe)
-    out = save_single_file(model, tmp_path / "from_ckpt.safetensors")
-    assert set(load_file(out)) == set(tiny_state)
-    assert all(torch.equal(load_file(out)[k], tiny_state[k]) for k in tiny_state)
+    saved = load_file(save_single_file(model, tmp_path / "from_ckpt.safetensors"))
+    assert set(saved) == set(tiny_state)
+    assert all(torch.equal(saved[k], tiny_state[k]) for k in tiny_state)
 
 
 def test_ema_weights_are_reported_used_on_request_and_not_saved(tmp_path: Path, tiny_state: dict) -> None:

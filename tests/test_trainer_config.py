@@ -41,13 +41,19 @@ def test_written_toml_shows_every_default_with_its_help() -> None:
         assert f"# {spec.metadata['help']}\n{spec.name} = " in text
 
 
-def test_kohya_section_tables_are_flattened(tmp_path: Path) -> None:
+def test_kohya_configs_load_with_unimplemented_settings_named(tmp_path: Path) -> None:
     path = tmp_path / "kohya.toml"
     path.write_text(
-        "[model_arguments]\nv_parameterization = true\n[training_arguments]\ntrain_batch_size = 4\n"
+        "[model_arguments]\nv_parameterization = true\n"
+        "[training_arguments]\ntrain_batch_size = 4\nxformers = true\nflip_aug = true\n"
     )
-    config = read_config(path)
+    ignored: list[str] = []
+    config = read_config(path, ignored)
     assert config.v_parameterization and config.train_batch_size == 4
+    assert ignored == ["xformers", "flip_aug"]
+    path.write_text("xformer = true\n")  # a typo is still an error
+    with pytest.raises(ConfigError, match="unknown setting 'xformer'"):
+        read_config(path)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +92,20 @@ def test_paths_are_checked(tmp_path: Path) -> None:
         TrainConfig(pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "x")).validate()
 
 
+def test_adamw8bit_without_bitsandbytes_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match="AdamW8bit needs bitsandbytes"):
+        TrainConfig(optimizer_type="AdamW8bit").validate()
+    TrainConfig(optimizer_type="AdamW8bit").validate(check_paths=False)  # --init may still write it
+
+
 def test_step_override_alone_replaces_the_epoch_count() -> None:
     base = TrainConfig()
     assert apply_overrides(base, {"max_train_steps": 500}).max_train_epochs == 0
@@ -116,3 +136,16 @@ def test_cli_init_writes_defaults_and_errors_are_one_line(tmp_path: Path) -> Non
     )
     result = runner.invoke(train, [str(tmp_path / "missing.toml")])
     assert result.exit_code == 1 and "config not found" in result.output
+
+
+def test_cli_model_error_is_one_line_before_the_data_is_read(tmp_path: Path) -> None:
+    model = tmp_path / "base.safetensors"
+    model.write_bytes(b"not a model")
+    (tmp_path / "empty").mkdir()
+    config = TrainConfig(
+        pretrained_model_name_or_path=str(model), train_data_dir=str(tmp_path / "empty"), mixed_precision="no"
+    )
+    write_config(config.replace(output_dir=str(tmp_path / "out")), tmp_path / "t.toml")
+    result = CliRunner().invoke(train, [str(tmp_path / "t.toml"), "--no-progress"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "base.safetensors" in result.output and "Traceback" not in result.output

@@ -11,7 +11,7 @@ from trainer_testkit import SQUARE, TALL, WIDE, fast_config, make_images
 
 from curator import plan
 from curator.dataset import discover
-from trainer.config import TrainConfig
+from trainer.config import ConfigError, TrainConfig
 from trainer.data import bucket_settings
 
 torch = pytest.importorskip("torch")
@@ -135,7 +135,7 @@ def test_overfitting_four_images_lowers_the_loss_and_saves_new_weights(
         resolution=64,
         enable_bucket=False,
         train_batch_size=4,
-        max_train_epochs=60,
+        max_train_epochs=40,
         learning_rate=2e-3,
         save_state=True,
         shuffle_caption=False,
@@ -203,3 +203,56 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(
         and last["last_checkpoint"].endswith("00004.safetensors")
     )
     assert not [p for p in out.rglob(".*")]
+
+    # Resuming with a setting the schedule depends on changed is refused; with the same config it finishes.
+    monkeypatch.delenv(NAN_AT_STEP_ENV)
+    with pytest.raises(ConfigError, match="cannot resume: train_batch_size was 1 and is now 2"):
+        train(config.replace(train_batch_size=2), resume=True, show_progress=False)
+    result = train(config, resume=True, show_progress=False)
+    assert result.steps == result.optimizer_steps == 9 and len(result.losses) == 5
+
+
+def test_every_loss_and_caption_option_trains(tiny_model: Path, tmp_path: Path) -> None:
+    from trainer.loop import train
+
+    make_images(tmp_path / "data" / "2_sks", [SQUARE, WIDE], caption=", ".join(f"tag{i}" for i in range(70)))
+    make_images(tmp_path / "reg" / "1_dog", [SQUARE], caption="dog")
+    config = fast_config(
+        tiny_model,
+        tmp_path / "data",
+        tmp_path / "out",
+        reg_data_dir=str(tmp_path / "reg"),
+        v_parameterization=True,
+        min_snr_gamma=5.0,
+        noise_offset=0.1,
+        max_token_length=150,
+        clip_skip=2,
+        keep_tokens=2,
+        caption_dropout_rate=0.5,
+        lr_scheduler="cosine",
+        lr_warmup_steps=2,
+        cache_latents=False,
+        learning_rate_te=5e-5,
+        gradient_checkpointing=True,
+        save_model_as="diffusers",
+        sample_prompts=["sks"],
+        sample_steps=2,
+        sample_sampler="euler_a",
+    )
+    result = train(config, show_progress=False)
+    assert result.steps == result.optimizer_steps == 8
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    assert (tmp_path / "out" / "model" / "unet").is_dir() and result.samples[0].exists()
+
+
+def test_cli_data_error_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trainer.config import write_config
+    from trainer.train_cli import train as train_command
+
+    (tmp_path / "empty").mkdir()
+    write_config(fast_config(tiny_model, tmp_path / "empty", tmp_path / "out"), tmp_path / "t.toml")
+    result = CliRunner().invoke(train_command, [str(tmp_path / "t.toml"), "--no-progress"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no training images found in") and result.output.count("\n") == 1

@@ -134,10 +134,20 @@ class TrainConfig:
         return {f.name: _copy(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Build from plain data (Kohya-style section tables are flattened); type-checked, not path-checked."""
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "config", ignored: list[str] | None = None
+    ) -> TrainConfig:
+        """Build from plain data (Kohya-style section tables are flattened); type-checked, not path-checked.
+
+        Kohya sd-scripts settings this trainer does not implement (``xformers``, ``flip_aug``, ...) are skipped and
+        their names appended to ``ignored``, so a Kohya config loads; any other unknown key is an error.
+        """
         flat = _flatten(data, source)
         known = {f.name: f for f in fields(cls)}
+        for key in [k for k in flat if k not in known and k in KOHYA_UNSUPPORTED]:
+            del flat[key]
+            if ignored is not None:
+                ignored.append(key)
         unknown = [key for key in flat if key not in known]
         if unknown:
             key = unknown[0]
@@ -152,6 +162,32 @@ class TrainConfig:
         _validate(self, check_paths)
         return self
 
+
+#: Kohya sd-scripts (train_db.py and its shared arguments) and kohya_ss GUI settings that this trainer does not
+#: implement: a Kohya config with them still loads, and the trainer names them in a notice.
+KOHYA_UNSUPPORTED = frozenset(
+    """
+    xformers mem_eff_attn sdpa full_fp16 full_bf16 fp8_base lowram highvram no_half_vae vae_batch_size
+    logging_dir log_with log_prefix log_tracker_name log_tracker_config wandb_api_key wandb_run_name
+    log_config console_log_level console_log_file console_log_simple
+    max_data_loader_n_workers persistent_data_loader_workers ddp_timeout ddp_gradient_as_bucket_view
+    ddp_static_graph save_n_epoch_ratio save_last_n_epochs save_last_n_epochs_state save_last_n_steps
+    save_last_n_steps_state save_state_on_train_end resume huggingface_repo_id huggingface_repo_type
+    huggingface_path_in_repo huggingface_token huggingface_repo_visibility save_state_to_huggingface
+    resume_from_huggingface async_upload tokenizer_cache_dir color_aug flip_aug face_crop_aug_range random_crop
+    debug_dataset caption_dropout_every_n_epochs caption_tag_dropout_rate caption_prefix caption_suffix
+    caption_separator weighted_captions dataset_config in_json dataset_repeats token_warmup_min
+    token_warmup_step secondary_separator enable_wildcard optimizer_args lr_scheduler_args
+    lr_scheduler_num_cycles lr_scheduler_power lr_scheduler_type lr_decay_steps lr_scheduler_timescale
+    lr_scheduler_min_lr_ratio noise_offset_random_strength multires_noise_iterations multires_noise_discount
+    adaptive_noise_scale ip_noise_gamma ip_noise_gamma_random_strength zero_terminal_snr
+    scale_v_pred_loss_like_noise_pred v_pred_like_loss debiased_estimation_loss loss_type huber_schedule
+    huber_c min_timestep max_timestep sample_at_first sample_every_n_steps no_token_padding training_comment
+    config_file output_config metadata_title metadata_author metadata_description metadata_license
+    metadata_tags use_8bit_adam use_lion_optimizer masked_loss alpha_mask use_safetensors
+    max_token_length_warning mixed_precision_vae save_every_n_epochs_state train_text_encoder
+    """.split()
+)
 
 _CHOICES = {
     "mixed_precision": ("no", "fp16", "bf16"),
@@ -236,6 +272,12 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
 
 
 def _check_paths(c: TrainConfig) -> None:
+    import importlib.util
+
+    if c.optimizer_type == "AdamW8bit" and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(
+            "optimizer_type AdamW8bit needs bitsandbytes (pip install bitsandbytes; CUDA only), or use AdamW"
+        )
     if not c.pretrained_model_name_or_path:
         raise ConfigError("pretrained_model_name_or_path is not set (a local model file or diffusers folder)")
     if not Path(c.pretrained_model_name_or_path).exists():
@@ -268,7 +310,7 @@ def _flatten(data: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
-    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
     kind = type(default)
     if kind is bool:
         if isinstance(value, bool):
@@ -293,8 +335,9 @@ def _coerce(name: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
     raise ConfigError(f"{source}: {name} must be {expected}, got {value!r}")
 
 
-def read_config(path: Path) -> TrainConfig:
-    """Read a TOML config; relative paths in it stay as written (relative to the working directory)."""
+def read_config(path: Path, ignored: list[str] | None = None) -> TrainConfig:
+    """Read a TOML config; relative paths in it stay as written (relative to the working directory). Kohya settings
+    we do not implement are skipped and named in ``ignored``."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -304,7 +347,7 @@ def read_config(path: Path) -> TrainConfig:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return TrainConfig.from_dict(data, source=str(path))
+    return TrainConfig.from_dict(data, source=str(path), ignored=ignored)
 
 
 def _toml_value(value: Any) -> str:

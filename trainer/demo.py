@@ -97,13 +97,16 @@ def train_tiny(curated: Path, out: Path, console: Console) -> Any:
     config = demo_train_config(model, curated, out / "training", prompt="mystyle, a cat")
     config_path = out / "train.toml"
     write_config(config, config_path)
-    console.print(f"\nTraining the tiny model ({config.max_train_steps} steps at {config.resolution} px) ...")
+    console.print(
+        f"\nTraining the tiny model ({config.max_train_steps} steps at {config.resolution} px) ...",
+        soft_wrap=True,
+    )
     result = train(config)
-    console.print(f"Base model:   {model}")
-    console.print(f"Train config: {config_path}   (dreamcurate train {config_path})")
-    console.print(f"Trained:      {result.final_path}")
-    console.print(f"Sample:       {result.samples[-1] if result.samples else '-'}")
-    console.print(f"Events:       {out / 'training' / 'events.jsonl'}")
+    console.print(f"Base model:   {model}", soft_wrap=True)
+    console.print(f"Train config: {config_path}   (dreamcurate train {config_path})", soft_wrap=True)
+    console.print(f"Trained:      {result.final_path}", soft_wrap=True)
+    console.print(f"Sample:       {result.samples[-1] if result.samples else '-'}", soft_wrap=True)
+    console.print(f"Events:       {out / 'training' / 'events.jsonl'}", soft_wrap=True)
     return result
 
 
@@ -126,5 +129,5 @@ def demo(out: Path, no_train: bool) -> None:
     if no_train:
         return
     curated = curate_kept(result, out)
-    console.print(f"Curated copy: {curated}")
+    console.print(f"Curated copy: {curated}", soft_wrap=True)
     train_tiny(curated, out, console)

@@ -2,7 +2,8 @@
 
 The TUI (and any script) follows the file. Every event has ``event`` (its kind) and ``time`` (Unix seconds). Kinds:
 
-- ``start``: total_steps, steps_per_epoch, epochs, te_stop_step, resumed_from_step, device, mixed_precision
+- ``start``: total_steps, steps_per_epoch, epochs, te_stop_step, resumed_from_step, device, processes,
+  mixed_precision
 - ``step``: step, epoch, loss, lr (UNet), lr_te (or null once the text encoder stopped), it_s, eta_s
 - ``epoch``: epoch (just finished), step, loss (mean over the epoch's steps)
 - ``te_stop``: step, epoch (the text encoder is frozen from here on)
@@ -38,15 +39,15 @@ def _clean(value: Any) -> Any:
 
 
 class EventLog:
-    """Appends events to a JSON-lines file (one line per event, flushed at once). A disabled log writes nothing
-    (processes other than the main one)."""
+    """Writes events to a JSON-lines file (one line per event, flushed at once), appending or starting the file
+    afresh. A disabled log (``path`` None: processes other than the main one) writes nothing."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, append: bool = True) -> None:
         self.path = path
         self._handle: TextIO | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (held for the whole run)
+            self._handle = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 (held for the run)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Write one event and return it."""

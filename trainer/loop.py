@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     optimizer_steps: int = 0
     te_optimizer_steps: int = 0
+    main_process: bool = True
 
 
 @dataclass
@@ -119,6 +121,16 @@ def load_models(config: TrainConfig) -> Any:
     return model
 
 
+def check_base_model(config: TrainConfig) -> None:
+    """Refuse a wrong base model (LoRA, SDXL, not a model...) from its header alone, before the data is read.
+    A pickled ``.ckpt`` has no header to read cheaply: it is checked when it loads."""
+    from trainer.model_info import inspect_model
+
+    base = Path(config.pretrained_model_name_or_path)
+    if base.is_dir() or base.suffix.lower() not in (".ckpt", ".pt", ".pth", ".bin"):
+        inspect_model(base)
+
+
 def make_optimizer(config: TrainConfig, unet: Any, text_encoder: Any | None) -> Any:
     """AdamW (or bitsandbytes' AdamW8bit) over the UNet and, when it trains, the text encoder (own learning rate)."""
     import torch
@@ -135,7 +147,10 @@ def make_optimizer(config: TrainConfig, unet: Any, text_encoder: Any | None) -> 
                 "optimizer_type AdamW8bit needs bitsandbytes (pip install bitsandbytes, CUDA only); or use AdamW"
             ) from exc
         return bnb.optim.AdamW8bit(groups)
-    return torch.optim.AdamW(groups)
+    # On a CPU torch defaults to a per-tensor loop; the fused kernel updates every tensor in one pass (most of our
+    # lead over a plain loop on the tiny model). On CUDA torch's default (foreach) stays: it is proven with
+    # accelerate's fp16 gradient scaler.
+    return torch.optim.AdamW(groups, fused=not torch.cuda.is_available())
 
 
 def make_lr_scheduler(config: TrainConfig, optimizer: Any, total_steps: int) -> Any:
@@ -185,8 +200,6 @@ def _mtime(path: Path) -> int:
 
 def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     """Load everything, prepare it with accelerate, restore a saved state when resuming."""
-    from accelerate.utils import set_seed
-
     output_dir = Path(config.output_dir)
     notices: list[str] = []
     accelerator = make_accelerator(config, notices)
@@ -198,12 +211,34 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temporaries(output_dir, config.output_name)
-    events = EventLog(output_dir / EVENTS_FILENAME if accelerator.is_main_process else None)
+    # A fresh run starts a fresh events file (the TUI follows one run); a resumed run continues its file.
+    events = EventLog(output_dir / EVENTS_FILENAME if accelerator.is_main_process else None, append=resume)
     for notice in notices:
         events.emit("notice", message=notice)
+        if accelerator.is_main_process:
+            print(f"notice: {notice}", file=sys.stderr)
+    try:
+        return _load_and_prepare(config, accelerator, events, progress)
+    except Exception as exc:
+        events.emit(
+            "error",
+            step=progress.step if progress else 0,
+            epoch=progress.epoch if progress else 0,
+            message=str(exc),
+            last_checkpoint=progress.last_checkpoint if progress else None,
+        )
+        events.close()
+        raise
+
+
+def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, progress: Any) -> Run:
+    from accelerate.utils import set_seed
+
     set_seed(config.seed)
-    model = load_models(config)
+    # A refused model file first (header only), then the data, then the slow load.
+    check_base_model(config)
     data = build_training_data(config, accelerator.num_processes)
+    model = load_models(config)
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
     cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
@@ -214,7 +249,9 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
         if te_training:
-            model.text_encoder.gradient_checkpointing_enable()
+            # transformers 5 renamed it; 4.x only has the old name
+            enable = getattr(model.text_encoder, "activation_checkpointing_enable", None)
+            (enable or model.text_encoder.gradient_checkpointing_enable)()
     model.unet.train()
     optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None)
     lr_scheduler = make_lr_scheduler(config, optimizer, schedule.total_steps)
@@ -271,7 +308,7 @@ def batch_latents(run: Run, batch: Batch) -> Any:
 
     device = run.accelerator.device
     if run.cache is not None:
-        latents = torch.stack([run.cache.get(s) for s in batch.samples]).to(device)
+        latents = torch.stack([run.cache.require(s) for s in batch.samples]).to(device)
     else:
         pixels = load_batch_pixels(batch).to(device)
         with torch.no_grad():
@@ -336,12 +373,14 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
         with contextlib.ExitStack() as stack:
             if not last:  # no gradient all-reduce until the group's last batch
                 stack.enter_context(accelerator.no_sync(run.unet))
+                if run.te_training:
+                    stack.enter_context(accelerator.no_sync(run.text_encoder))
             with accelerator.autocast():
                 loss = batch_loss(run, batch, first_index + offset)
             if run.nan_at_step == run.step + 1:
                 loss = loss * float("nan")
             value = float(loss.detach().item())
-            if not math.isfinite(value):
+            if not _all_finite(run, value):
                 raise _non_finite(run, value)
             accelerator.backward(loss / len(group))
         total += value
@@ -352,6 +391,18 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
     run.lr_scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return total / len(group)
+
+
+def _all_finite(run: Run, value: float) -> bool:
+    """Whether the loss is finite on every process (all of them must stop together, or the others would wait
+    forever in the next gradient all-reduce)."""
+    finite = math.isfinite(value)
+    if run.accelerator.num_processes == 1:
+        return finite
+    import torch
+
+    flag = torch.tensor([0.0 if finite else 1.0], device=run.accelerator.device)
+    return float(run.accelerator.reduce(flag, reduction="sum").item()) == 0.0
 
 
 def _trainable(run: Run) -> list[Any]:
@@ -368,7 +419,8 @@ def _non_finite(run: Run, value: float) -> TrainingError:
         else "no checkpoint was saved yet"
     )
     message = (
-        f"loss became {value} at step {run.step + 1} (epoch {run.epoch}); training stopped and {kept}. "
+        f"loss became {value if not math.isfinite(value) else 'nan or inf on another process'} at step {run.step + 1} "
+        f"(epoch {run.epoch}); training stopped and {kept}. "
         f"Try a lower learning_rate, mixed_precision bf16 or no, or check the images"
     )
     run.events.emit(
@@ -429,8 +481,8 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
             config, run.step, run.epoch, getattr(run.model, "family", "sd1")
         )
         checkpoint.save_model(trained_model(run), config, path, metadata)
-        run.last_checkpoint = path
         run.result.checkpoints.append(path)
+    run.last_checkpoint = path  # every process knows it, so any one of them can name it in a message
     state_dir = None
     if config.save_state and not (final and run.last_saved_step == run.step):
         state_dir = checkpoint.save_state(accelerator, run.output_dir, _progress(run))
@@ -536,6 +588,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         te_stop_step=schedule.te_stop_step,
         resumed_from_step=run.step if resume else None,
         device=str(run.accelerator.device),
+        processes=run.accelerator.num_processes,
         mixed_precision=run.accelerator.mixed_precision,
     )
     started = time.monotonic()
@@ -561,6 +614,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         run.events.close()
         raise
     run.result.steps, run.result.final_path = run.step, run.last_checkpoint
+    run.result.main_process = run.accelerator.is_main_process
     run.result.optimizer_steps = optimizer_step_count(run, group=0)
     if run.te_training:
         run.result.te_optimizer_steps = optimizer_step_count(run, group=1)

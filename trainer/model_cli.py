@@ -46,7 +46,7 @@ def _print_info(info: dict[str, Any]) -> None:
         click.echo(f"  note          {note}")
 
 
-@model.command()
+@model.command(short_help="Family, parameters, precision, EMA; --json.")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(path: Path, as_json: bool) -> None:
@@ -63,7 +63,7 @@ def info(path: Path, as_json: bool) -> None:
         _print_info(details)
 
 
-@model.command()
+@model.command(short_help="Convert to fp16/bf16/float, single file or diffusers folder.")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
@@ -109,7 +109,7 @@ def convert(
     click.echo(f"wrote {out} ({loaded.family}, {precision}, {target})")
 
 
-@model.command()
+@model.command(short_help="Write the tiny random-weight model.")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
     "--family", type=click.Choice(["sd1", "sd2"]), default="sd1", show_default=True, help="Topology."

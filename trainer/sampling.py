@@ -61,7 +61,7 @@ def render_samples(
     modes = {m: m.training for m in (model.unet, model.text_encoder, model.vae)}
     for module in modes:
         module.eval()
-    pipe = StableDiffusionPipeline(
+    pipe: Any = StableDiffusionPipeline(
         vae=model.vae,
         text_encoder=model.text_encoder,
         tokenizer=model.tokenizer,

@@ -17,7 +17,7 @@ from trainer.config import ConfigError, TrainConfig, read_config, write_config
 
 
 def _option_for(spec: dataclasses.Field) -> Any:
-    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
     flag = "--" + spec.name.replace("_", "-")
     help_text = f"{spec.metadata['help']} [default: {default!r}]"
     if isinstance(default, bool):
@@ -61,10 +61,15 @@ def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **over
         if init:
             _init(config_path, overrides)
             return
-        config = apply_overrides(read_config(config_path), overrides)
+        ignored: list[str] = []
+        config = apply_overrides(read_config(config_path, ignored), overrides)
         config.validate()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if ignored:
+        click.echo(
+            f"notice: ignoring Kohya settings this trainer does not implement: {', '.join(ignored)}", err=True
+        )
     _run(config, resume, not no_progress)
 
 
@@ -87,6 +92,8 @@ def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if not result.main_process:  # one summary for a multi-process run
+        return
     click.echo(f"trained {result.steps} steps; model: {result.final_path}")
     if result.samples:
         click.echo(f"samples: {result.samples[-1].parent}")

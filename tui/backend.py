@@ -1,0 +1,358 @@
+"""The TUI's single doorway to the headless code: every curator and trainer function the app calls goes through
+:class:`Backend`, so the app owns no logic and tests can swap one call for a fake (a hand-built scan result, say).
+
+Example::
+
+    backend = Backend(Path("train"), ScanSettings())
+    result = backend.scan(progress=lambda done, total: None, cancelled=lambda: False)
+    backend.decisions().set(["20_cat/a.png"], "drop")
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from curator.decisions import DecisionStore, cluster_key
+from curator.results import ScanResult, ScanSettings
+from curator.workspace import Workspace
+from tui.state import PlanInputs, TagEditForm
+
+if TYPE_CHECKING:
+    from curator.selection import Cluster
+
+ProgressFn = Callable[[int, int], None]
+CancelledFn = Callable[[], bool]
+
+
+class BackendError(Exception):
+    """An expected failure of a backend call: its message is one line for the user."""
+
+
+class JobCancelled(Exception):
+    """Raised inside a headless call when the worker that runs it was cancelled."""
+
+
+@dataclass
+class CaptionView:
+    """A caption cut into tags with what training will do with it: the keep_tokens boundary and the CLIP limit."""
+
+    text: str
+    tags: list[str]
+    tokens: int  # CLIP tokens of the whole caption (start / end tokens excluded)
+    limit: int  # tokens CLIP reads (75 per chunk x chunks)
+    keep_tokens: int  # leading TAGS kept in place when captions are shuffled
+    lost_from: int | None = None  # index of the first tag past the token limit (None: all fit)
+
+
+@dataclass
+class TagChange:
+    """One caption a batch edit would change."""
+
+    rel: str
+    before: str
+    after: str
+
+
+@dataclass
+class PlanSummary:
+    """The headline numbers of a plan, as the plan panel and the overview show them."""
+
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (label, value), in display order
+    notes: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(
+        default_factory=dict
+    )  # machine-readable numbers (total_steps, stop step...)
+
+
+class Backend:
+    """Calls into ``curator`` and ``trainer`` for one dataset. Stateless apart from paths and settings."""
+
+    def __init__(self, dataset_root: Path, settings: ScanSettings) -> None:
+        self.dataset_root = Path(dataset_root)
+        self.settings = settings
+        self.workspace = Workspace.for_dataset(self.dataset_root, settings.workspace)
+        self._store: DecisionStore | None = None
+
+    # -- scanning ---------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Start the scan's process-pool helpers before the app takes the terminal over.
+
+        From a worker thread the scan starts its pool through multiprocessing's fork server, whose resource
+        tracker is launched with ``sys.stderr.fileno()``; inside a running Textual app stderr is a capture object
+        whose fileno is -1, so starting them there fails ("bad value(s) in fds_to_keep"). Started here, once, they
+        are simply reused.
+        """
+        import multiprocessing
+
+        if self.settings.workers <= 1 or "forkserver" not in multiprocessing.get_all_start_methods():
+            return
+        from multiprocessing import forkserver, resource_tracker
+
+        resource_tracker.ensure_running()
+        forkserver.ensure_running()
+
+    def scan(self, progress: ProgressFn, cancelled: CancelledFn) -> ScanResult:
+        """Scan the dataset (cached metrics are reused), reporting progress; raises JobCancelled when cancelled."""
+        from curator.scan import scan
+
+        def on_progress(done: int, total: int) -> None:
+            if cancelled():
+                raise JobCancelled()
+            progress(done, total)
+
+        return scan(self.dataset_root, self.settings, on_progress=on_progress)
+
+    # -- decisions (curator.decisions.DecisionStore, the store export reads) ---------------------------------------
+    def store(self) -> DecisionStore:
+        """The workspace's decision store, opened once."""
+        if self._store is None:
+            self._store = DecisionStore(self.workspace)
+        return self._store
+
+    def decision_map(self) -> dict[str, str]:
+        """Every current keep / drop decision: rel -> action."""
+        return {rel: d.action for rel, d in self.store().all().items()}
+
+    def decide(self, rels: list[str], decision: str, reason: str = "review") -> dict[str, str | None]:
+        """Keep, drop or clear ``rels`` as one undoable step; returns rel -> new decision (None: cleared)."""
+        store = self.store()
+        with store.batch():
+            for rel in rels:
+                if decision == "clear":
+                    store.clear(rel)
+                else:
+                    store.set(rel, decision, reason)
+        return {rel: (None if decision == "clear" else decision) for rel in rels}
+
+    def choose_keeper(self, keeper: str, members: list[str]) -> dict[str, str | None]:
+        """Record ``keeper`` for the cluster of ``members``, keep it and drop the others, as one undoable step."""
+        store = self.store()
+        with store.batch():
+            store.set_keeper(cluster_key(members), keeper)
+            for rel in members:
+                store.set(
+                    rel,
+                    "keep" if rel == keeper else "drop",
+                    "keeper" if rel == keeper else f"duplicate of {keeper}",
+                )
+        return {rel: ("keep" if rel == keeper else "drop") for rel in members}
+
+    def duplicate_clusters(self, result: ScanResult) -> list[Cluster]:
+        """The duplicate clusters as export sees them (keepers chosen in review win)."""
+        from curator.selection import duplicate_clusters
+
+        return duplicate_clusters(result, self.store().keepers())
+
+    def undo(self) -> dict[str, str | None] | None:
+        """Undo the last step; returns the items whose decision changed (rel -> decision now), None when there was
+        nothing to undo."""
+        store = self.store()
+        undone = store.undo()
+        if not undone:
+            return None
+        current = store.all()
+        rels = sorted({change.key for change in undone if change.kind == "item"})
+        return {rel: (current[rel].action if rel in current else None) for rel in rels}
+
+    def edited_caption(self, rel: str) -> str | None:
+        """The caption saved in the review for ``rel`` (None when not edited)."""
+        return self.store().caption(rel)
+
+    def save_caption(self, rel: str, text: str) -> None:
+        """Save an edited caption (applied to the exported copy; the user's file is never touched)."""
+        self.store().set_caption(rel, text)
+
+    # -- captions ---------------------------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """CLIP tokens of ``text`` (start / end excluded), with the offline tokenizer."""
+        from curator.tokenizer import count_tokens
+
+        return count_tokens(text)
+
+    def caption_view(self, text: str, keep_tokens: int) -> CaptionView:
+        """``text`` cut into tags as Kohya reads it, with its token count and the first tag CLIP will not read.
+
+        A caption with Kohya's ``|||`` separator keeps its prefix in place instead of ``keep_tokens`` tags."""
+        from curator.captions import parse_caption
+
+        caption = parse_caption(text)
+        tags = list(caption.tags)
+        kept = len(caption.fixed) if caption.has_separator else keep_tokens
+        limit = self.settings.max_token_length
+        lost_from = None
+        for index in range(len(tags)):
+            if self.count_tokens(", ".join(tags[: index + 1])) > limit:
+                lost_from = index
+                break
+        return CaptionView(caption.text, tags, self.count_tokens(caption.text), limit, kept, lost_from)
+
+    def read_caption(self, caption_path: Path | None) -> str:
+        """The caption line training reads ('' when there is none or it cannot be read)."""
+        from curator.captions import read_caption
+
+        return read_caption(caption_path).text
+
+    # -- tags -------------------------------------------------------------------------------------------------------
+    def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
+        """Tag frequencies over the training captions (edited captions count as edited), most frequent first."""
+        from curator.captions import parse_caption
+
+        counts: dict[str, int] = {}
+        edits = self.store().captions()
+        for record in result.records:
+            if record.item.is_reg:
+                continue
+            text = edits.get(record.item.rel)
+            if text is None:
+                text = self.read_caption(record.item.caption_path)
+            for tag in parse_caption(text).tags:
+                counts[tag] = counts.get(tag, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    @staticmethod
+    def tag_edits(edit: TagEditForm) -> Any:
+        """The ``curator.tagedit.TagEdits`` a form describes; BackendError when an argument is missing."""
+        from curator.tagedit import TagEdits
+
+        if edit.operation == "dedupe":
+            return TagEdits(dedupe=True)
+        if not edit.first:
+            raise BackendError(f"'{edit.operation}' needs a tag")
+        if edit.operation == "front":
+            return TagEdits(move_to_front=(edit.first,))
+        if edit.operation == "trigger":
+            return TagEdits(add_trigger=edit.first)
+        if edit.operation == "remove":
+            return TagEdits(remove=(edit.first,))
+        if edit.operation == "replace":
+            if not edit.second:
+                raise BackendError("'replace' needs the old and the new tag")
+            return TagEdits(replace=((edit.first, edit.second),))
+        raise BackendError(f"unknown edit {edit.operation!r}")
+
+    def tag_preview(self, result: ScanResult, edit: TagEditForm) -> list[TagChange]:
+        """What a batch edit would change in the caption files (nothing is written)."""
+        from curator.tagedit import plan_changes
+
+        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
+        return [TagChange(c.rel, _first_line(c.old), _first_line(c.new)) for c in changes]
+
+    def tag_apply(self, result: ScanResult, edit: TagEditForm) -> str:
+        """Apply a batch edit to the caption files exactly as ``tags --apply`` does (journal first, atomic
+        writes, undoable); returns a one-line summary."""
+        from curator.tagedit import EditConflict, apply_changes, plan_changes
+
+        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
+        if not changes:
+            return "nothing to change"
+        try:
+            apply_changes(changes, self.workspace.ensure())
+        except EditConflict as exc:
+            raise BackendError(str(exc)) from exc
+        return f"{len(changes)} captions changed (Undo last, or dreamcurate tags --undo)"
+
+    def tag_undo(self) -> str:
+        """Undo the last applied batch edit (``tags --undo``); returns a one-line summary."""
+        from curator.tagedit import undo_last
+
+        undone = undo_last(self.workspace)
+        if undone.journal is None:
+            return "no batch edit to undo"
+        text = f"{len(undone.restored)} captions restored"
+        if undone.conflicts:
+            text += f"; {len(undone.conflicts)} changed since and left alone"
+        return text
+
+    # -- plan, export, train ------------------------------------------------------------------------------------
+    def plan(
+        self, result: ScanResult, inputs: PlanInputs, dropped: set[str] | frozenset[str] = frozenset()
+    ) -> PlanSummary:
+        """The plan for ``inputs`` through ``curator.plan.build_plan`` (dropped items left out), as display lines."""
+        from curator.plan import PlanOptions, build_plan
+        from curator.scan import item_sizes
+
+        options = PlanOptions(
+            resolution=inputs.resolution,
+            batch_size=inputs.batch_size,
+            max_train_epochs=inputs.epochs,
+            te_sensitivity=inputs.sensitivity,
+            min_bucket_reso=self.settings.min_bucket_reso,
+            max_bucket_reso=self.settings.max_bucket_reso,
+            bucket_reso_steps=self.settings.bucket_reso_steps,
+            bucket_no_upscale=self.settings.bucket_no_upscale,
+        )
+        sizes = {rel: size for rel, size in item_sizes(result).items() if rel not in dropped}
+        plan = build_plan(result.dataset, sizes, options)
+        train_images = sum(c["images"] for c in plan.concepts if not c["is_reg"])
+        hours = plan.time["seconds"] / 3600
+        lines = [
+            ("training images", str(train_images)),
+            ("buckets", str(len(plan.buckets))),
+            ("steps per epoch", str(plan.steps_per_epoch)),
+            ("total steps", str(plan.total_steps)),
+            ("text encoder stops at", str(plan.stop_text_encoder_training)),
+            ("tutorial formula", f"{plan.seed_formula_stop_step} (sensitivity x images x epochs)"),
+            ("VRAM", f"{plan.vram_gb:.1f} GB"),
+            ("time", f"{hours:.1f} h at {plan.time['its']:.2f} it/s ({plan.time['source']})"),
+            ("checkpoints", f"{plan.checkpoints['count']} x {plan.checkpoints['each_gb']} GB"),
+        ]
+        notes = [plan.te_explanation] if plan.te_explanation else []
+        notes += list(plan.vram.get("warnings", []))
+        notes += [a["advice"] for a in plan.size_advice if a.get("verdict") != "ok"]
+        notes += plan.notes
+        values = {
+            "max_train_epochs": inputs.epochs,
+            "total_steps": plan.total_steps,
+            "stop_text_encoder_training": plan.stop_text_encoder_training,
+        }
+        return PlanSummary(lines=lines, notes=notes, values=values)
+
+    def export(
+        self, result: ScanResult, out: Path, base_model: str, inputs: PlanInputs, force: bool = False
+    ) -> tuple[Path, str]:
+        """Export as ``dreamcurate export`` does (review decisions first, then the policy), with the plan panel's
+        epochs, batch, resolution, keep_tokens and stop step in train.toml. Returns (train.toml, summary)."""
+        from curator.export import (
+            ExportError,
+            ExportOptions,
+            export_dataset,
+            plan_verdicts,
+            training_settings,
+        )
+
+        settings = training_settings(result)
+        settings.resolution = inputs.resolution
+        settings.train_batch_size = inputs.batch_size
+        settings.keep_tokens = inputs.keep_tokens
+        options = ExportOptions(force=force, base_model=base_model, training=settings)
+        verdicts, _ = plan_verdicts(result, self.store(), options)
+        plan = self.plan(result, inputs, {rel for rel, v in verdicts.items() if not v.kept})
+        options.plan = {k: plan.values[k] for k in ("max_train_epochs", "stop_text_encoder_training")}
+        try:
+            report = export_dataset(result, Path(out), options, self.store())
+        except ExportError as exc:
+            raise BackendError(str(exc)) from exc
+        summary = f"exported {report.kept} images to {report.out} ({report.dropped} left out)"
+        return report.out / "train.toml", summary
+
+    def events_path(self, config: Path) -> Path:
+        """Where the trainer started with ``config`` writes its JSON-lines events."""
+        from trainer.config import read_config
+        from trainer.events import EVENTS_FILENAME
+
+        # relative paths in a config are relative to the working directory, which the subprocess inherits
+        return Path(read_config(config).output_dir) / EVENTS_FILENAME
+
+    def train_command(self, config: Path) -> list[str]:
+        """The trainer subprocess' command line: the same interpreter, ``-m trainer CONFIG``."""
+        return [sys.executable, "-m", "trainer", str(config)]
+
+
+def _first_line(data: bytes) -> str:
+    """The first line of a caption file's bytes (what training reads)."""
+    text = data.decode("utf-8", errors="replace")
+    return text.splitlines()[0].strip() if text.strip() else ""

@@ -1,0 +1,52 @@
+"""The help screen (``?``): every key of the app, by region."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+#: (region, key, what it does); the footer shows the keys of the focused region, this lists them all.
+KEYS = (
+    ("anywhere", "1-6", "Overview, Browser, Duplicates, Tags, Plan, Train"),
+    ("anywhere", "u", "undo the last decision (or bulk drop, or keeper choice)"),
+    ("anywhere", "r", "rescan (cached metrics are reused)"),
+    ("anywhere", "?", "this help"),
+    ("anywhere", "q", "quit (decisions are already saved)"),
+    ("browser", "up/down", "move; the preview follows"),
+    ("browser", "k / d / x", "keep / drop / clear the item, then move down"),
+    ("browser", "D", "drop every item the current finding filter shows (asks first)"),
+    ("browser", "e", "edit the caption (ctrl+s saves, escape discards)"),
+    ("browser", "f / c", "cycle the finding-code filter / the concept filter"),
+    ("browser", "s / S", "cycle the sort key (name, severity, any metric) / reverse it"),
+    ("duplicates", "h / l", "previous / next image of the cluster"),
+    ("duplicates", "K", "keep the selected image, drop the rest of the cluster"),
+    ("tags", "tab", "move through the form; Preview shows the change, Apply writes it (undoable)"),
+    ("plan", "type", "change epochs, batch, resolution, sensitivity: the plan updates as you type"),
+    ("train", "buttons", "Export writes the curated folder; Train runs the trainer; Cancel stops it"),
+)
+
+
+def keys_table() -> Table:
+    """The key table shown by the help screen."""
+    table = Table(title="dreamcurate review: keys", expand=True)
+    table.add_column("where", style="dim")
+    table.add_column("key", style="bold")
+    table.add_column("does")
+    for region, key, text in KEYS:
+        table.add_row(region, key, text)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """Modal help; any of escape, q or ? closes it."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body"):
+            yield Static(keys_table())
+            yield Static("The mouse works too: click rows, tabs and buttons.", id="help-foot")

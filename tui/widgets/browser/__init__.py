@@ -1,0 +1,1 @@
+"""The browser region of the review app."""

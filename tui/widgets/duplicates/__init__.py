@@ -1,0 +1,1 @@
+"""The duplicates region of the review app."""

@@ -1,0 +1,1 @@
+"""The overview region of the review app."""

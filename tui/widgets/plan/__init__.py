@@ -1,0 +1,1 @@
+"""The plan region of the review app."""

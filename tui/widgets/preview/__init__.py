@@ -1,0 +1,1 @@
+"""The preview region of the review app."""

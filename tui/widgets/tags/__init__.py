@@ -1,0 +1,1 @@
+"""The tags region of the review app."""

@@ -1,0 +1,1 @@
+"""The train region of the review app."""

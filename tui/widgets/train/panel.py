@@ -1,0 +1,140 @@
+"""Export and train: run the export, then the trainer as a subprocess whose events feed a progress bar, a loss
+sparkline and the latest sample image. Cancel terminates the subprocess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image as PILImage
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Log, ProgressBar, Sparkline, Static
+
+from tui.state import TrainState
+from tui.widgets.preview.image import make_image_widget, set_image
+
+#: Loss points kept for the sparkline (older ones scroll out).
+SPARK_POINTS = 200
+
+
+class TrainPanel(Vertical):
+    """Buttons and progress of export and training; the app runs the jobs and feeds :meth:`apply_events`."""
+
+    @dataclass
+    class ExportRequested(Message):
+        """Export the curated dataset to ``out`` (with ``base_model`` in the written train config)."""
+
+        out: Path
+        base_model: str
+
+    @dataclass
+    class TrainRequested(Message):
+        """Train from the exported config."""
+
+        out: Path
+
+    class CancelRequested(Message):
+        """Stop the running training."""
+
+    def __init__(self, default_out: Path, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.default_out = default_out
+        self.state = TrainState()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="train-form"):
+            with Vertical(classes="train-field"):
+                yield Label("Export folder")
+                yield Input(str(self.default_out), id="train-out")
+            with Vertical(classes="train-field"):
+                yield Label("Base model (local file or folder)")
+                yield Input("", placeholder="path to a .safetensors or a diffusers folder", id="train-base")
+        with Horizontal(id="train-buttons"):
+            yield Button("Export", id="train-export", variant="primary")
+            yield Button("Train", id="train-start", variant="success", disabled=True)
+            yield Button("Cancel", id="train-cancel", variant="error", disabled=True)
+            yield Static("idle", id="train-status")
+        with Horizontal(id="train-progress-row"):
+            with Vertical(id="train-progress"):
+                yield ProgressBar(id="train-bar", show_eta=False)
+                yield Label("loss")
+                yield Sparkline([], id="train-loss")
+                yield Log(id="train-log", max_lines=500)
+            yield make_image_widget(id="train-sample")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        out = Path(self.query_one("#train-out", Input).value.strip() or str(self.default_out))
+        if event.button.id == "train-export":
+            self.post_message(self.ExportRequested(out, self.query_one("#train-base", Input).value.strip()))
+        elif event.button.id == "train-start":
+            self.post_message(self.TrainRequested(out))
+        elif event.button.id == "train-cancel":
+            self.post_message(self.CancelRequested())
+
+    def exported(self, summary: str) -> None:
+        """Export finished: say so and allow training."""
+        self.log_line(summary)
+        self.query_one("#train-start", Button).disabled = False
+
+    def set_running(self, running: bool, status: str) -> None:
+        """Toggle the buttons for a running / stopped training and show ``status``."""
+        self.state.running = running
+        self.state.status = status
+        self.query_one("#train-start", Button).disabled = running
+        self.query_one("#train-export", Button).disabled = running
+        self.query_one("#train-cancel", Button).disabled = not running
+        self.query_one("#train-status", Static).update(status)
+
+    def log_line(self, text: str) -> None:
+        """Append one line to the log."""
+        self.query_one("#train-log", Log).write_line(text)
+
+    def apply_events(self, events: list[dict[str, Any]], sample: PILImage.Image | None = None) -> None:
+        """Fold trainer events into the progress bar, the loss sparkline, the sample image (``sample``, decoded by
+        the worker) and the log."""
+        for event in events:
+            self._fold(event)
+        if sample is not None:
+            set_image(self.query_one("#train-sample"), sample)
+        bar = self.query_one("#train-bar", ProgressBar)
+        bar.update(total=self.state.total or None, progress=self.state.step)
+        self.query_one("#train-loss", Sparkline).data = list(self.state.losses)
+        last = events[-1] if events else {}
+        if last.get("event") == "step":
+            self.query_one("#train-status", Static).update(self._step_status(last))
+
+    def _fold(self, event: dict[str, Any]) -> None:
+        """Update the state from one event; every event but ``step`` is also logged."""
+        kind = event.get("event")
+        if isinstance(event.get("total_steps"), int):
+            self.state.total = int(event["total_steps"])
+        if isinstance(event.get("step"), int):
+            self.state.step = int(event["step"])
+        if kind == "step" and isinstance(event.get("loss"), int | float):  # epoch means would double-count
+            self.state.losses = (self.state.losses + [float(event["loss"])])[-SPARK_POINTS:]
+        if kind == "sample" and event.get("path"):
+            self.state.last_sample = Path(str(event["path"]))
+        if kind != "step":
+            self.log_line(_describe(event))
+        if kind == "error":
+            self.query_one("#train-status", Static).update(f"error: {event.get('message', '?')}")
+
+    def _step_status(self, event: dict[str, Any]) -> str:
+        status = f"step {self.state.step}/{self.state.total or '?'}"
+        if isinstance(event.get("loss"), int | float):
+            status += f"  loss {float(event['loss']):.4f}"
+        eta = event.get("eta_s")
+        if isinstance(eta, int | float):
+            status += f"  eta {int(eta) // 60}:{int(eta) % 60:02d}"
+        return status
+
+
+def _describe(event: dict[str, Any]) -> str:
+    """One log line for a non-step event."""
+    kind = str(event.get("event", "?"))
+    rest = ", ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "time", "ts"))
+    return f"{kind}: {rest}" if rest else kind

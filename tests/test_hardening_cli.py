@@ -193,7 +193,7 @@ def test_real_entry_point_turns_os_errors_into_one_line(world: Path) -> None:
 
 def test_review_missing_folder_is_one_line(world: Path) -> None:
     result = _invoke(["review", str(world / "nope")])
-    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output and "does not exist" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
 
 

@@ -111,7 +111,8 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
 
     Layouts: a root of ``<repeats>_<name>`` folders (``"kohya"``), a root that is itself such a folder
     (``"concept_folder"``), or a plain folder of images (``"plain"``: one concept named after the folder, 1 repeat).
-    Problems become ``Dataset.findings``; nothing raises except a root that is not a folder (``NotADirectoryError``).
+    Problems become ``Dataset.findings``; nothing raises except a root that is not a folder (``NotADirectoryError``)
+    and a ``reg_root`` that is the root or holds it (``ValueError``).
 
     Example::
 
@@ -121,6 +122,10 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"Not a folder: {root}")
+    if reg_root is not None and Path(reg_root).resolve() in (root.resolve(), *root.resolve().parents):
+        raise ValueError(
+            f"The regularization folder {reg_root} is (or holds) the training folder {root}: give a separate folder"
+        )
     walker = _Walker()
     if reg_root is not None:  # a regularization folder inside the training root is not a training folder
         walker.skip.add(Path(reg_root).resolve())

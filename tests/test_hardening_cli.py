@@ -345,3 +345,10 @@ def test_read_only_dataset(tmp_path: Path) -> None:
     assert not (tmp_path / "ws" / "journal").exists()
     assert (tmp_path / "export" / "manifest.json").is_file()
     assert _hashes(src) == before
+
+
+def test_plan_with_absurd_epochs_and_steps_answers_at_once(world: Path) -> None:
+    # the checkpoint count was a loop over every epoch: 10^15 epochs never returned
+    for option in ("--epochs", "--steps"):
+        done = _run_module(["plan", str(world / "good" / "train"), option, str(10**15)], world)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

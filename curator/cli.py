@@ -8,6 +8,7 @@ itself (the layer rule), the dispatcher does when the user runs one of them.
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 from pathlib import Path
 
@@ -40,6 +41,14 @@ def os_error_line(exc: OSError) -> str:
     return f"{reason}: " + " -> ".join(repr(str(p)) for p in paths)
 
 
+def _tolerant_output() -> None:
+    """Let a file name that is not valid UTF-8 print as an escape instead of ending the command with a
+    UnicodeEncodeError (stdout is strict under most UTF-8 locales; only the C locale escapes by itself)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _file_in_the_way(path: Path) -> Path | None:
     """The first of ``path`` and its parents that exists as something other than a folder."""
     for candidate in reversed([path, *path.parents]):
@@ -70,6 +79,7 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         """Run the command; an ``OSError`` no command handled (a folder that is a file, a full disk, no
         permission) is a problem of the user's files, so it ends as one line naming the path, not a traceback."""
+        _tolerant_output()
         try:
             return super().invoke(ctx)
         except OSError as exc:
@@ -89,7 +99,8 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 def cli() -> None:
     """dreamcurate: curate a DreamBooth dataset before you spend GPU hours, then train it.
 
-    Exit codes: 0 success, 1 findings at or above --fail-on (scan), 2 usage error.
+    Exit codes: 0 success, 1 findings at or above --fail-on (scan) or a failure reported in one line,
+    2 usage error.
     """
 
 

@@ -111,7 +111,8 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
 
     Layouts: a root of ``<repeats>_<name>`` folders (``"kohya"``), a root that is itself such a folder
     (``"concept_folder"``), or a plain folder of images (``"plain"``: one concept named after the folder, 1 repeat).
-    Problems become ``Dataset.findings``; nothing raises except a root that is not a folder (``NotADirectoryError``).
+    Problems become ``Dataset.findings``; nothing raises except a root that is not a folder (``NotADirectoryError``)
+    and a ``reg_root`` that is the root or holds it (``ValueError``).
 
     Example::
 
@@ -121,6 +122,10 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"Not a folder: {root}")
+    if reg_root is not None and Path(reg_root).resolve() in (root.resolve(), *root.resolve().parents):
+        raise ValueError(
+            f"The regularization folder {reg_root} is (or holds) the training folder {root}: give a separate folder"
+        )
     walker = _Walker()
     if reg_root is not None:  # a regularization folder inside the training root is not a training folder
         walker.skip.add(Path(reg_root).resolve())
@@ -293,6 +298,7 @@ def _concept_from_listing(
     report_empty: bool = True,
 ) -> Concept:
     repeats, name = parsed
+    repeats = _checked_repeats(repeats, rel_prefix, walker)
     concept = Concept(name=name, repeats=repeats, folder=folder, is_reg=is_reg)
     for path in files:
         if is_image_name(path.name):
@@ -338,6 +344,37 @@ def _count_images(folder: Path, rel: str, walker: _Walker, depth: int = 0) -> in
         if walker.enter(sub, rel + sub.name):
             count += _count_images(sub, rel + sub.name + "/", walker, depth + 1)
     return count
+
+
+#: More repeats than anyone means: the step arithmetic of such a folder name would run out of memory.
+MAX_REPEATS = 10_000
+
+
+def _checked_repeats(repeats: int, rel: str, walker: _Walker) -> int:
+    """``repeats``, capped at :data:`MAX_REPEATS` with an error finding; a warning for 0 (never trained)."""
+    where = rel.rstrip("/") or "."
+    if repeats > MAX_REPEATS:
+        walker.findings.append(
+            Finding(
+                "repeats_out_of_range",
+                Severity.ERROR,
+                f"Repeat count {repeats} in the folder name is absurd; counted as {MAX_REPEATS} (rename the folder)",
+                {"repeats": repeats, "max": MAX_REPEATS},
+                where,
+            )
+        )
+        return MAX_REPEATS
+    if repeats == 0:
+        walker.findings.append(
+            Finding(
+                "repeats_zero",
+                Severity.WARNING,
+                "Repeat count 0 in the folder name: Kohya trains these images 0 times per epoch",
+                {"repeats": 0},
+                where,
+            )
+        )
+    return repeats
 
 
 def _report_nested(folder: Path, rel: str, walker: _Walker) -> None:

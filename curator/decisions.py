@@ -74,7 +74,11 @@ class Change:
 def cluster_key(members: Iterable[str]) -> str:
     """A stable key for a duplicate cluster: a short hash of its members' sorted relative paths."""
     joined = "\n".join(sorted(set(members)))
-    return hashlib.sha1(joined.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1(joined.encode("utf-8", "surrogateescape")).hexdigest()[:16]  # non-UTF-8 names too
+
+
+class DecisionStoreError(OSError):
+    """The decisions database cannot be opened; the message names the file and the way out."""
 
 
 class DecisionStore:
@@ -96,7 +100,13 @@ class DecisionStore:
         if write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=10.0)
-        conn.executescript(_SCHEMA)
+        try:
+            conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:  # not a database (damaged, or another file under that name)
+            conn.close()
+            raise DecisionStoreError(
+                f"the review decisions in {self.path} cannot be read ({exc}); move that file away to start afresh"
+            ) from exc
         return conn
 
     def _append(self, kind: str, key: str, value: str | None, reason: str = "") -> None:

@@ -184,7 +184,9 @@ def checkpoints_written(epochs: int, save_every_n_epochs: int | None) -> int:
     ``epoch % n == 0 and epoch < epochs``), plus the final model."""
     if not save_every_n_epochs or save_every_n_epochs <= 0:
         return 1
-    return sum(1 for e in range(1, epochs) if e % save_every_n_epochs == 0) + 1
+    return (
+        max(0, epochs - 1) // save_every_n_epochs + 1
+    )  # the multiples of n below epochs, counted not listed
 
 
 # --- dataset size ----------------------------------------------------------------------------------------------

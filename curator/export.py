@@ -365,7 +365,8 @@ def export_dataset(
         if settings.keep_tokens is None:
             folders, settings = _with_keep_tokens(result, verdicts, folders, settings)
         manifest = _manifest(result, verdicts, placed, folders, edits, options, suggested)
-        atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_text(tmp / "manifest.json", manifest_text, errors="backslashreplace")
         atomic_write_text(tmp / "dataset.toml", kohya_config.dataset_toml(out, folders, settings))
         config = kohya_config.train_config(
             out, folders, settings, options.base_model, options.plan, options.train_overrides

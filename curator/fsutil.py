@@ -35,6 +35,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: Path, text: str, encoding: str = "utf-8", errors: str = "strict") -> None:
+    """Write ``text`` to ``path`` atomically. ``errors="backslashreplace"`` suits JSON: a file name that is not
+    valid UTF-8 (held as lone surrogates) is written as the ``\\udcXX`` escape JSON itself uses."""
+    atomic_write_bytes(path, text.encode(encoding, errors))

@@ -53,7 +53,8 @@ def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render_html(result, plan))
+    # a file name that is not valid UTF-8 shows as "?" rather than failing the whole report
+    atomic_write_text(path, render_html(result, plan), errors="replace")
     return path
 
 

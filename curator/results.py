@@ -48,6 +48,10 @@ class ScanSettings:
         BucketSettings(self.resolution, self.min_bucket_reso, self.max_bucket_reso, self.bucket_reso_steps)
         if self.max_token_length not in (75, 150, 225):
             raise ValueError(f"max_token_length must be 75, 150 or 225, got {self.max_token_length}")
+        if (self.clip_model is None) != (self.clip_weights is None):  # one without the other would be ignored
+            raise ValueError(
+                "CLIP features need both --clip-model (architecture, e.g. ViT-B-32) and --clip-weights (its local file)"
+            )
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
 

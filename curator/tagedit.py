@@ -20,6 +20,7 @@ import base64
 import difflib
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -201,22 +202,38 @@ class Journal:
     def load(cls, path: Path) -> Journal:
         """Read a journal file."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("schema") != JOURNAL_SCHEMA:
+        fields = ("created", "state", "entries")
+        if not isinstance(data, dict) or data.get("schema") != JOURNAL_SCHEMA:
             raise ValueError(f"not a dreamcurate tag journal: {path}")
+        if not all(k in data for k in fields):
+            raise ValueError(f"not a dreamcurate tag journal: {path}")
+        entry_fields = ("path", "rel", "old", "old_sha256", "new_sha256")
+        entries = data["entries"]
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and all(isinstance(e.get(k), str) for k in entry_fields) for e in entries
+        ):
+            raise ValueError(f"damaged tag journal (an entry lacks its path or old text): {path}")
         return cls(Path(path), data["created"], data["state"], data["entries"])
 
 
 class EditConflict(RuntimeError):
-    """A caption changed on disk since the dry run (or since the apply being undone)."""
+    """An edit that cannot go ahead as planned, raised before anything is written: a caption changed on disk
+    since the dry run (or since the apply being undone), or its folder is not writable."""
 
 
 def apply_changes(changes: list[CaptionChange], workspace: Workspace) -> Journal:
     """Write the changes: journal first, then each caption atomically; the journal is marked applied at the end.
 
-    Raises :class:`EditConflict` before writing anything when a caption no longer holds its old bytes."""
+    Raises :class:`EditConflict` before writing anything when a caption no longer holds its old bytes or its
+    folder is not writable."""
     for c in changes:
         if c.path.read_bytes() != c.old:
             raise EditConflict(f"{c.rel}: the caption changed since it was read; run the command again")
+    # an atomic write needs the folder writable (the temp file goes beside the caption): find out before the
+    # journal, so a read-only dataset leaves nothing half-applied
+    for folder in sorted({c.path.parent for c in changes}):
+        if not os.access(folder, os.W_OK):
+            raise EditConflict(f"cannot write captions in {folder} (read-only); no caption was changed")
     workspace.journal_dir.mkdir(parents=True, exist_ok=True)
     created = time.time()
     name = (

@@ -101,6 +101,11 @@ CASES: list[tuple[str, int, str]] = [
     ("tags {w}/good/train --add-trigger=a,b", 2, "several tags"),
     ("tags {w}/good/train --remove=", 2, "empty tag"),
     ("tags {w}/good/train --apply", 2, "needs an edit"),
+    ("plan {w}/good/train --reg {w}/good/train", 2, "regularization folder"),
+    ("tags {w}/good/train --reg {w}/good", 2, "regularization folder"),
+    ("scan {w}/good/train --no-progress --reg {w}/good", 2, "regularization folder"),
+    ("scan {w}/good/train --no-progress --clip-model ViT-B-32", 2, "--clip-weights"),
+    ("scan {w}/good/train --no-progress --clip-weights {w}/model.txt", 2, "--clip-model"),
     ("scan {w}/good/train --no-progress --html {w}/afile.txt/x.html", 1, "is a file"),
     ("scan {w}/good/train --no-progress --json {w}/a folder", 1, "is a folder"),
     ("plan {w}/good/train --json {w}/nodir/p.json", 1, "does not exist"),
@@ -165,8 +170,8 @@ def test_workspace_that_cannot_be_created(tmp_path: Path) -> None:
     assert again.exit_code == 0 and (workspace / "journal").is_dir()
 
 
-def _run_module(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def _run_module(args: list[str], cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), **extra_env)
     return subprocess.run(
         [sys.executable, "-m", "curator", *args],
         cwd=cwd,
@@ -191,7 +196,7 @@ def test_real_entry_point_turns_os_errors_into_one_line(world: Path) -> None:
 
 def test_review_missing_folder_is_one_line(world: Path) -> None:
     result = _invoke(["review", str(world / "nope")])
-    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output and "does not exist" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
 
 
@@ -243,3 +248,107 @@ def test_nothing_a_command_reads_is_changed(tmp_path: Path) -> None:
         assert check(result), (args, result.output)
         assert _hashes(root) == before, args
     assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_odd_names_scan_plan_export(tmp_path: Path) -> None:
+    root = _tiny_dataset(tmp_path, images=2)
+    huge = root / "99999999999999999999_huge"
+    huge.mkdir()
+    Image.new("RGB", (96, 64), (200, 10, 10)).save(huge / "a.png")
+    (root / "0_zero").mkdir()
+    Image.new("RGB", (96, 64), (10, 200, 10)).save(root / "0_zero" / "a.png")
+    folder = os.fsencode(root / "2_tiny")
+    with open(os.path.join(folder, b"n\xe9.png"), "wb") as handle:  # a name that is not UTF-8
+        Image.new("RGB", (96, 64), (10, 10, 200)).save(handle, format="PNG")
+    scanned = _invoke(["scan", str(root), "--no-progress", "--html", str(tmp_path / "r.html")])
+    assert scanned.exit_code == 0, scanned.output
+    assert "repeats_out_of_range" in scanned.output and "repeats_zero" in scanned.output
+    assert _invoke(["plan", str(root)]).exit_code == 0
+    exported = _invoke(["export", str(root), str(tmp_path / "out")])
+    assert exported.exit_code == 0, exported.output
+    import json
+
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert any("\udce9" in item["path"] for item in manifest["items"])
+    assert (tmp_path / "out" / "img" / "10000_huge").is_dir()
+    # most UTF-8 locales make stdout strict (this machine's C.UTF-8 does not): printing the name must not fail
+    printed = _run_module(["tags", str(root), "--dedupe"], tmp_path, PYTHONIOENCODING="utf-8:strict")
+    assert printed.returncode == 0 and "Traceback" not in printed.stderr, printed.stderr
+    assert "n\\udce9.png" in printed.stdout
+
+
+@pytest.mark.parametrize(
+    ("damage", "args", "words"),
+    [
+        ("decisions.sqlite", ["export", "{root}", "{out}"], "cannot be read"),
+        (
+            "journal/20000101-000000-000000.json",
+            ["tags", "{root}", "--undo"],
+            "not a dreamcurate tag journal",
+        ),
+    ],
+)
+def test_damaged_workspace_files(tmp_path: Path, damage: str, args: list[str], words: str) -> None:
+    root = _tiny_dataset(tmp_path)
+    target = root / ".dreamcurate" / damage
+    target.parent.mkdir(parents=True)
+    target.write_text("[1, 2]")  # neither a database nor a journal
+    before = _hashes(root)
+    result = _invoke([a.format(root=root, out=tmp_path / "out") for a in args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert words in result.stderr, result.stderr
+    assert _hashes(root) == before
+
+
+_READ_ONLY_SCRIPT = """
+mount --bind "$SRC" "$MNT" && mount -o remount,bind,ro "$MNT" || exit 77
+touch "$MNT/probe" 2>/dev/null && exit 77
+run() { "$PY" -m curator "$@" > "$OUTDIR/$1-$#.out" 2>&1; echo "$1 $# $?"; }
+run scan "$MNT" --no-progress
+run scan "$MNT" --no-progress --workspace "$WS"
+run tags "$MNT" --dedupe --apply --workspace "$WS"
+run export "$MNT" "$OUTDIR/export" --workspace "$WS"
+"""
+
+
+def test_read_only_dataset(tmp_path: Path) -> None:
+    """A dataset on a read-only mount (a private mount namespace; skipped where that is not allowed)."""
+    import shutil
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare for a read-only bind mount")
+    src = _tiny_dataset(tmp_path / "src")
+    (src / "2_tiny" / "img0.txt").write_text("tiny, a thing, a thing\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    before = _hashes(src)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        SRC=str(src),
+        MNT=str(mnt),
+        WS=str(tmp_path / "ws"),
+        OUTDIR=str(tmp_path),
+        PY=sys.executable,
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", _READ_ONLY_SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode == 77 or "unshare:" in done.stderr:
+        pytest.skip(f"no read-only bind mount here: {done.stderr.strip()[:200]}")
+    codes = dict(line.rsplit(" ", 1) for line in done.stdout.splitlines())
+    assert codes == {"scan 3": "0", "scan 5": "0", "tags 6": "1", "export 5": "0"}, done.stdout
+    assert "cache_unavailable" in (tmp_path / "scan-3.out").read_text()
+    assert (tmp_path / "ws" / "cache.sqlite").is_file()
+    tags_out = (tmp_path / "tags-6.out").read_text()
+    assert "read-only" in tags_out and "no caption was changed" in tags_out and "Traceback" not in tags_out
+    assert not (tmp_path / "ws" / "journal").exists()
+    assert (tmp_path / "export" / "manifest.json").is_file()
+    assert _hashes(src) == before
+
+
+def test_plan_with_absurd_epochs_and_steps_answers_at_once(world: Path) -> None:
+    # the checkpoint count was a loop over every epoch: 10^15 epochs never returned
+    for option in ("--epochs", "--steps"):
+        done = _run_module(["plan", str(world / "good" / "train"), option, str(10**15)], world)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

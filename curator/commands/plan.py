@@ -102,8 +102,10 @@ def plan(dataset: Path, **kw: Any) -> None:
     options = _options(kw)
     try:
         ds = discover(dataset, reg_root=kw["reg_root"], caption_extension=kw["caption_extension"])
-    except (NotADirectoryError, ValueError) as exc:
+    except NotADirectoryError as exc:
         raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:  # options that contradict each other (--reg holding the dataset)
+        raise click.UsageError(str(exc)) from exc
     if not ds.train_items:
         raise click.ClickException(
             f"No training images found in {dataset} (Kohya layout: DIR/<repeats>_<name>/)"

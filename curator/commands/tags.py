@@ -138,8 +138,10 @@ def _discover(dataset: Path, reg_root: Path | None, caption_extension: str | Non
 
     try:
         return discover(dataset, reg_root=reg_root, caption_extension=caption_extension)
-    except (NotADirectoryError, ValueError) as exc:
+    except NotADirectoryError as exc:
         raise click.ClickException(str(exc)) from exc
+    except ValueError as exc:  # options that contradict each other (--reg holding the dataset)
+        raise click.UsageError(str(exc)) from exc
 
 
 def _emit_json(data: dict, target: str) -> None:

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class CaptionRecord:
     file: CaptionFile
     caption: Caption | None
     tokens: int = 0
+    #: where each CLIP token of :attr:`trained_text` starts (from the same batched call that counted them), so
+    #: naming the tags past the limit needs no second tokenizer pass; None when not counted
+    token_starts: array[int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -79,6 +83,15 @@ class CaptionRecord:
     def normalized(self) -> tuple[str, ...]:
         """The normalised tags (empty without a readable caption)."""
         return self.caption.normalized if self.caption else ()
+
+    def cut_position(self, limit: int) -> int | None:
+        """The character offset in :attr:`trained_text` where training cuts it after ``limit`` CLIP tokens (None:
+        it fits); :func:`curator.tokenizer.cut_position`, answered from the counted offsets when there are any."""
+        if self.token_starts is None:
+            from curator import tokenizer
+
+            return tokenizer.cut_position(self.trained_text, limit)
+        return self.token_starts[limit] if len(self.token_starts) > limit else None
 
     @property
     def trained_text(self) -> str:
@@ -93,11 +106,15 @@ def load_captions(items: Iterable[Item]) -> list[CaptionRecord]:
     read = [(item, read_caption(item.caption_path)) for item in items]
     parsed = [(item, f, parse_caption(f.text) if f.status == "ok" else None) for item, f in read]
     texts = [", ".join(c.tags) if c else "" for _, _, c in parsed]
+    starts: list[array[int] | None]
     try:
-        counts = [len(ids) - 2 for ids in tokenizer.encode_batch(texts)] if texts else []
+        starts = list(tokenizer.token_starts_batch(texts)) if texts else []
     except tokenizer.TokenizerUnavailable:
-        counts = [UNCOUNTED] * len(texts)  # the audit says so in a finding; everything else still works
-    return [CaptionRecord(item, f, c, n) for (item, f, c), n in zip(parsed, counts, strict=True)]
+        starts = [None] * len(texts)  # the audit says so in a finding; everything else still works
+    return [
+        CaptionRecord(item, f, c, UNCOUNTED if s is None else len(s), s)
+        for (item, f, c), s in zip(parsed, starts, strict=True)
+    ]
 
 
 def concept_trigger(concept: str, settings: AuditSettings) -> str:
@@ -109,7 +126,7 @@ def concept_trigger(concept: str, settings: AuditSettings) -> str:
 
 def contains_trigger(tag: str, trigger: str) -> bool:
     """True when normalised ``tag`` is the trigger or holds it as whole words (``ohwx woman`` holds ``ohwx``)."""
-    if not trigger:
+    if not trigger or trigger not in tag:  # the substring test first: the regex runs only on a candidate
         return False
     return tag == trigger or re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", tag) is not None
 

@@ -18,15 +18,20 @@ Example::
 from __future__ import annotations
 
 import re
+import sqlite3
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curator.captions import Caption, CaptionFile, parse_caption, read_caption
 from curator.dataset import Item
 from curator.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from curator.cache import TokenCache
 
 #: mutually exclusive tag pairs (normalised form); a caption holding both contradicts itself
 DEFAULT_CONFLICTS: tuple[tuple[str, str], ...] = (
@@ -99,22 +104,40 @@ class CaptionRecord:
         return ", ".join(self.caption.tags) if self.caption else ""
 
 
-def load_captions(items: Iterable[Item]) -> list[CaptionRecord]:
-    """Read and parse every item's caption and count its CLIP tokens (one batched tokenizer call)."""
-    from curator import tokenizer
+def load_captions(items: Iterable[Item], token_cache: TokenCache | None = None) -> list[CaptionRecord]:
+    """Read and parse every item's caption and count its CLIP tokens (one batched tokenizer call).
 
+    With a ``token_cache`` (the scan passes its own) texts counted before are not tokenized again, and when all
+    are known the tokenizer is not even loaded: that is most of a cached rescan's time."""
     read = [(item, read_caption(item.caption_path)) for item in items]
     parsed = [(item, f, parse_caption(f.text) if f.status == "ok" else None) for item, f in read]
     texts = [", ".join(c.tags) if c else "" for _, _, c in parsed]
-    starts: list[array[int] | None]
-    try:
-        starts = list(tokenizer.token_starts_batch(texts)) if texts else []
-    except tokenizer.TokenizerUnavailable:
-        starts = [None] * len(texts)  # the audit says so in a finding; everything else still works
+    known = _token_starts(texts, token_cache)
     return [
         CaptionRecord(item, f, c, UNCOUNTED if s is None else len(s), s)
-        for (item, f, c), s in zip(parsed, starts, strict=True)
+        for (item, f, c), s in zip(parsed, (known.get(t) for t in texts), strict=True)
     ]
+
+
+def _token_starts(texts: list[str], token_cache: TokenCache | None) -> dict[str, array[int]]:
+    """text -> CLIP token starts for every distinct text (empty when the tokenizer is unavailable)."""
+    from curator import tokenizer
+
+    known: dict[str, array[int]] = {}
+    if token_cache is not None:
+        with suppress(sqlite3.Error):  # the cache only saves time: a broken one means counting again
+            known = token_cache.get_many(texts)
+    todo = sorted(set(texts) - known.keys())
+    if not todo:
+        return known
+    try:
+        fresh = dict(zip(todo, tokenizer.token_starts_batch(todo), strict=True))
+    except tokenizer.TokenizerUnavailable:
+        return {}  # the audit says so in a finding; everything else still works
+    if token_cache is not None:
+        with suppress(sqlite3.Error):
+            token_cache.put_many(fresh)
+    return known | fresh
 
 
 def concept_trigger(concept: str, settings: AuditSettings) -> str:

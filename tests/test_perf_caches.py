@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from PIL import Image
+
 from curator import tokenizer as tk
+from curator.cache import TokenCache
 from curator.captions import normalize_tag, parse_caption
 from curator.dataset import Item
+from curator.results import ScanResult, ScanSettings
+from curator.scan import scan
 from curator.tagaudit import AuditSettings, audit_captions, load_captions
 
 TEXTS = [
@@ -61,3 +66,45 @@ def test_audit_findings_equal_without_the_token_offsets(tmp_path: Path) -> None:
     assert [f.to_json() for f in cached] == [f.to_json() for f in plain]
     assert {"caption_too_long", "trigger_missing", "trigger_not_first"} <= {f.code for f in cached}
     assert all(r.tokens == tk.count_tokens(r.trained_text) for r in records)
+
+
+def _no_tokenizer(texts: list[str]) -> list:
+    raise AssertionError(f"tokenized again: {texts[:2]}")
+
+
+def test_token_cache_counts_equal_and_skip_the_tokenizer(tmp_path: Path, monkeypatch) -> None:
+    items = _dataset(tmp_path, 12)
+    plain = load_captions(items)
+    cache = TokenCache(tmp_path / "cache.sqlite", version="clip-test")
+    first = load_captions(items, cache)
+    monkeypatch.setattr(tk, "token_starts_batch", _no_tokenizer)
+    second = load_captions(items, cache)  # every text known: no tokenizer call
+    for a, b, c in zip(plain, first, second, strict=True):
+        assert a.tokens == b.tokens == c.tokens and a.token_starts == b.token_starts == c.token_starts
+    monkeypatch.undo()
+    items[0].caption_path.write_text("sks, an edited caption\n")  # a new text is counted, never served stale
+    edited = load_captions(items, cache)[0]
+    assert edited.tokens == tk.count_tokens("sks, an edited caption") != plain[0].tokens
+    stale = TokenCache(
+        tmp_path / "cache.sqlite", version="clip-other"
+    )  # another tokenizer version: all misses
+    assert stale.get_many([r.trained_text for r in plain]) == {}
+    cache.close()
+    stale.close()
+
+
+def test_cached_rescan_reports_the_same_without_tokenizing(tmp_path: Path, monkeypatch) -> None:
+    items = _dataset(tmp_path, 12)
+    for item in items:
+        Image.new("RGB", (32, 24), (len(item.rel) * 9 % 255, 40, 90)).save(item.path)
+    settings = ScanSettings(workers=1, progress=False, trigger="sks")
+    first = scan(tmp_path, settings)
+    monkeypatch.setattr(tk, "token_starts_batch", _no_tokenizer)
+    second = scan(tmp_path, settings)
+    assert second.cached == len(items)
+    assert _findings(second) == _findings(first)
+    assert "caption_too_long" in {f["code"] for f in _findings(first)}
+
+
+def _findings(result: ScanResult) -> list[dict]:
+    return [f.to_json() for f in result.findings] + [f.to_json() for r in result.records for f in r.findings]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from array import array
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -288,7 +288,7 @@ class CaptionAudit:
 def _concept_audit(name: str, records: list[CaptionRecord], settings: AuditSettings) -> ConceptAudit:
     trigger = concept_trigger(name, settings)
     frequency: Counter[str] = Counter()
-    written: dict[str, Counter[str]] = {}
+    written: defaultdict[str, Counter[str]] = defaultdict(Counter)  # normalised -> written forms
     tag_lists = []
     separators = 0
     for r in records:
@@ -298,7 +298,7 @@ def _concept_audit(name: str, records: list[CaptionRecord], settings: AuditSetti
         tag_lists.append(r.caption.normalized)
         frequency.update(set(r.caption.normalized))
         for raw, norm in zip(r.caption.tags, r.caption.normalized, strict=True):
-            written.setdefault(norm, Counter())[raw] += 1
+            written[norm][raw] += 1
     display = {tag: forms.most_common(1)[0][0] for tag, forms in written.items()}
     advice = advise_keep_tokens(tag_lists, trigger, settings.stable_fraction, separators)
     return ConceptAudit(

@@ -1,8 +1,8 @@
 """Opening the review app on a cached 1,000-image dataset: time from a fresh interpreter to the browser populated.
 
-    python bench/tui_open.py [--images 1000] [--rows 10000]
+    python bench/tui_open.py [--images 1000] [--rows 10000] [--tags 0]
 
-Generates small images in a temporary folder, scans once to fill the cache, then in a fresh interpreter times
+Generates small images in a temporary folder (captions of ``--tags`` tagger-style tags; 0: two short tags), scans once to fill the cache, then in a fresh interpreter times
 importing the app, starting it headless (``App.run_test``) and waiting until the browser's table holds every item.
 The peer measured in the same run is the headless way to the same data: ``dreamcurate scan``'s cached rescan in a
 fresh interpreter (imports included). A second table fills the browser with ``--rows`` synthetic records (no
@@ -94,8 +94,9 @@ asyncio.run(main())
 """
 
 
-def make_images(root: Path, count: int) -> Path:
-    """``count`` small distinct PNGs with captions in one concept folder."""
+def make_images(root: Path, count: int, tags: int = 0) -> Path:
+    """``count`` small distinct PNGs with captions in one concept folder: ``bench, image N``, or with ``tags`` > 0
+    the trigger and ``tags`` tags drawn from a 400-tag vocabulary (tagger output: long, often past 75 tokens)."""
     import numpy as np
     from PIL import Image
 
@@ -105,7 +106,10 @@ def make_images(root: Path, count: int) -> Path:
     for index in range(count):
         pixels = rng.integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"img_{index:05d}.png")
-        (folder / f"img_{index:05d}.txt").write_text(f"bench, image {index}\n")
+        drawn = (
+            [f"tag_{t}" for t in rng.choice(400, size=tags, replace=False)] if tags else [f"image {index}"]
+        )
+        (folder / f"img_{index:05d}.txt").write_text(", ".join(["bench", *drawn]) + "\n")
     return root
 
 
@@ -128,13 +132,19 @@ def main() -> None:
         "--rows", type=int, default=10_000, help="synthetic rows for the table-fill measurement"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each timing (the best is reported)")
+    parser.add_argument(
+        "--tags",
+        type=int,
+        default=0,
+        help="tags per caption (0: 'bench, image N'; 25 is typical tagger output)",
+    )
     args = parser.parse_args()
 
     from curator.results import ScanSettings
     from curator.scan import scan
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_images(Path(tmp) / "data", args.images)
+        root = make_images(Path(tmp) / "data", args.images, args.tags)
         started = time.perf_counter()
         scan(root, ScanSettings(workers=2, progress=False))  # fills the cache
         cold = time.perf_counter() - started
@@ -145,7 +155,10 @@ def main() -> None:
 
     best_open = min(o["seconds"] for o in opens)
     best_peer = min(p["seconds"] for p in peers)
-    print(f"dataset: {args.images} generated 64x48 PNGs (cold scan to fill the cache: {cold:.2f} s)")
+    captions = f"{args.tags + 1} tags" if args.tags else "2 tags"
+    print(
+        f"dataset: {args.images} generated 64x48 PNGs, {captions} per caption (cold scan to fill the cache: {cold:.2f} s)"
+    )
     print(f"{'measurement':<52} {'seconds':>8} {'ratio':>8}")
     print(
         f"{'review: fresh process to browser populated (cached)':<52} {best_open:>8.2f} {best_open / best_peer:>7.2f}x"

@@ -2,7 +2,7 @@
 
 A rescan reads a record back only when the file's size and modification time and the checks' version all match,
 so exactly the changed files are analysed again. Undecodable files are cached too (a corrupt file is not decoded
-again until it changes).
+again until it changes). :class:`TokenCache` keeps the CLIP token offsets of caption texts in the same file.
 
 Example::
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,66 @@ class MetricsCache:
             self._db.executemany(
                 "INSERT OR REPLACE INTO metrics (rel, size, mtime_ns, version, payload) VALUES (?, ?, ?, ?, ?)",
                 [(_rel_key(rel), k.size, k.mtime_ns, v, json.dumps(p)) for rel, k, v, p in rows],
+            )
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+_TOKENS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS caption_tokens (
+    text BLOB PRIMARY KEY,
+    version TEXT NOT NULL,
+    starts BLOB NOT NULL
+)
+"""
+#: texts per ``IN (...)`` query (well under SQLite's variable limit)
+_LOOKUP_CHUNK = 500
+
+
+class TokenCache:
+    """CLIP token start offsets per caption text, next to the metrics in the scan cache, so a rescan of unchanged
+    captions neither loads the tokenizer nor tokenizes again. Keyed by the exact text and the tokenizer's version;
+    an edited caption is a new text, so it can never be served a stale count.
+
+    Example::
+
+        cache = TokenCache(workspace.cache_db, version="clip-1")
+        starts = cache.get_many(["sks, 1girl"])  # text -> array('I') of token starts, hits only
+        cache.put_many({"sks, 1girl": array("I", [0, 3, 5, 6])})
+        cache.close()
+    """
+
+    def __init__(self, path: Path, version: str) -> None:
+        self.version = version
+        self._db = sqlite3.connect(str(path), timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_TOKENS_SCHEMA)
+
+    def get_many(self, texts: list[str]) -> dict[str, array[int]]:
+        """The stored token starts of those ``texts`` that were stored with this version."""
+        wanted = sorted({_rel_key(t) for t in texts})
+        found: dict[str, array[int]] = {}
+        for i in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[i : i + _LOOKUP_CHUNK]
+            rows = self._db.execute(
+                f"SELECT text, starts FROM caption_tokens WHERE version = ? AND text IN ({','.join('?' * len(chunk))})",
+                (self.version, *chunk),
+            )
+            for text, blob in rows:
+                starts = array("I")
+                starts.frombytes(blob)
+                found[text.decode("utf-8", "surrogateescape")] = starts
+        return found
+
+    def put_many(self, starts: dict[str, array[int]]) -> None:
+        """Store the token starts of several texts in one transaction."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO caption_tokens (text, version, starts) VALUES (?, ?, ?)",
+                [(_rel_key(t), self.version, s.tobytes()) for t, s in starts.items()],
             )
 
     def close(self) -> None:

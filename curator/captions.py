@@ -30,6 +30,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 CAPTION_SEPARATOR = ","
@@ -96,9 +97,9 @@ class Caption:
         """Every tag in written order."""
         return self.fixed + self.flex + self.suffix
 
-    @property
+    @cached_property
     def normalized(self) -> tuple[str, ...]:
-        """:func:`normalize_tag` of every tag, in written order."""
+        """:func:`normalize_tag` of every tag, in written order (computed once: the audit reads it many times)."""
         return tuple(normalize_tag(t) for t in self.tags)
 
 
@@ -148,6 +149,7 @@ def _strip_emphasis(tag: str) -> str:
     return tag
 
 
+@lru_cache(maxsize=1 << 16)  # a dataset repeats a few hundred tags thousands of times
 def normalize_tag(tag: str) -> str:
     """The form of a tag used for comparisons: ``(Blue_Eyes:1.2)`` and ``blue eyes`` are the same tag,
     ``\\(artist\\)`` is ``(artist)``. Training itself sees the tag as written."""

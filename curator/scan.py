@@ -388,7 +388,10 @@ def _judge(result: ScanResult) -> None:
     """Per-image judges on decoded records, then dataset checks; findings attached where they belong."""
     settings = result.settings
     decoded_train = [r for r in result.records if r.decoded and not r.item.is_reg]
-    context = CheckContext(settings=settings, records=decoded_train)
+    cache_db = Workspace.for_dataset(result.dataset.root, settings.workspace).cache_db
+    context = CheckContext(
+        settings=settings, records=decoded_train, cache_db=cache_db if cache_db.is_file() else None
+    )
     for check in image_checks():
         params = settings.check_params(check.name, check.defaults)
         for record in result.records:

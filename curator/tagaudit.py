@@ -18,14 +18,20 @@ Example::
 from __future__ import annotations
 
 import re
-from collections import Counter
+import sqlite3
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curator.captions import Caption, CaptionFile, parse_caption, read_caption
 from curator.dataset import Item
 from curator.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from curator.cache import TokenCache
 
 #: mutually exclusive tag pairs (normalised form); a caption holding both contradicts itself
 DEFAULT_CONFLICTS: tuple[tuple[str, str], ...] = (
@@ -69,6 +75,9 @@ class CaptionRecord:
     file: CaptionFile
     caption: Caption | None
     tokens: int = 0
+    #: where each CLIP token of :attr:`trained_text` starts (from the same batched call that counted them), so
+    #: naming the tags past the limit needs no second tokenizer pass; None when not counted
+    token_starts: array[int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -80,24 +89,55 @@ class CaptionRecord:
         """The normalised tags (empty without a readable caption)."""
         return self.caption.normalized if self.caption else ()
 
+    def cut_position(self, limit: int) -> int | None:
+        """The character offset in :attr:`trained_text` where training cuts it after ``limit`` CLIP tokens (None:
+        it fits); :func:`curator.tokenizer.cut_position`, answered from the counted offsets when there are any."""
+        if self.token_starts is None:
+            from curator import tokenizer
+
+            return tokenizer.cut_position(self.trained_text, limit)
+        return self.token_starts[limit] if len(self.token_starts) > limit else None
+
     @property
     def trained_text(self) -> str:
         """The caption as training joins it (tags joined with ``", "``, ``|||`` removed), unshuffled."""
         return ", ".join(self.caption.tags) if self.caption else ""
 
 
-def load_captions(items: Iterable[Item]) -> list[CaptionRecord]:
-    """Read and parse every item's caption and count its CLIP tokens (one batched tokenizer call)."""
-    from curator import tokenizer
+def load_captions(items: Iterable[Item], token_cache: TokenCache | None = None) -> list[CaptionRecord]:
+    """Read and parse every item's caption and count its CLIP tokens (one batched tokenizer call).
 
+    With a ``token_cache`` (the scan passes its own) texts counted before are not tokenized again, and when all
+    are known the tokenizer is not even loaded: that is most of a cached rescan's time."""
     read = [(item, read_caption(item.caption_path)) for item in items]
     parsed = [(item, f, parse_caption(f.text) if f.status == "ok" else None) for item, f in read]
     texts = [", ".join(c.tags) if c else "" for _, _, c in parsed]
+    known = _token_starts(texts, token_cache)
+    return [
+        CaptionRecord(item, f, c, UNCOUNTED if s is None else len(s), s)
+        for (item, f, c), s in zip(parsed, (known.get(t) for t in texts), strict=True)
+    ]
+
+
+def _token_starts(texts: list[str], token_cache: TokenCache | None) -> dict[str, array[int]]:
+    """text -> CLIP token starts for every distinct text (empty when the tokenizer is unavailable)."""
+    from curator import tokenizer
+
+    known: dict[str, array[int]] = {}
+    if token_cache is not None:
+        with suppress(sqlite3.Error):  # the cache only saves time: a broken one means counting again
+            known = token_cache.get_many(texts)
+    todo = sorted(set(texts) - known.keys())
+    if not todo:
+        return known
     try:
-        counts = [len(ids) - 2 for ids in tokenizer.encode_batch(texts)] if texts else []
+        fresh = dict(zip(todo, tokenizer.token_starts_batch(todo), strict=True))
     except tokenizer.TokenizerUnavailable:
-        counts = [UNCOUNTED] * len(texts)  # the audit says so in a finding; everything else still works
-    return [CaptionRecord(item, f, c, n) for (item, f, c), n in zip(parsed, counts, strict=True)]
+        return {}  # the audit says so in a finding; everything else still works
+    if token_cache is not None:
+        with suppress(sqlite3.Error):
+            token_cache.put_many(fresh)
+    return known | fresh
 
 
 def concept_trigger(concept: str, settings: AuditSettings) -> str:
@@ -109,7 +149,7 @@ def concept_trigger(concept: str, settings: AuditSettings) -> str:
 
 def contains_trigger(tag: str, trigger: str) -> bool:
     """True when normalised ``tag`` is the trigger or holds it as whole words (``ohwx woman`` holds ``ohwx``)."""
-    if not trigger:
+    if not trigger or trigger not in tag:  # the substring test first: the regex runs only on a candidate
         return False
     return tag == trigger or re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", tag) is not None
 
@@ -248,7 +288,7 @@ class CaptionAudit:
 def _concept_audit(name: str, records: list[CaptionRecord], settings: AuditSettings) -> ConceptAudit:
     trigger = concept_trigger(name, settings)
     frequency: Counter[str] = Counter()
-    written: dict[str, Counter[str]] = {}
+    written: defaultdict[str, Counter[str]] = defaultdict(Counter)  # normalised -> written forms
     tag_lists = []
     separators = 0
     for r in records:
@@ -258,7 +298,7 @@ def _concept_audit(name: str, records: list[CaptionRecord], settings: AuditSetti
         tag_lists.append(r.caption.normalized)
         frequency.update(set(r.caption.normalized))
         for raw, norm in zip(r.caption.tags, r.caption.normalized, strict=True):
-            written.setdefault(norm, Counter())[raw] += 1
+            written[norm][raw] += 1
     display = {tag: forms.most_common(1)[0][0] for tag, forms in written.items()}
     advice = advise_keep_tokens(tag_lists, trigger, settings.stable_fraction, separators)
     return ConceptAudit(

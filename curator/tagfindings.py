@@ -75,11 +75,8 @@ def file_findings(r: CaptionRecord) -> list[Finding]:
 
 
 def _cut_tags(r: CaptionRecord, limit: int) -> list[str]:
-    from curator import tokenizer
-
     assert r.caption is not None
-    text = r.trained_text
-    cut = tokenizer.cut_position(text, limit)
+    cut = r.cut_position(limit)
     if cut is None:
         return []
     lost, start = [], 0
@@ -157,9 +154,10 @@ def trigger_findings(records: list[CaptionRecord], trigger: str, explicit: bool)
         )
         for r in missing
     ]
+    missing_ids = {id(r) for r in missing}  # identity, not dataclass equality: O(n), not O(n^2) deep compares
     for r in readable:
         tags = r.normalized
-        if r not in missing and tags and not contains_trigger(tags[0], trigger):
+        if id(r) not in missing_ids and tags and not contains_trigger(tags[0], trigger):
             out.append(
                 finding(
                     "trigger_not_first",

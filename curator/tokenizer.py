@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+from array import array
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -227,6 +228,14 @@ def encode(text: str) -> list[int]:
 def encode_batch(texts: list[str]) -> list[list[int]]:
     """:func:`encode` over many texts at once (the Rust backend parallelises)."""
     return [list(e.ids) for e in _backend().encode_batch(list(texts))]
+
+
+def token_starts_batch(texts: list[str]) -> list[array[int]]:
+    """The character offset where each CLIP token starts (no start / end tokens), for many texts in one batched
+    call: ``len`` of an entry is the text's :func:`count_tokens`, and entry ``[k]`` is :func:`cut_position` for
+    ``max_tokens=k``. A compact array per text, since a dataset holds thousands of captions."""
+    encodings = _backend().encode_batch(list(texts), add_special_tokens=False)
+    return [array("I", (start for start, _ in e.offsets)) for e in encodings]
 
 
 def count_tokens(text: str) -> int:

@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from curator.findings import Finding
@@ -51,6 +52,7 @@ class CheckContext:
     settings: ScanSettings
     records: list[ItemRecord] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)  # scratch space for dataset statistics, per scan
+    cache_db: Path | None = None  # the scan's SQLite cache file, where a dataset check may keep derived data
 
     def metric_values(self, key: str) -> list[float]:
         """All numeric values of metric ``key`` over the non-corrupt training records (for medians etc.)."""

@@ -1,0 +1,110 @@
+"""The warm-path caches give the same answers as the plain computations they replace."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+
+from curator import tokenizer as tk
+from curator.cache import TokenCache
+from curator.captions import normalize_tag, parse_caption
+from curator.dataset import Item
+from curator.results import ScanResult, ScanSettings
+from curator.scan import scan
+from curator.tagaudit import AuditSettings, audit_captions, load_captions
+
+TEXTS = [
+    "a photo of a cat",
+    "masterpiece, 1girl, (blue_eyes:1.2), \\(artist\\), looking_at_viewer",
+    "Ünïcödé café naïve, 日本語 テキスト, Straße",
+    "it's   a\ttest, don't, we'll, I'd",
+    "emoji 🎨🔥 mixed, sks person, <lora:foo:0.8>",
+    ", ".join(f"tag number {i}, ornate_frame_{i}" for i in range(40)),
+    "",
+]
+
+
+def test_batched_token_starts_equal_single_counts_and_cuts() -> None:
+    starts = tk.token_starts_batch(TEXTS)
+    for text, offsets in zip(TEXTS, starts, strict=True):
+        assert len(offsets) == tk.count_tokens(text), text
+        for limit in (1, 5, 75, 150):
+            expected = tk.cut_position(text, limit)
+            got = offsets[limit] if len(offsets) > limit else None
+            assert got == expected, (text, limit)
+    assert len(starts[5]) > 150  # the long caption really is cut at every limit tried
+
+
+def test_normalized_tags_are_cached_and_equal_uncached() -> None:
+    caption = parse_caption("(Blue_Eyes:1.2), \\(artist\\), [smile], blue  eyes")
+    plain = tuple(normalize_tag.__wrapped__(t) for t in caption.tags)  # the function without its cache
+    assert caption.normalized == plain == ("blue eyes", "(artist)", "smile", "blue eyes")
+    assert caption.normalized is caption.normalized  # computed once per caption
+    assert caption == parse_caption(caption.text)  # the cached value is not part of equality
+
+
+def _dataset(tmp_path: Path, count: int) -> list[Item]:
+    folder = tmp_path / "10_sks"
+    folder.mkdir()
+    items = []
+    for i in range(count):
+        head = ["1girl", "sks"] if i % 5 == 1 else ["sks" if i % 4 else "other", "1girl"]
+        tags = head + [f"detail_{(i * 7 + k) % 23}" for k in range(8 + i % 30)]
+        (folder / f"{i}.txt").write_text(", ".join(tags) + "\n")
+        items.append(Item(folder / f"{i}.png", f"10_sks/{i}.png", "sks", 10, folder / f"{i}.txt"))
+    return items
+
+
+def test_audit_findings_equal_without_the_token_offsets(tmp_path: Path) -> None:
+    records = load_captions(_dataset(tmp_path, 40))
+    settings = AuditSettings(trigger="sks", max_token_length=75)
+    cached = audit_captions(records, settings).findings
+    # the same records with the offsets dropped: every cut is computed by the tokenizer again
+    plain = audit_captions([replace(r, token_starts=None) for r in records], settings).findings
+    assert [f.to_json() for f in cached] == [f.to_json() for f in plain]
+    assert {"caption_too_long", "trigger_missing", "trigger_not_first"} <= {f.code for f in cached}
+    assert all(r.tokens == tk.count_tokens(r.trained_text) for r in records)
+
+
+def _no_tokenizer(texts: list[str]) -> list:
+    raise AssertionError(f"tokenized again: {texts[:2]}")
+
+
+def test_token_cache_counts_equal_and_skip_the_tokenizer(tmp_path: Path, monkeypatch) -> None:
+    items = _dataset(tmp_path, 12)
+    plain = load_captions(items)
+    cache = TokenCache(tmp_path / "cache.sqlite", version="clip-test")
+    first = load_captions(items, cache)
+    monkeypatch.setattr(tk, "token_starts_batch", _no_tokenizer)
+    second = load_captions(items, cache)  # every text known: no tokenizer call
+    for a, b, c in zip(plain, first, second, strict=True):
+        assert a.tokens == b.tokens == c.tokens and a.token_starts == b.token_starts == c.token_starts
+    monkeypatch.undo()
+    items[0].caption_path.write_text("sks, an edited caption\n")  # a new text is counted, never served stale
+    edited = load_captions(items, cache)[0]
+    assert edited.tokens == tk.count_tokens("sks, an edited caption") != plain[0].tokens
+    stale = TokenCache(
+        tmp_path / "cache.sqlite", version="clip-other"
+    )  # another tokenizer version: all misses
+    assert stale.get_many([r.trained_text for r in plain]) == {}
+    cache.close()
+    stale.close()
+
+
+def test_cached_rescan_reports_the_same_without_tokenizing(tmp_path: Path, monkeypatch) -> None:
+    items = _dataset(tmp_path, 12)
+    for item in items:
+        Image.new("RGB", (32, 24), (len(item.rel) * 9 % 255, 40, 90)).save(item.path)
+    settings = ScanSettings(workers=1, progress=False, trigger="sks")
+    first = scan(tmp_path, settings)
+    monkeypatch.setattr(tk, "token_starts_batch", _no_tokenizer)
+    second = scan(tmp_path, settings)
+    assert second.cached == len(items)
+    assert _findings(second) == _findings(first)
+    assert "caption_too_long" in {f["code"] for f in _findings(first)}
+
+
+def _findings(result: ScanResult) -> list[dict]:
+    return [f.to_json() for f in result.findings] + [f.to_json() for r in result.records for f in r.findings]

@@ -154,6 +154,20 @@ def test_export_force_never_deletes_a_users_folder(world: Path, tmp_path: Path) 
     assert (mine / "holiday.png").read_bytes() == b"precious"
 
 
+def test_run_force_refuses_a_users_folder_before_the_scan(world: Path, tmp_path: Path) -> None:
+    root = _tiny_dataset(tmp_path)
+    mine = tmp_path / "my pictures"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"precious")
+    base = world / "lora.safetensors"  # never read: the OUT check comes first
+    result = _invoke(["run", str(root), "--base", str(base), "--out", str(mine), "--force", "-y"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "not an earlier dreamcurate export" in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+    assert not (root / ".dreamcurate").exists()  # refused before the scan (which creates the workspace)
+    assert (mine / "holiday.png").read_bytes() == b"precious" and len(list(mine.iterdir())) == 1
+
+
 def test_workspace_that_cannot_be_created(tmp_path: Path) -> None:
     root = _tiny_dataset(tmp_path)
     (root / ".dreamcurate").write_text("a file where the workspace folder would go")

@@ -109,7 +109,14 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
     """
     from curator.commands.export import print_export_summary, run_scan
     from curator.decisions import DecisionStore
-    from curator.export import ExportError, ExportOptions, export_dataset, plan_verdicts, training_settings
+    from curator.export import (
+        ExportError,
+        ExportOptions,
+        check_export_target,
+        export_dataset,
+        plan_verdicts,
+        training_settings,
+    )
     from curator.handoff import plan_json
     from curator.report import write_html
     from curator.summary import print_summary
@@ -124,6 +131,10 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
     out = request.out
     if out.exists() and not request.force:  # say so now, not after the scan and the question
         raise click.ClickException(f"{out} already exists; use --force to replace it")
+    try:  # the rest of export's refusals (a folder of the user's, inside the dataset) also come first
+        check_export_target(out, request.force, request.dataset, request.reg)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
     _check_base(request.base)
     buckets = (
         preview.min_bucket_reso,

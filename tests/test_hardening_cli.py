@@ -117,6 +117,18 @@ CASES: list[tuple[str, int, str]] = [
     ("train {w}/train.toml", 1, "unsupported file type"),
     ("train {w}/lora.toml", 1, "LoRA"),
     ("train {w}/negative.toml", 1, "max_train_epochs"),
+    ("train {w}/negative.toml --resolution 512", 1, "negative.toml: max_train_epochs"),  # the file's value
+    ("train {w}/train.toml --train-batch-size 0", 2, "Invalid value for '--train-batch-size'"),
+    ("train {w}/train.toml --resolution 500", 2, "multiple of 8"),
+    ("train {w}/train.toml --max-train-epochs -3", 2, "Invalid value for '--max-train-epochs'"),
+    ("train {w}/train.toml --resolution 2048", 2, "'--resolution'"),  # past the file's max_bucket_reso
+    ("train {w}/never-written.toml --init --train-batch-size 0", 2, "'--train-batch-size'"),
+    (
+        "run {w}/good/train --base {w}/lora.safetensors --out {w}/run-o -y --resolution 500",
+        2,
+        "multiple of 8",
+    ),
+    ("run {w}/good/train --base {w}/lora.safetensors --out {w}/run-o -y --max-train-epochs -3", 2, "epochs"),
     ("model info {w}/model.txt", 1, "unsupported file type"),
     ("model info {w}/lora.safetensors", 1, "LoRA"),
     ("model info {w}/nope.safetensors", 2, "does not exist"),

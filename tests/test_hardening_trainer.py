@@ -150,3 +150,30 @@ def test_stale_temporaries_are_only_ours(tmp_path: Path) -> None:
     removed = remove_stale_temporaries(tmp_path, "model")
     assert sorted(p.name for p in removed) == [".model-000040.xyz.tmp", ".model.safetensors.abc123.tmp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model-settings", ".models"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("zip-half", "its zip archive is incomplete"),
+        ("legacy-half", "its data stops early"),
+        ("empty", "the file is empty"),
+        ("text", "not a PyTorch checkpoint at all"),
+    ],
+)
+def test_damaged_ckpt_is_described_in_words(tmp_path: Path, kind: str, words: str) -> None:
+    import re
+
+    import torch
+
+    whole = tmp_path / "whole.ckpt"
+    torch.save({"a": torch.zeros(500)}, whole, _use_new_zipfile_serialization=kind != "legacy-half")
+    data = whole.read_bytes()
+    contents = {"empty": b"", "text": b"this is not a model\n"}.get(kind, data[: len(data) // 2])
+    fake = tmp_path / "fake.ckpt"
+    fake.write_bytes(contents)
+    result = _invoke(["model", "info", fake])
+    _one_clear_line(result, 1, words)
+    assert "fake.ckpt: cannot read it" in result.stderr
+    assert not re.search(r"\(\d+\)", result.stderr) and "miniz" not in result.stderr, result.stderr
+    assert fake.read_bytes() == contents

@@ -90,6 +90,8 @@ CASES: list[tuple[str, int, str]] = [
     ("export {w}/good/train {w}/a folder", 1, "already exists"),
     ("export {w}/good/train {w}/afile.txt --force", 1, "not a folder"),
     ("scan {w}/good/train --resolution 500 --no-progress", 2, "multiple of 8"),
+    ("review {w}/good/train --resolution 500", 2, "multiple of 8"),  # before the app starts
+    ("review {w}/good/train --reg {w}/good", 2, "regularization folder"),
     ("plan {w}/good/train --resolution 500", 2, "multiple of 8"),
     ("plan {w}/good/train --bucket-steps 60", 2, "multiple of 8"),
     ("export {w}/good/train {w}/out-res --resolution 500", 2, "multiple of 8"),

@@ -177,3 +177,39 @@ def test_damaged_ckpt_is_described_in_words(tmp_path: Path, kind: str, words: st
     assert "fake.ckpt: cannot read it" in result.stderr
     assert not re.search(r"\(\d+\)", result.stderr) and "miniz" not in result.stderr, result.stderr
     assert fake.read_bytes() == contents
+
+
+class _OneProcess:
+    """What save_state needs of an accelerate Accelerator, for one process."""
+
+    is_main_process = True
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+    def save_state(self, folder: str) -> None:
+        Path(folder).mkdir(parents=True)
+        (Path(folder) / "model.bin").write_bytes(b"weights")
+
+
+def test_saving_state_removes_only_our_old_states(tmp_path: Path) -> None:
+    from trainer.checkpoint import Progress, latest_progress, save_state
+    from trainer.config import ConfigError
+
+    def progress(step: int) -> Progress:
+        return Progress(step, 1, 0, 0, None, {})
+
+    (tmp_path / "state").mkdir()
+    mine = _users_folder(tmp_path / "state" / "step-mine")
+    before = _hashes(mine)
+    save_state(_OneProcess(), tmp_path, progress(1))
+    save_state(_OneProcess(), tmp_path, progress(2))
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["latest", "step-00000002", "step-mine"]
+    assert _hashes(mine) == before
+    assert latest_progress(tmp_path).step == 2  # type: ignore[union-attr]
+    squatter = _users_folder(tmp_path / "state" / "step-00000003")
+    with pytest.raises(ConfigError, match="not a saved training state"):
+        save_state(_OneProcess(), tmp_path, progress(3))
+    assert (squatter / "holiday.png").read_bytes() == b"precious"
+    assert latest_progress(tmp_path).step == 2  # type: ignore[union-attr]
+    assert not list((tmp_path / "state").glob(".tmp-*"))

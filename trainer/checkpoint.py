@@ -101,14 +101,23 @@ def save_state(accelerator: Any, output_dir: Path, progress: Progress) -> Path:
     if accelerator.is_main_process:
         atomic_write_text(tmp / PROGRESS_FILENAME, progress.to_json())
         if final.exists():
+            if not _is_our_state(final):
+                shutil.rmtree(tmp)
+                raise ConfigError(
+                    f"refusing to replace {final}: it is not a saved training state of dreamcurate"
+                )
             shutil.rmtree(final)
         tmp.rename(final)
         atomic_write_text(root / "latest", final.name + "\n")
-        for old in root.glob("step-*"):
-            if old != final and old.is_dir():
+        for old in root.glob("step-*"):  # only states we wrote: a folder of the user's that matches stays
+            if old != final and _is_our_state(old):
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def _is_our_state(folder: Path) -> bool:
+    return folder.is_dir() and not folder.is_symlink() and (folder / PROGRESS_FILENAME).is_file()
 
 
 def latest_progress(output_dir: Path) -> Progress | None:

@@ -106,6 +106,16 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def check_reg_root(root: Path, reg_root: Path | None) -> None:
+    """ValueError when the regularization folder is the training folder or holds it (every image would count
+    twice). Cheap: commands call it before any work."""
+    root = Path(root)
+    if reg_root is not None and Path(reg_root).resolve() in (root.resolve(), *root.resolve().parents):
+        raise ValueError(
+            f"The regularization folder {reg_root} is (or holds) the training folder {root}: give a separate folder"
+        )
+
+
 def discover(root: Path, reg_root: Path | None = None, caption_extension: str | None = None) -> Dataset:
     """Find concepts, images and captions under ``root`` (and ``reg_root``). Opens no image.
 
@@ -122,10 +132,7 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"Not a folder: {root}")
-    if reg_root is not None and Path(reg_root).resolve() in (root.resolve(), *root.resolve().parents):
-        raise ValueError(
-            f"The regularization folder {reg_root} is (or holds) the training folder {root}: give a separate folder"
-        )
+    check_reg_root(root, reg_root)
     walker = _Walker()
     if reg_root is not None:  # a regularization folder inside the training root is not a training folder
         walker.skip.add(Path(reg_root).resolve())

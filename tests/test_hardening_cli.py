@@ -90,6 +90,8 @@ CASES: list[tuple[str, int, str]] = [
     ("export {w}/good/train {w}/a folder", 1, "already exists"),
     ("export {w}/good/train {w}/afile.txt --force", 1, "not a folder"),
     ("scan {w}/good/train --resolution 500 --no-progress", 2, "multiple of 8"),
+    ("review {w}/good/train --resolution 500", 2, "multiple of 8"),  # before the app starts
+    ("review {w}/good/train --reg {w}/good", 2, "regularization folder"),
     ("plan {w}/good/train --resolution 500", 2, "multiple of 8"),
     ("plan {w}/good/train --bucket-steps 60", 2, "multiple of 8"),
     ("export {w}/good/train {w}/out-res --resolution 500", 2, "multiple of 8"),
@@ -117,6 +119,18 @@ CASES: list[tuple[str, int, str]] = [
     ("train {w}/train.toml", 1, "unsupported file type"),
     ("train {w}/lora.toml", 1, "LoRA"),
     ("train {w}/negative.toml", 1, "max_train_epochs"),
+    ("train {w}/negative.toml --resolution 512", 1, "negative.toml: max_train_epochs"),  # the file's value
+    ("train {w}/train.toml --train-batch-size 0", 2, "Invalid value for '--train-batch-size'"),
+    ("train {w}/train.toml --resolution 500", 2, "multiple of 8"),
+    ("train {w}/train.toml --max-train-epochs -3", 2, "Invalid value for '--max-train-epochs'"),
+    ("train {w}/train.toml --resolution 2048", 2, "'--resolution'"),  # past the file's max_bucket_reso
+    ("train {w}/never-written.toml --init --train-batch-size 0", 2, "'--train-batch-size'"),
+    (
+        "run {w}/good/train --base {w}/lora.safetensors --out {w}/run-o -y --resolution 500",
+        2,
+        "multiple of 8",
+    ),
+    ("run {w}/good/train --base {w}/lora.safetensors --out {w}/run-o -y --max-train-epochs -3", 2, "epochs"),
     ("model info {w}/model.txt", 1, "unsupported file type"),
     ("model info {w}/lora.safetensors", 1, "LoRA"),
     ("model info {w}/nope.safetensors", 2, "does not exist"),
@@ -152,6 +166,20 @@ def test_export_force_never_deletes_a_users_folder(world: Path, tmp_path: Path) 
     result = _invoke(["export", str(world / "good" / "train"), str(mine), "--force"])
     assert result.exit_code == 1 and "not an earlier dreamcurate export" in result.stderr
     assert (mine / "holiday.png").read_bytes() == b"precious"
+
+
+def test_run_force_refuses_a_users_folder_before_the_scan(world: Path, tmp_path: Path) -> None:
+    root = _tiny_dataset(tmp_path)
+    mine = tmp_path / "my pictures"
+    mine.mkdir()
+    (mine / "holiday.png").write_bytes(b"precious")
+    base = world / "lora.safetensors"  # never read: the OUT check comes first
+    result = _invoke(["run", str(root), "--base", str(base), "--out", str(mine), "--force", "-y"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "not an earlier dreamcurate export" in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+    assert not (root / ".dreamcurate").exists()  # refused before the scan (which creates the workspace)
+    assert (mine / "holiday.png").read_bytes() == b"precious" and len(list(mine.iterdir())) == 1
 
 
 def test_workspace_that_cannot_be_created(tmp_path: Path) -> None:

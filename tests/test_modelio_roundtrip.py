@@ -90,7 +90,7 @@ def test_save_is_atomic(tiny_sd1: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr("safetensors.torch.save_file", broken)
     with pytest.raises(OSError, match="disk full"):
-        save_single_file(model, target)
+        save_single_file(model, target, overwrite=True)
     assert target.read_bytes() == b"old contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.safetensors"]
 

@@ -71,8 +71,12 @@ def remove_stale_temporaries(output_dir: Path, output_name: str) -> list[Path]:
     (``.NAME*``, from model_io's temp + rename), of the latent cache and of resume states (``state/.tmp-*``)."""
     removed: list[Path] = []
     candidates: list[Path] = []
-    if (output_dir).is_dir():
-        candidates += [p for p in output_dir.iterdir() if p.name.startswith(f".{output_name}")]
+    if (output_dir).is_dir():  # model_io's temporaries: ".NAME<...>.tmp"; other hidden files are the user's
+        candidates += [
+            p
+            for p in output_dir.iterdir()
+            if p.name.startswith(f".{output_name}") and p.name.endswith(".tmp")
+        ]
     for sub in (output_dir / STATE_DIRNAME, output_dir / "latent_cache", output_dir / "samples"):
         if sub.is_dir():
             candidates += [p for p in sub.iterdir() if p.name.startswith(".") and (".tmp" in p.name)]
@@ -97,14 +101,23 @@ def save_state(accelerator: Any, output_dir: Path, progress: Progress) -> Path:
     if accelerator.is_main_process:
         atomic_write_text(tmp / PROGRESS_FILENAME, progress.to_json())
         if final.exists():
+            if not _is_our_state(final):
+                shutil.rmtree(tmp)
+                raise ConfigError(
+                    f"refusing to replace {final}: it is not a saved training state of dreamcurate"
+                )
             shutil.rmtree(final)
         tmp.rename(final)
         atomic_write_text(root / "latest", final.name + "\n")
-        for old in root.glob("step-*"):
-            if old != final and old.is_dir():
+        for old in root.glob("step-*"):  # only states we wrote: a folder of the user's that matches stays
+            if old != final and _is_our_state(old):
                 shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def _is_our_state(folder: Path) -> bool:
+    return folder.is_dir() and not folder.is_symlink() and (folder / PROGRESS_FILENAME).is_file()
 
 
 def latest_progress(output_dir: Path) -> Progress | None:
@@ -163,8 +176,21 @@ def save_model(model: Any, config: TrainConfig, path: Path, metadata: dict[str, 
     from trainer import model_io
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    # overwrite: a rerun replaces its own checkpoints, but only model files / diffusers model folders
     if config.save_model_as == "safetensors":
-        model_io.save_single_file(model, path, precision=config.save_precision, metadata=metadata)
+        model_io.save_single_file(
+            model, path, precision=config.save_precision, metadata=metadata, overwrite=True
+        )
     else:
-        model_io.save_diffusers(model, path, precision=config.save_precision)
+        model_io.save_diffusers(model, path, precision=config.save_precision, overwrite=True)
     return path
+
+
+def check_final_target(config: TrainConfig) -> None:
+    """ModelError now, not after hours of training, when the final checkpoint's name is taken by something that
+    is not a model (a user's folder or file named like ``output_name`` in ``output_dir``)."""
+    from trainer import model_io
+
+    layout = "single-file" if config.save_model_as == "safetensors" else "diffusers"
+    path = checkpoint_path(config, epoch=0, step=0, final=True, by_step=False)
+    model_io.check_output_target(path, layout, overwrite=True)

@@ -209,6 +209,7 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     if progress is not None:
         checkpoint.check_resumable(config, progress)
     if accelerator.is_main_process:
+        checkpoint.check_final_target(config)
         output_dir.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temporaries(output_dir, config.output_name)
     # A fresh run starts a fresh events file (the TUI follows one run); a resumed run continues its file.

@@ -83,6 +83,11 @@ def info(path: Path, as_json: bool) -> None:
     "--v-parameterization", is_flag=True, help="The model predicts v (SD 2.x 768-v); recorded in the file."
 )
 @click.option("--use-ema", is_flag=True, help="Write the EMA UNet weights (when the source has them).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing OUT, if it is a model file (.safetensors/.ckpt) or a diffusers model folder.",
+)
 def convert(
     src: Path,
     out: Path,
@@ -91,22 +96,37 @@ def convert(
     vae: Path | None,
     v_parameterization: bool,
     use_ema: bool,
+    force: bool,
 ) -> None:
-    """Convert SRC (single file, .ckpt or diffusers folder) to OUT; the original is never modified."""
-    from trainer.model_io import load_model, save_diffusers, save_single_file
+    """Convert SRC (single file, .ckpt or diffusers folder) to OUT; the original is never modified, and an
+    existing OUT is replaced only with --force and only when it is a model."""
+    from trainer.model_io import check_output_target, load_model, save_diffusers, save_single_file
 
     target = target or ("single-file" if out.suffix.lower() == ".safetensors" else "diffusers")
-    if out.resolve() == src.resolve():
-        raise click.BadParameter("OUT must differ from SRC", param_hint="OUT")
+    _check_inputs_outside(out, src, vae)
     try:
+        check_output_target(out, target, force)  # before loading gigabytes of weights
         loaded = load_model(src, vae=vae, v_parameterization=v_parameterization, use_ema=use_ema)
         if target == "single-file":
-            save_single_file(loaded, out, precision, {"dreamcurate.converted_from": src.name})
+            save_single_file(
+                loaded, out, precision, {"dreamcurate.converted_from": src.name}, overwrite=force
+            )
         else:
-            save_diffusers(loaded, out, precision)
+            save_diffusers(loaded, out, precision, overwrite=force)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {out} ({loaded.family}, {precision}, {target})")
+
+
+def _check_inputs_outside(out: Path, src: Path, vae: Path | None) -> None:
+    """OUT may not be, or hold, a file the conversion reads: replacing OUT would delete the original."""
+    target = out.resolve()
+    for given in (src, vae):
+        if given is None:
+            continue
+        source = given.resolve()
+        if source == target or target in source.parents:
+            raise click.BadParameter(f"OUT must not be or contain {given}", param_hint="OUT")
 
 
 @model.command(short_help="Write the tiny random-weight model.")
@@ -117,17 +137,18 @@ def convert(
 @click.option(
     "--diffusers", "as_diffusers", is_flag=True, help="Write a diffusers folder instead of a single file."
 )
-def tiny(out: Path, family: str, as_diffusers: bool) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing OUT, if it is a model.")
+def tiny(out: Path, family: str, as_diffusers: bool, force: bool) -> None:
     """Write the tiny random-weight model (SD topology, narrow) to try the whole pipeline in minutes."""
     from trainer.tiny import write_tiny_diffusers, write_tiny_model
 
     try:
         if as_diffusers:
-            write_tiny_diffusers(out, family)
+            write_tiny_diffusers(out, family, overwrite=force)
         elif out.suffix.lower() != ".safetensors":
             raise click.BadParameter("OUT must end in .safetensors (or use --diffusers)", param_hint="OUT")
         else:
-            write_tiny_model(out, family)
+            write_tiny_model(out, family, overwrite=force)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {out} (tiny {family}, random weights)")

@@ -41,6 +41,27 @@ def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     return normalize_ldm_keys(state), dict(metadata)
 
 
+def _ckpt_damage(path: Path) -> str:
+    """What is wrong with a .ckpt torch could not read, in words (torch's own messages are error numbers and
+    internals of its zip reader)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        return f"the file cannot be opened ({exc.strerror or exc})"
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if head.startswith(b"PK"):  # torch's format since 1.6 is a zip archive; its directory sits at the end
+        return (
+            f"the file is truncated or corrupt: its zip archive is incomplete ({size:,} bytes; an interrupted "
+            "download or copy ends like this), get the file again"
+        )
+    if head[:1] == b"\x80":  # a pickle protocol mark: torch's legacy format, cut short or damaged
+        return f"the file is truncated or corrupt: its data stops early ({size:,} bytes), get the file again"
+    return f"the file is truncated or corrupt, or not a PyTorch checkpoint at all ({size:,} bytes)"
+
+
 def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     import pickle
 
@@ -51,13 +72,13 @@ def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found is None:  # the weights-only unpickler met bytes that are not a pickle at all
-            raise ModelError(f"{path.name}: cannot read it, the file is truncated or corrupt") from exc
+            raise ModelError(f"{path.name}: cannot read it, {_ckpt_damage(path)}") from exc
         raise ModelError(
             f"{path.name}: refused, this file needs full pickle to load ({found.group(1)}), and unpickling runs "
             "arbitrary code from the file; use the .safetensors release or convert it with a tool you trust"
         ) from exc
-    except Exception as exc:  # zip / stream errors of a damaged file
-        raise ModelError(f"{path.name}: cannot read it, the file is truncated or corrupt ({exc})") from exc
+    except Exception as exc:  # zip / stream errors of a damaged file; their text is torch's internals
+        raise ModelError(f"{path.name}: cannot read it, {_ckpt_damage(path)}") from exc
     if not isinstance(raw, dict):
         raise ModelError(f"{path.name}: holds a {type(raw).__name__}, not a dictionary of weights")
     while isinstance(raw.get("state_dict"), dict):

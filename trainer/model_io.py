@@ -415,6 +415,39 @@ def _metadata(model: SDModel, precision: str, extra: dict[str, str] | None) -> d
     return meta
 
 
+#: what ``--force`` may replace: a model file (never a folder or another file of the user's) ...
+MODEL_FILE_SUFFIXES = (".safetensors", ".ckpt")
+#: ... or a diffusers model folder, recognised by the file every one of them holds
+MODEL_INDEX = "model_index.json"
+
+
+def check_output_target(path: Path | str, layout: str, overwrite: bool) -> None:
+    """Raise :class:`ModelError` unless a model may be written at ``path`` (``layout``: "single-file" or
+    "diffusers"). A missing path is fine; an existing one only with ``overwrite``, and even then only a model of the
+    same layout: a ``.safetensors`` / ``.ckpt`` file, or a folder that holds ``model_index.json``. Never a folder of
+    the user's own files, a text file, or a symbolic link. Cheap: callers use it before loading any weights."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not overwrite:
+        raise ModelError(f"{path} already exists; use --force to replace it")
+    if path.is_symlink():
+        raise ModelError(f"refusing to replace {path}: it is a symbolic link; pick another output")
+    if layout == "diffusers":
+        if not path.is_dir():
+            raise ModelError(f"refusing to replace {path}: it is a file, not a diffusers model folder")
+        if not (path / MODEL_INDEX).is_file():
+            raise ModelError(
+                f"refusing to replace {path}: it is not a diffusers model folder (no {MODEL_INDEX}); "
+                "pick another output or empty it yourself"
+            )
+        return
+    if not path.is_file():
+        raise ModelError(f"refusing to replace {path}: it is a folder, not a model file")
+    if path.suffix.lower() not in MODEL_FILE_SUFFIXES:
+        raise ModelError(f"refusing to replace {path}: it is not a model file (.safetensors or .ckpt)")
+
+
 def _fsync_replace(tmp: str, path: Path) -> None:
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
@@ -423,17 +456,24 @@ def _fsync_replace(tmp: str, path: Path) -> None:
 
 
 def save_single_file(
-    model: SDModel, path: Path | str, precision: str = "float", metadata: dict[str, str] | None = None
+    model: SDModel,
+    path: Path | str,
+    precision: str = "float",
+    metadata: dict[str, str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``model`` as a single-file LDM ``.safetensors`` (WebUI, ComfyUI, Kohya); atomic (temp + rename).
 
     ``precision``: float, fp16 or bf16. ``metadata``: training settings, strings only (stored in the header).
+    ``overwrite``: replace an existing model file at ``path`` (anything else is refused, see
+    :func:`check_output_target`).
     """
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise ModelError(f"{path.name}: single files are written as .safetensors")
+    check_output_target(path, "single-file", overwrite)
     state = ldm_state_dict(model, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -480,29 +520,45 @@ def _write_component(module: Any, folder: Path, weights_name: str, dtype: Any) -
     save_file(state, str(folder / weights_name), metadata={"format": "pt"})
 
 
-def save_diffusers(model: SDModel, folder: Path | str, precision: str = "float") -> Path:
+def save_diffusers(
+    model: SDModel, folder: Path | str, precision: str = "float", overwrite: bool = False
+) -> Path:
     """Write ``model`` as a diffusers folder (``StableDiffusionPipeline.from_pretrained`` loads it); the folder
-    appears complete or not at all (built beside it, then renamed)."""
+    appears complete or not at all (built beside it, then renamed). ``overwrite``: replace an existing diffusers
+    model folder at ``folder`` (a folder without ``model_index.json`` is refused, see :func:`check_output_target`).
+    """
     folder = Path(folder)
+    check_output_target(folder, "diffusers", overwrite)
     dtype = _torch_dtype(precision)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    # temporaries are hidden, unique and end in .tmp, so a crashed run's leftovers are recognisably ours
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
         _write_component(model.unet, tmp / "unet", "diffusion_pytorch_model.safetensors", dtype)
         _write_component(model.vae, tmp / "vae", "diffusion_pytorch_model.safetensors", dtype)
         _write_component(model.text_encoder, tmp / "text_encoder", "model.safetensors", dtype)
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         model.noise_scheduler.save_config(tmp / "scheduler")
-        (tmp / "model_index.json").write_text(json.dumps(_model_index(model), indent=2))
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-        tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        (tmp / MODEL_INDEX).write_text(json.dumps(_model_index(model), indent=2))
+        _swap_in_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def _swap_in_folder(new: Path, folder: Path) -> None:
+    """Rename ``new`` to ``folder``; an existing ``folder`` (already checked to be a diffusers model) moves into a
+    fresh hidden holder first and is deleted only after the rename, so no name of the user's is ever removed."""
+    if not folder.exists():
+        new.rename(folder)
+        return
+    holder = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", suffix=".tmp", dir=folder.parent))
+    folder.rename(holder / folder.name)
+    try:
+        new.rename(folder)
+    except BaseException:
+        (holder / folder.name).rename(folder)  # put the old model back
+        holder.rmdir()
+        raise
+    shutil.rmtree(holder, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from trainer.config import ConfigError, TrainConfig, read_config, write_config
-from trainer.train_cli import _option_for, apply_overrides
+from trainer.train_cli import _given, _option_for, apply_overrides, usage_error
 
 #: TrainConfig fields offered as options of ``run`` (the rest: edit OUT/train.toml and use ``dreamcurate train``)
 RUN_FIELDS = (
@@ -47,10 +47,6 @@ def _with_run_options(command: Any) -> Any:
     for name in reversed(RUN_FIELDS):
         command = _option_for(specs[name])(command)
     return command
-
-
-def _given(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in overrides.items() if v not in (None, ())}
 
 
 def _plan_inputs(config: TrainConfig) -> Any:
@@ -109,7 +105,14 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
     """
     from curator.commands.export import print_export_summary, run_scan
     from curator.decisions import DecisionStore
-    from curator.export import ExportError, ExportOptions, export_dataset, plan_verdicts, training_settings
+    from curator.export import (
+        ExportError,
+        ExportOptions,
+        check_export_target,
+        export_dataset,
+        plan_verdicts,
+        training_settings,
+    )
     from curator.handoff import plan_json
     from curator.report import write_html
     from curator.summary import print_summary
@@ -119,11 +122,15 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
     try:
         preview = apply_overrides(TrainConfig(), overrides)
         preview.validate(check_paths=False)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except ConfigError as exc:  # run has no config file: every training value came from the command line
+        raise usage_error(exc, overrides) from exc
     out = request.out
     if out.exists() and not request.force:  # say so now, not after the scan and the question
         raise click.ClickException(f"{out} already exists; use --force to replace it")
+    try:  # the rest of export's refusals (a folder of the user's, inside the dataset) also come first
+        check_export_target(out, request.force, request.dataset, request.reg)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
     _check_base(request.base)
     buckets = (
         preview.min_bucket_reso,

@@ -70,16 +70,21 @@ def build_random_model(arch: Architecture, seed: int = TINY_SEED, v_parameteriza
     )
 
 
-def write_tiny_model(path: Path, family: str = "sd1", seed: int = TINY_SEED) -> Path:
-    """Write the tiny model as a single-file LDM ``.safetensors`` (float) at ``path``; returns ``path``."""
+def write_tiny_model(path: Path, family: str = "sd1", seed: int = TINY_SEED, overwrite: bool = True) -> Path:
+    """Write the tiny model as a single-file LDM ``.safetensors`` (float) at ``path``; returns ``path``.
+    ``overwrite``: replace an existing model file there (never anything else)."""
     from trainer.model_io import save_single_file
 
     model = build_random_model(tiny_configs(family), seed)
-    return save_single_file(model, Path(path), "float", {"dreamcurate.tiny": "true"})
+    return save_single_file(model, Path(path), "float", {"dreamcurate.tiny": "true"}, overwrite=overwrite)
 
 
-def write_tiny_diffusers(folder: Path, family: str = "sd1", seed: int = TINY_SEED) -> Path:
-    """Write the same tiny model as a diffusers folder; returns ``folder``."""
+def write_tiny_diffusers(
+    folder: Path, family: str = "sd1", seed: int = TINY_SEED, overwrite: bool = True
+) -> Path:
+    """Write the same tiny model as a diffusers folder; returns ``folder``. ``overwrite``: replace an existing
+    diffusers model folder there (never a folder without model_index.json)."""
     from trainer.model_io import save_diffusers
 
-    return save_diffusers(build_random_model(tiny_configs(family), seed), Path(folder), "float")
+    model = build_random_model(tiny_configs(family), seed)
+    return save_diffusers(model, Path(folder), "float", overwrite=overwrite)

@@ -44,6 +44,49 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
     return config.replace(**given)
 
 
+def _given(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in overrides.items() if v not in (None, ())}
+
+
+def usage_error(exc: ConfigError, overrides: dict[str, Any]) -> click.UsageError:
+    """A bad value given on the command line is a usage error (exit 2), naming the option when the message names
+    its setting."""
+    message = str(exc)
+    flag = next(
+        ("--" + name.replace("_", "-") for name in _given(overrides) if message.startswith(name)),
+        None,
+    )
+    if flag is None:  # a message about several settings ("buckets need ...") or one not first in it
+        flag = next(("--" + name.replace("_", "-") for name in _given(overrides) if name in message), None)
+    if flag is None:
+        return click.UsageError(message)
+    return click.BadParameter(message, param_hint=f"'{flag}'")
+
+
+def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] | None = None) -> TrainConfig:
+    """CONFIG read and the options applied, every value checked: a problem the options bring in is a usage error
+    (exit 2); a problem of the file's own stays a ClickException (exit 1) that names the file."""
+    try:
+        from_file = read_config(config_path, ignored)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    file_problem = ""
+    try:
+        from_file.validate(check_paths=False)
+    except ConfigError as exc:
+        file_problem = str(exc)
+    try:
+        config = apply_overrides(from_file, overrides).validate(check_paths=False)
+    except ConfigError as exc:
+        if str(exc) != file_problem:  # the options brought it in (the file alone is fine, or fails otherwise)
+            raise usage_error(exc, overrides) from exc
+        raise click.ClickException(f"{config_path}: {exc}") from exc
+    try:
+        return config.validate()  # paths, and packages the settings need
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="continue the newest saved state in output_dir")
@@ -57,15 +100,11 @@ def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **over
 
     Progress goes to OUTPUT_DIR/events.jsonl (JSON lines) as well as the terminal. Options override CONFIG.
     """
-    try:
-        if init:
-            _init(config_path, overrides)
-            return
-        ignored: list[str] = []
-        config = apply_overrides(read_config(config_path, ignored), overrides)
-        config.validate()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if init:
+        _init(config_path, overrides)
+        return
+    ignored: list[str] = []
+    config = configured(config_path, overrides, ignored)
     if ignored:
         click.echo(
             f"notice: ignoring Kohya settings this trainer does not implement: {', '.join(ignored)}", err=True
@@ -75,9 +114,11 @@ def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **over
 
 def _init(config_path: Path, overrides: dict[str, Any]) -> None:
     if config_path.exists():
-        raise ConfigError(f"{config_path} exists; --init does not overwrite a config")
-    config = apply_overrides(TrainConfig(), overrides)
-    config.validate(check_paths=False)
+        raise click.ClickException(f"{config_path} exists; --init does not overwrite a config")
+    try:
+        config = apply_overrides(TrainConfig(), overrides).validate(check_paths=False)
+    except ConfigError as exc:  # every value came from the command line
+        raise usage_error(exc, overrides) from exc
     write_config(config, config_path)
     click.echo(f"wrote {config_path}")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from curator.dataset import check_reg_root
 from curator.results import ScanSettings
 
 
@@ -84,6 +85,11 @@ def review(
     """Review DATASET in the terminal: browse findings, keep / drop images, edit captions, tune the plan, export
     and train. Decisions are saved in the workspace as you make them; press ? in the app for every key."""
     settings = build_settings(workspace, reg, resolution, caption_extension, int(max_token_length), workers)
+    try:  # a bad setting is a usage error now, not a failure inside the app's scan worker later
+        settings.validate()
+        check_reg_root(dataset, reg)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     # textual-image must query the terminal before Textual takes it over, so import it first.
     from tui.widgets.preview.image import prepare_terminal
 

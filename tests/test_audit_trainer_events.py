@@ -1,0 +1,57 @@
+"""The trainer's JSON-lines events, as the TUI reads them: order, fields, text-encoder stop, checkpoints, samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from trainer_testkit import SQUARE, WIDE, fast_config, make_images
+
+torch = pytest.importorskip("torch")
+
+
+def test_event_stream_of_a_short_run(tmp_path: Path) -> None:
+    from trainer.events import read_events
+    from trainer.loop import train
+    from trainer.tiny import write_tiny_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = write_tiny_model(tmp_path / "tiny.safetensors")
+        make_images(tmp_path / "data" / "1_sks", [SQUARE, SQUARE, WIDE])  # 2 batches of 2 -> 2 steps an epoch
+        config = fast_config(
+            model,
+            tmp_path / "data",
+            tmp_path / "out",
+            train_batch_size=2,
+            max_train_epochs=2,
+            save_every_n_epochs=1,
+            stop_text_encoder_training=3,
+            sample_prompts=["sks"],
+            sample_steps=1,
+        )
+        train(config, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+    events = read_events(tmp_path / "out" / "events.jsonl")
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    assert events[0]["total_steps"] == 4 and events[0]["te_stop_step"] == 3
+    steps = [e for e in events if e["event"] == "step"]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4]
+    for e in steps:
+        assert {"epoch", "loss", "lr", "it_s", "eta_s"} <= set(e)
+        assert e["loss"] >= 0 and e["lr"] > 0 and e["it_s"] > 0 and e["eta_s"] >= 0
+    assert [e["epoch"] for e in steps] == [1, 1, 2, 2]
+    # the text encoder stops once, right after step 3 (it learnt during steps 1-3), before step 4 is reported
+    assert [e["step"] for e in events if e["event"] == "te_stop"] == [3]
+    step_at = {e["step"]: i for i, e in enumerate(events) if e["event"] == "step"}
+    assert step_at[3] < kinds.index("te_stop") < step_at[4]
+    checkpoints = [e for e in events if e["event"] == "checkpoint"]
+    assert [e["step"] for e in checkpoints] == [2, 4]
+    assert all(Path(e["path"]).is_file() for e in checkpoints)
+    samples = [e for e in events if e["event"] == "sample"]
+    assert [e["step"] for e in samples] == [2, 4] and all(Path(e["path"]).is_file() for e in samples)
+    assert events[-1]["step"] == 4 and Path(events[-1]["path"]) == Path(checkpoints[-1]["path"])

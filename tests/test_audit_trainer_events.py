@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 
 def test_event_stream_of_a_short_run(tmp_path: Path) -> None:
+    from curator.estimates import checkpoints_written
     from trainer.events import read_events
     from trainer.loop import train
     from trainer.tiny import write_tiny_model
@@ -52,6 +53,9 @@ def test_event_stream_of_a_short_run(tmp_path: Path) -> None:
     checkpoints = [e for e in events if e["event"] == "checkpoint"]
     assert [e["step"] for e in checkpoints] == [2, 4]
     assert all(Path(e["path"]).is_file() for e in checkpoints)
+    assert len(checkpoints) == checkpoints_written(
+        epochs=2, save_every_n_epochs=1
+    )  # what the plan told the user
     samples = [e for e in events if e["event"] == "sample"]
     assert [e["step"] for e in samples] == [2, 4] and all(Path(e["path"]).is_file() for e in samples)
     assert events[-1]["step"] == 4 and Path(events[-1]["path"]) == Path(checkpoints[-1]["path"])

@@ -10,12 +10,24 @@ from trainer_testkit import SQUARE, WIDE, fast_config, make_images
 torch = pytest.importorskip("torch")
 
 
-def test_event_stream_of_a_short_run(tmp_path: Path) -> None:
+def test_event_stream_of_a_short_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from accelerate import Accelerator
+
     from curator.estimates import checkpoints_written
     from trainer.events import read_events
     from trainer.loop import train
     from trainer.tiny import write_tiny_model
 
+    clipped: list[float] = []
+    real_clip = Accelerator.clip_grad_norm_
+
+    def recording_clip(self, parameters, max_norm, *args, **kwargs):  # type: ignore[no-untyped-def]
+        parameters = list(parameters)
+        result = real_clip(self, parameters, max_norm, *args, **kwargs)
+        clipped.append(float(torch.norm(torch.stack([p.grad.norm() for p in parameters]))))
+        return result
+
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", recording_clip)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -31,11 +43,14 @@ def test_event_stream_of_a_short_run(tmp_path: Path) -> None:
             stop_text_encoder_training=3,
             sample_prompts=["sks"],
             sample_steps=1,
+            max_grad_norm=1e-3,
         )
         train(config, show_progress=False)
     finally:
         torch.set_num_threads(threads)
 
+    # gradient clipping: once per optimizer step, to the configured norm
+    assert len(clipped) == 4 and all(n <= 1e-3 * 1.01 for n in clipped), clipped
     events = read_events(tmp_path / "out" / "events.jsonl")
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "end"

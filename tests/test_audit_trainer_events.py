@@ -44,6 +44,9 @@ def test_event_stream_of_a_short_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
             sample_prompts=["sks"],
             sample_steps=1,
             max_grad_norm=1e-3,
+            learning_rate=1e-4,
+            lr_scheduler="linear",
+            lr_warmup_steps=2,
         )
         train(config, show_progress=False)
     finally:
@@ -59,7 +62,9 @@ def test_event_stream_of_a_short_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert [e["step"] for e in steps] == [1, 2, 3, 4]
     for e in steps:
         assert {"epoch", "loss", "lr", "it_s", "eta_s"} <= set(e)
-        assert e["loss"] >= 0 and e["lr"] > 0 and e["it_s"] > 0 and e["eta_s"] >= 0
+        assert e["loss"] >= 0 and e["it_s"] > 0 and e["eta_s"] >= 0
+    # linear with 2 warmup steps over 4 optimizer steps; each event reports the rate after its scheduler step
+    assert [e["lr"] for e in steps] == pytest.approx([5e-5, 1e-4, 5e-5, 0.0])
     assert [e["epoch"] for e in steps] == [1, 1, 2, 2]
     # the text encoder stops once, right after step 3 (it learnt during steps 1-3), before step 4 is reported
     assert [e["step"] for e in events if e["event"] == "te_stop"] == [3]

@@ -77,6 +77,10 @@ def test_one_gpu_and_a_step_budget(tmp_path: Path) -> None:
     data = _plan(str(train), "--te-stop", "7", "--epochs", "3")
     assert data["stop_text_encoder_training"] == 7 and data["seed_formula_stop_step"] is None
     assert _plan(str(train), "--no-te", "--epochs", "3")["stop_text_encoder_training"] == 0
+    # without buckets every image (training 15, reg 15) shares one 512x512 bucket: ceil(30 / 4) = 8
+    flat = _plan(str(train), "--reg", str(reg), "--no-buckets", "--batch", "4", "--epochs", "1")
+    assert [(b["width"], b["height"], b["count"]) for b in flat["buckets"]] == [(512, 512, 30)]
+    assert flat["steps_per_epoch"] == 8
 
 
 def test_no_upscale_buckets_and_bucket_range(tmp_path: Path) -> None:

@@ -47,8 +47,14 @@ def test_event_stream_of_a_short_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
             learning_rate=1e-4,
             lr_scheduler="linear",
             lr_warmup_steps=2,
+            cache_latents=True,
+            cache_latents_to_disk=True,
         )
+        before = {p: p.read_bytes() for p in sorted((tmp_path / "data").rglob("*")) if p.is_file()}
         train(config, show_progress=False)
+        # training reads the folder and writes only under output_dir (the latent cache included)
+        assert {p: p.read_bytes() for p in sorted((tmp_path / "data").rglob("*")) if p.is_file()} == before
+        assert list((tmp_path / "out" / "latent_cache").iterdir())
     finally:
         torch.set_num_threads(threads)
 

@@ -104,3 +104,20 @@ def test_vram_warnings_follow_the_seed_advice(tmp_path: Path) -> None:
     assert any("12 GB" in w for w in low["vram"]["warnings"]), low["vram"]
     high = _plan(str(train), "--vram", "12", "--resolution", "1024")
     assert any("768" in w for w in high["vram"]["warnings"]), high["vram"]
+
+
+def test_equal_stop_steps_by_coincidence_are_not_explained_as_the_tutorials_case(tmp_path: Path) -> None:
+    folder = tmp_path / "train" / "2_sks"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (512, 512), (i, 0, 0)).save(folder / f"{i}.png")
+    # 4 images x 2 repeats / batch 2 = 4 steps an epoch: the same number as the tutorial's one step per image
+    data = _plan(str(tmp_path / "train"), "--batch", "2", "--epochs", "10", "--te-sensitivity", "0.5")
+    assert data["stop_text_encoder_training"] == data["seed_formula_stop_step"] == 20
+    assert "coincidence" in data["te_explanation"] and "repeats 1" not in data["te_explanation"]
+    plain = tmp_path / "plain" / "1_sks"
+    plain.mkdir(parents=True)
+    Image.new("RGB", (512, 512)).save(plain / "a.png")
+    same = _plan(str(tmp_path / "plain"), "--epochs", "10", "--te-sensitivity", "0.5")
+    assert same["stop_text_encoder_training"] == same["seed_formula_stop_step"] == 5
+    assert "repeats 1, batch 1" in same["te_explanation"]

@@ -112,7 +112,10 @@ def test_run_goes_from_a_raw_folder_to_a_checkpoint(tmp_path: Path) -> None:
         "no",
     ]
     args += ["--no-progress"]
-    user_files = lambda: {k: v for k, v in tree_digest(data).items() if not k.startswith(".dreamcurate")}  # noqa: E731
+
+    def user_files() -> dict[str, str]:  # the workspace (.dreamcurate) is ours; everything else is the user's
+        return {k: v for k, v in tree_digest(data).items() if not k.startswith(".dreamcurate")}
+
     before = user_files()
     result = _invoke(args)
     assert result.exit_code == 0, result.output

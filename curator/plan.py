@@ -406,11 +406,32 @@ def explain_te_gap(
         return "The text encoder trains to the end (no --te-sensitivity or --te-stop given)."
     if seed_step is None:
         return f"The text encoder stops at optimizer step {real_step}."
+    reasons = _step_count_reasons(train_images, per_epoch_images, options, reg_images, batches, steps)
     if seed_step == real_step:
+        if (
+            reasons
+        ):  # the effects happen to cancel out: say so rather than claim the tutorial's assumptions hold
+            return f"Both give {real_step}, by coincidence: {'; '.join(reasons)}."
         return (
             f"Both give {real_step}: one optimizer step per image per epoch here "
             "(repeats 1, batch 1, no accumulation, one GPU, no regularization images)."
         )
+    why = "; ".join(reasons) or "the step count differs from the image count"
+    return (
+        f"The tutorial's formula counts one step per image per epoch ({seed_step}); the real stop step is "
+        f"{real_step} because {why}."
+    )
+
+
+def _step_count_reasons(
+    train_images: int,
+    per_epoch_images: int,
+    options: PlanOptions,
+    reg_images: int,
+    batches: int,
+    steps: int,
+) -> list[str]:
+    """Why optimizer steps per epoch differ from the image count (empty: they are the same by construction)."""
     reasons = []
     train_with_repeats = per_epoch_images - reg_images
     if train_with_repeats != train_images:
@@ -429,11 +450,7 @@ def explain_te_gap(
         )
     if options.max_train_epochs is None:
         reasons.append("the run is set in steps, not epochs")
-    why = "; ".join(reasons) or "the step count differs from the image count"
-    return (
-        f"The tutorial's formula counts one step per image per epoch ({seed_step}); the real stop step is "
-        f"{real_step} because {why}."
-    )
+    return reasons
 
 
 def _te_stop(options: PlanOptions, total: int) -> int | None:

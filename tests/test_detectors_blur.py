@@ -54,3 +54,13 @@ def test_flat_image_has_no_verdict() -> None:
     import numpy as np
 
     assert edge_sharpness(np.full((64, 64), 128.0, np.float32)) is None
+
+
+def test_severity_follows_strength(tmp_path: Path) -> None:
+    # radius 1.0 lands between the two thresholds (edge_sharpness about 0.44), radius 3 well below both (about 0.29)
+    records = [record_for(save(photo(i), tmp_path / f"sharp{i}.png"), [CHECK]) for i in range(8)]
+    for name, radius in (("mild", 1.0), ("strong", 3.0)):
+        img = photo(100).filter(ImageFilter.GaussianBlur(radius))
+        records.append(record_for(save(img, tmp_path / f"{name}.png"), [CHECK]))
+    found = {f.path: f.severity for f in judge_all(CHECK, records)}
+    assert found == {"mild.png": Severity.WARNING, "strong.png": Severity.ERROR}

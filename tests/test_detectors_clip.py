@@ -92,3 +92,36 @@ def test_scan_without_clip_never_imports_torch(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_embeddings_are_cached_and_only_changed_images_are_embedded(
+    tmp_path: Path, tiny_clip: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curator import clip_features
+
+    config, weights = tiny_clip
+    data = _dataset(tmp_path)
+    settings = ScanSettings(
+        workers=1, workspace=tmp_path / "ws", progress=False, clip_model=str(config), clip_weights=weights
+    )
+    embedded: list[int] = []
+    real_embed = clip_features._Model.embed
+
+    def counting_embed(self, images):  # type: ignore[no-untyped-def]
+        embedded.append(len(images))
+        return real_embed(self, images)
+
+    monkeypatch.setattr(clip_features._Model, "embed", counting_embed)
+    first = scan(data, settings)
+    assert sum(embedded) == 4
+    embedded.clear()
+    again = scan(data, settings)
+    assert embedded == []  # every embedding came from the workspace cache
+    shots = [
+        next(f for f in r.record("window.png").findings if f.code == "screenshot").evidence["layers"]["clip"]
+        for r in (first, again)
+    ]
+    assert shots[0] == shots[1]
+    save(photo(7, (320, 240)), data / "b.png")  # one image changes
+    scan(data, settings)
+    assert embedded == [1]

@@ -112,8 +112,14 @@ def test_run_goes_from_a_raw_folder_to_a_checkpoint(tmp_path: Path) -> None:
         "no",
     ]
     args += ["--no-progress"]
+
+    def user_files() -> dict[str, str]:  # the workspace (.dreamcurate) is ours; everything else is the user's
+        return {k: v for k, v in tree_digest(data).items() if not k.startswith(".dreamcurate")}
+
+    before = user_files()
     result = _invoke(args)
     assert result.exit_code == 0, result.output
+    assert user_files() == before  # images and captions byte-identical after scan, export and training
     assert (out / "report.html").exists() and (out / "manifest.json").exists()
     assert list((out / "model").glob("*.safetensors"))
     config = tomllib.loads((out / "train.toml").read_text())

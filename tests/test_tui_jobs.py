@@ -47,6 +47,7 @@ def test_export_from_the_app_honours_key_decisions(tmp_path: Path) -> None:
 
 async def _export_honours_decisions(tmp_path: Path) -> None:
     root = make_dataset(tmp_path / "ds")
+    before = _user_files(root)
     out = tmp_path / "curated"
     app = make_app(root, export_dir=out)
     async with app.run_test(size=SIZE) as pilot:
@@ -65,6 +66,15 @@ async def _export_honours_decisions(tmp_path: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
+    assert _user_files(root) == before  # review and export never change the user's images or captions
+
+
+def _user_files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".dreamcurate" not in p.parts
+    }
 
 
 def test_tag_batch_edit_previews_then_applies_and_undoes(tmp_path: Path) -> None:

@@ -476,14 +476,15 @@ def save_single_file(
     check_output_target(path, "single-file", overwrite)
     state = ldm_state_dict(model, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # A private hidden folder, not a file: safetensors (0.8) writes through a temporary of its own (``.tmpXXXXXX``)
+    # beside the name it is given, and a run killed mid-save must leave only names that start with ours.
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = folder / path.name
     try:
-        save_file(state, tmp, metadata=_metadata(model, precision, metadata))
-        _fsync_replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        save_file(state, str(tmp), metadata=_metadata(model, precision, metadata))
+        _fsync_replace(str(tmp), path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return path
 
 

@@ -13,8 +13,9 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,18 @@ class BucketSettings:
                 f"min_bucket_reso must be positive and at most max_bucket_reso, got "
                 f"{self.min_bucket_reso} and {self.max_bucket_reso}"
             )
+
+    @classmethod
+    def of(cls, source: Any, **overrides: Any) -> BucketSettings:
+        """The bucket settings named on ``source`` — any object with Kohya's field names (a ``TrainConfig``,
+        ``PlanOptions`` or ``ScanSettings``); fields it lacks keep their defaults, ``overrides`` win.
+
+        >>> BucketSettings.of(BucketSettings(resolution=768), max_bucket_reso=1280).max_bucket_reso
+        1280
+        """
+        values = {f.name: getattr(source, f.name) for f in fields(cls) if hasattr(source, f.name)}
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass(frozen=True)

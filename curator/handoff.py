@@ -39,13 +39,7 @@ def basic_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) ->
     from curator import plan
 
     s = result.settings
-    settings = BucketSettings(
-        inputs.resolution or s.resolution,
-        s.min_bucket_reso,
-        s.max_bucket_reso,
-        s.bucket_reso_steps,
-        s.bucket_no_upscale,
-    )
+    settings = BucketSettings.of(s, resolution=inputs.resolution or s.resolution)
     entries = [
         plan.PlanEntry(r.item.rel, r.width, r.height, r.item.repeats, r.item.is_reg)
         for r in result.records

@@ -327,14 +327,7 @@ class PlanOptions:
 
     def bucket_settings(self) -> BucketSettings:
         """The bucket settings of these options."""
-        return BucketSettings(
-            resolution=self.resolution,
-            min_bucket_reso=self.min_bucket_reso,
-            max_bucket_reso=self.max_bucket_reso,
-            bucket_reso_steps=self.bucket_reso_steps,
-            bucket_no_upscale=self.bucket_no_upscale,
-            enable_bucket=self.enable_bucket,
-        )
+        return BucketSettings.of(self)
 
 
 @dataclass

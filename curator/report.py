@@ -471,9 +471,7 @@ class _Report:
             source = "from the training plan, images counted once"
         else:
             s = self.result.settings
-            settings = BucketSettings(
-                s.resolution, s.min_bucket_reso, s.max_bucket_reso, s.bucket_reso_steps, s.bucket_no_upscale
-            )
+            settings = BucketSettings.of(s)
             counts: Counter[tuple[int, int]] = Counter()
             for r in self.result.records:
                 if r.decoded and not r.item.is_reg and r.width > 0 and r.height > 0:

@@ -45,7 +45,7 @@ class ScanSettings:
         :class:`curator.buckets.BucketSettings`, which the trainer shares)."""
         from curator.buckets import BucketSettings
 
-        BucketSettings(self.resolution, self.min_bucket_reso, self.max_bucket_reso, self.bucket_reso_steps)
+        BucketSettings.of(self)
         if self.max_token_length not in (75, 150, 225):
             raise ValueError(f"max_token_length must be 75, 150 or 225, got {self.max_token_length}")
         if (self.clip_model is None) != (self.clip_weights is None):  # one without the other would be ignored

@@ -43,14 +43,7 @@ class Batch:
 
 def bucket_settings(config: TrainConfig) -> BucketSettings:
     """The bucket settings of a config (the same object the plan uses)."""
-    return BucketSettings(
-        resolution=config.resolution,
-        min_bucket_reso=config.min_bucket_reso,
-        max_bucket_reso=config.max_bucket_reso,
-        bucket_reso_steps=config.bucket_reso_steps,
-        bucket_no_upscale=config.bucket_no_upscale,
-        enable_bucket=config.enable_bucket,
-    )
+    return BucketSettings.of(config)
 
 
 def oriented_size(path: Path) -> tuple[int, int]:

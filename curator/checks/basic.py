@@ -52,13 +52,7 @@ class ExtremeAspect(ImageCheck):
 
     def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
         s = context.settings
-        buckets = BucketSettings(
-            resolution=s.resolution,
-            min_bucket_reso=s.min_bucket_reso,
-            max_bucket_reso=s.max_bucket_reso,
-            bucket_reso_steps=s.bucket_reso_steps,
-            bucket_no_upscale=s.bucket_no_upscale,
-        )
+        buckets = BucketSettings.of(s)
         if record.width <= 0 or record.height <= 0:
             return []
         choice = select_bucket(record.width, record.height, buckets)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,9 +109,13 @@ class TokenCache:
     def __init__(self, path: Path, version: str) -> None:
         self.version = version
         self._db = sqlite3.connect(str(path), timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_TOKENS_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_TOKENS_SCHEMA)
+        except sqlite3.Error:  # not a database, or read-only before the table exists: leave nothing open
+            self._db.close()
+            raise
 
     def get_many(self, texts: list[str]) -> dict[str, array[int]]:
         """The stored token starts of those ``texts`` that were stored with this version."""
@@ -138,3 +144,29 @@ class TokenCache:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+@contextmanager
+def open_token_cache(cache_db: Path | None) -> Iterator[TokenCache | None]:
+    """The scan cache's caption token table for the duration of a ``with`` block, closed after it.
+
+    Yields None (callers then count tokens the plain way) when there is no ``cache_db``, when its folder does not
+    exist (a command that only reads a dataset must never create a workspace in it) or when the file cannot be
+    opened. Example::
+
+        with open_token_cache(Workspace.for_dataset(root).cache_db) as cache:
+            records = load_captions(items, cache)
+    """
+    cache = None
+    if cache_db is not None and Path(cache_db).parent.is_dir():
+        from curator.tokenizer import FORMAT_VERSION  # the key the scan stores counts under
+
+        try:
+            cache = TokenCache(Path(cache_db), version=f"clip-{FORMAT_VERSION}")
+        except sqlite3.Error:  # locked, read-only or not a database: the cache only saves time
+            cache = None
+    try:
+        yield cache
+    finally:
+        if cache is not None:
+            cache.close()

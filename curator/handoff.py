@@ -113,10 +113,14 @@ def keep_tokens_advice(result: ScanResult, kept: set[str] | None = None) -> dict
     """The caption audit's advised ``keep_tokens`` per training concept, over the kept items ({} when the audit
     cannot run)."""
     try:
-        from curator.tagaudit import AuditSettings, audit_captions, load_captions
+        from curator.tagaudit import AuditSettings, audit_captions, load_workspace_captions
+        from curator.workspace import Workspace
 
         items = [r.item for r in result.records if not r.item.is_reg and (kept is None or r.item.rel in kept)]
-        audit = audit_captions(load_captions(items), AuditSettings(trigger=result.settings.trigger))
+        workspace = Workspace.for_dataset(result.dataset.root, result.settings.workspace)
+        audit = audit_captions(
+            load_workspace_captions(items, workspace), AuditSettings(trigger=result.settings.trigger)
+        )
         return {name: c.keep_tokens.n for name, c in audit.concepts.items()}
     except Exception:  # advice only: an export without it is still right
         return {}

@@ -395,12 +395,15 @@ class _Report:
     def _audit(self, train: list[ItemRecord]) -> Any:
         """The caption audit of the training items (shared parser, CLIP token counts), or None if unavailable."""
         try:
-            from curator.tagaudit import AuditSettings, audit_captions, load_captions
+            from curator.tagaudit import AuditSettings, audit_captions, load_workspace_captions
+            from curator.workspace import Workspace
 
+            result = self.result
             settings = AuditSettings(
-                trigger=self.result.settings.trigger, max_token_length=self.result.settings.max_token_length
+                trigger=result.settings.trigger, max_token_length=result.settings.max_token_length
             )
-            return audit_captions(load_captions([r.item for r in train]), settings)
+            workspace = Workspace.for_dataset(result.dataset.root, result.settings.workspace)
+            return audit_captions(load_workspace_captions([r.item for r in train], workspace), settings)
         except Exception:  # the simple count below still shows the tags
             return None
 

@@ -32,6 +32,7 @@ from curator.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from curator.cache import TokenCache
+    from curator.workspace import Workspace
 
 #: mutually exclusive tag pairs (normalised form); a caption holding both contradicts itself
 DEFAULT_CONFLICTS: tuple[tuple[str, str], ...] = (
@@ -117,6 +118,16 @@ def load_captions(items: Iterable[Item], token_cache: TokenCache | None = None) 
         CaptionRecord(item, f, c, UNCOUNTED if s is None else len(s), s)
         for (item, f, c), s in zip(parsed, (known.get(t) for t in texts), strict=True)
     ]
+
+
+def load_workspace_captions(items: Iterable[Item], workspace: Workspace | None) -> list[CaptionRecord]:
+    """:func:`load_captions` with the token counts a scan stored in ``workspace`` (``tags``, the report and the
+    export hand-off use it): only texts the scan has not seen are tokenized. Without a workspace folder it counts
+    the plain way and creates nothing."""
+    from curator.cache import open_token_cache
+
+    with open_token_cache(workspace.cache_db if workspace is not None else None) as cache:
+        return load_captions(items, cache)
 
 
 def _token_starts(texts: list[str], token_cache: TokenCache | None) -> dict[str, array[int]]:
@@ -296,7 +307,9 @@ def _concept_audit(name: str, records: list[CaptionRecord], settings: AuditSetti
             continue
         separators += r.caption.has_separator
         tag_lists.append(r.caption.normalized)
-        frequency.update(set(r.caption.normalized))
+        frequency.update(
+            dict.fromkeys(r.caption.normalized, 1)
+        )  # each tag once per caption, in a fixed order
         for raw, norm in zip(r.caption.tags, r.caption.normalized, strict=True):
             written[norm][raw] += 1
     display = {tag: forms.most_common(1)[0][0] for tag, forms in written.items()}

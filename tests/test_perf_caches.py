@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
+from click.testing import CliRunner
 from PIL import Image
 
 from curator import tokenizer as tk
-from curator.cache import TokenCache
+from curator.cache import TokenCache, open_token_cache
 from curator.captions import normalize_tag, parse_caption
+from curator.cli import cli
 from curator.dataset import Item
+from curator.handoff import keep_tokens_advice
+from curator.report import _Report
 from curator.results import ScanResult, ScanSettings
 from curator.scan import scan
-from curator.tagaudit import AuditSettings, audit_captions, load_captions
+from curator.tagaudit import AuditSettings, audit_captions, load_captions, load_workspace_captions
+from curator.workspace import Workspace
 
 TEXTS = [
     "a photo of a cat",
@@ -108,3 +114,53 @@ def test_cached_rescan_reports_the_same_without_tokenizing(tmp_path: Path, monke
 
 def _findings(result: ScanResult) -> list[dict]:
     return [f.to_json() for f in result.findings] + [f.to_json() for r in result.records for f in r.findings]
+
+
+def _caption_views(result: ScanResult, root: Path) -> tuple[dict, str, dict]:
+    """What ``tags --json``, the report's tag section and the export hand-off show of the captions."""
+    workspace = [] if result.settings.workspace is None else ["--workspace", str(result.settings.workspace)]
+    out = CliRunner().invoke(cli, ["tags", str(root), "--trigger", "sks", "--json", "-", *workspace])
+    assert out.exit_code == 0, out.output
+    train = [r for r in result.records if not r.item.is_reg]
+    report = _Report(result, None)
+    audit = report._audit(train)
+    assert audit is not None  # the report's audit ran (it falls back silently on any error)
+    return json.loads(out.output), report.tags_section(), keep_tokens_advice(result)
+
+
+def test_tags_report_and_handoff_use_the_scan_token_cache(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    items = _dataset(root, 12)
+    for item in items:
+        Image.new("RGB", (32, 24), (len(item.rel) * 9 % 255, 40, 90)).save(item.path)
+    result = scan(root, ScanSettings(workers=1, progress=False, trigger="sks"))
+    # without a workspace folder: counted the plain way, and no folder is created (a read-only dataset stays so)
+    nowhere = tmp_path / "no-workspace"
+    plain = _caption_views(replace(result, settings=replace(result.settings, workspace=nowhere)), root)
+    assert not nowhere.exists()
+    monkeypatch.setattr(tk, "token_starts_batch", _no_tokenizer)
+    cached = _caption_views(result, root)  # the scan's counts: no tokenizer call at all
+    assert cached == plain
+    assert "caption_too_long" in {f["code"] for f in cached[0]["findings"]} and cached[2]["sks"] >= 1
+
+
+def test_open_token_cache_never_creates_a_workspace_and_survives_a_bad_file(tmp_path: Path) -> None:
+    items = _dataset(tmp_path, 6)
+    plain = load_captions(items)
+    missing = Workspace(tmp_path / "absent")
+    assert load_workspace_captions(items, missing) == plain and not missing.root.exists()
+    assert load_workspace_captions(items, None) == plain
+    broken = Workspace(tmp_path / "ws")
+    broken.root.mkdir()
+    broken.cache_db.write_bytes(b"not a database at all, just bytes" * 40)
+    with open_token_cache(broken.cache_db) as cache:
+        assert cache is None  # unreadable: count instead of failing
+    assert load_workspace_captions(items, broken) == plain
+    good = Workspace(tmp_path / "ws2")
+    good.root.mkdir()
+    assert load_workspace_captions(items, good) == plain  # an existing folder gets the cache file
+    with open_token_cache(good.cache_db) as cache:
+        assert cache is not None and len(cache.get_many([r.trained_text for r in plain])) == len(
+            {r.trained_text for r in plain}
+        )

@@ -7,11 +7,10 @@ items. Parameters (override per scan with ``ScanSettings.params["captions"]``) a
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from curator.cache import TokenCache
+from curator.cache import open_token_cache
 from curator.checks.base import CheckContext, DatasetCheck
 from curator.findings import Finding
 from curator.tagaudit import AuditSettings, audit_captions, load_captions
@@ -44,28 +43,12 @@ class CaptionsCheck(DatasetCheck):
     def run(self, records: list[ItemRecord], params: dict[str, Any], context: CheckContext) -> list[Finding]:
         """Audit the captions of every record's item."""
         settings = audit_settings(params, context)
-        token_cache = _token_cache(context)
-        try:
+        with open_token_cache(context.cache_db) as token_cache:
             audit = audit_captions(load_captions([r.item for r in records], token_cache), settings)
-        finally:
-            if token_cache is not None:
-                token_cache.close()
         context.cache["caption_audit"] = (
             audit  # the report and the TUI may show the tables without re-reading
         )
         return audit.findings
-
-
-def _token_cache(context: CheckContext) -> TokenCache | None:
-    """The scan cache's caption token table (None without a cache file, or when it cannot be opened)."""
-    if context.cache_db is None:
-        return None
-    from curator.tokenizer import FORMAT_VERSION
-
-    try:
-        return TokenCache(context.cache_db, version=f"clip-{FORMAT_VERSION}")
-    except sqlite3.Error:
-        return None
 
 
 CHECKS = [CaptionsCheck()]

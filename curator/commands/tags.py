@@ -123,7 +123,7 @@ def tags(
             raise click.UsageError(
                 "--apply needs an edit option (--dedupe, --move-to-front, --add-trigger, ...)"
             )
-        _audit(ds, trigger, int(max_token_length), keep_tokens, top, json_out)
+        _audit(ds, ws, trigger, int(max_token_length), keep_tokens, top, json_out)
         return
     known = {c.name for c in ds.concepts}
     unknown = [name for name in concepts if name not in known]
@@ -150,6 +150,7 @@ def _emit_json(data: dict, target: str) -> None:
 
 def _audit(
     ds: Dataset,
+    ws: Workspace,
     trigger: str | None,
     max_tokens: int,
     keep_tokens: int | None,
@@ -158,11 +159,11 @@ def _audit(
 ) -> None:
     from rich.console import Console
 
-    from curator.tagaudit import AuditSettings, audit_captions, load_captions
+    from curator.tagaudit import AuditSettings, audit_captions, load_workspace_captions
     from curator.tagview import print_audit
 
     settings = AuditSettings(trigger=trigger, max_token_length=max_tokens, keep_tokens=keep_tokens)
-    audit = audit_captions(load_captions(ds.items), settings)
+    audit = audit_captions(load_workspace_captions(ds.items, ws), settings)
     if json_out:
         data = audit.to_json()
         data["findings"] = [f.to_json() for f in ds.findings if f.code.startswith("caption")] + data[

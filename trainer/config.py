@@ -110,7 +110,11 @@ class TrainConfig:
     save_every_n_epochs: int = _f(40, "save a checkpoint every N epochs (0 = only at the end)")
     save_every_n_steps: int = _f(0, "also save every N optimizer steps (0 = off)")
     save_state: bool = _f(True, "save the training state with each checkpoint so --resume can continue")
-    sample_prompts: list[str] = _f([], "prompts rendered at each save point (PNG in OUTPUT_DIR/samples)")
+    sample_prompts: list[str] = _f(
+        [],
+        "prompts rendered at each save point (PNG in OUTPUT_DIR/samples), or a Kohya prompt file "
+        "(.txt/.toml/.json, relative to the config's folder); options --n --w --h --d --s --l",
+    )
     sample_every_n_epochs: int = _f(0, "render samples every N epochs (0 = at each save point)")
     sample_sampler: str = _f("ddim", "sampler for samples: ddim, euler, euler_a, dpmsolver++, pndm")
     sample_steps: int = _f(20, "denoising steps per sample")
@@ -290,6 +294,11 @@ def _check_paths(c: TrainConfig) -> None:
         raise ConfigError(f"train_data_dir is not a folder: {c.train_data_dir}")
     if c.reg_data_dir and not Path(c.reg_data_dir).is_dir():
         raise ConfigError(f"reg_data_dir is not a folder: {c.reg_data_dir}")
+    if c.sample_prompts:
+        from trainer.sample_prompts import load_sample_prompts
+
+        # A missing or malformed prompt file fails now, not at the first save point.
+        load_sample_prompts(c.sample_prompts)
 
 
 def _copy(value: Any) -> Any:
@@ -336,7 +345,8 @@ def _coerce(name: str, value: Any, spec: dataclasses.Field, source: str) -> Any:
 
 
 def read_config(path: Path, ignored: list[str] | None = None) -> TrainConfig:
-    """Read a TOML config; relative paths in it stay as written (relative to the working directory). Kohya settings
+    """Read a TOML config; relative paths in it stay as written (relative to the working directory), except a prompt
+    file in ``sample_prompts``, which is relative to the config's folder (as a Kohya user expects). Kohya settings
     we do not implement are skipped and named in ``ignored``."""
     path = Path(path)
     try:
@@ -347,7 +357,18 @@ def read_config(path: Path, ignored: list[str] | None = None) -> TrainConfig:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return TrainConfig.from_dict(data, source=str(path), ignored=ignored)
+    config = TrainConfig.from_dict(data, source=str(path), ignored=ignored)
+    config.sample_prompts = [_beside(path, entry) for entry in config.sample_prompts]
+    return config
+
+
+def _beside(config_path: Path, entry: str) -> str:
+    """A relative prompt-file entry as a path from the working directory (it was written relative to the config)."""
+    from trainer.sample_prompts import is_prompt_file
+
+    if not is_prompt_file(entry) or Path(entry.strip()).is_absolute():
+        return entry
+    return str(config_path.parent / entry.strip())
 
 
 def _toml_value(value: Any) -> str:

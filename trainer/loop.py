@@ -203,6 +203,10 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     output_dir = Path(config.output_dir)
     notices: list[str] = []
     accelerator = make_accelerator(config, notices)
+    if config.sample_prompts:
+        from trainer.sample_prompts import load_sample_prompts
+
+        load_sample_prompts(config.sample_prompts, notices)  # a bad prompt file stops the run before any work
     progress = checkpoint.latest_progress(output_dir) if resume else None
     if resume and progress is None:
         raise ConfigError(f"--resume: no saved training state in {output_dir / checkpoint.STATE_DIRNAME}")
@@ -512,17 +516,21 @@ def _progress(run: Run) -> checkpoint.Progress:
 
 def render(run: Run, stem: str) -> None:
     """Render the sample prompts with the current weights (main process only)."""
+    from trainer.sample_prompts import load_sample_prompts
     from trainer.sampling import render_samples
 
     if not run.accelerator.is_main_process:
         return
+    # Read again at each save point (a prompt file may be edited during a long run, as Kohya allows); its notices
+    # were shown once at set-up.
+    prompts = load_sample_prompts(run.config.sample_prompts)
     model = trained_model(run)
     vae_device = next(model.vae.parameters()).device
     model.vae.to(run.accelerator.device)
     try:
         paths = render_samples(
             model,
-            run.config.sample_prompts,
+            prompts,
             run.output_dir / "samples",
             stem,
             steps=run.config.sample_steps,
@@ -535,8 +543,8 @@ def render(run: Run, stem: str) -> None:
         )
     finally:
         model.vae.to(vae_device)
-    for prompt, path in zip(run.config.sample_prompts, paths, strict=True):
-        run.events.emit("sample", step=run.step, epoch=run.epoch, path=str(path), prompt=prompt)
+    for sample, path in zip(prompts, paths, strict=True):
+        run.events.emit("sample", step=run.step, epoch=run.epoch, path=str(path), prompt=sample.prompt)
         run.result.samples.append(path)
 
 

@@ -7,12 +7,18 @@ Example::
 
     paths = render_samples(model, ["a photo of sks dog"], out_dir, "model-000040", steps=20, size=(512, 512),
                            seed=42, sampler="ddim")
+
+A prompt may also be a :class:`trainer.sample_prompts.SamplePrompt`, whose own negative prompt, size, seed, steps
+and guidance scale win over the arguments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from trainer.sample_prompts import SamplePrompt
 
 SAMPLERS = {
     "ddim": "DDIMScheduler",
@@ -33,7 +39,7 @@ def make_sampler(name: str, noise_scheduler: Any) -> Any:
 
 def render_samples(
     model: Any,
-    prompts: list[str],
+    prompts: Sequence[str | SamplePrompt],
     out_dir: Path,
     stem: str,
     *,
@@ -47,7 +53,7 @@ def render_samples(
     autocast: Any = None,
 ) -> list[Path]:
     """Render one PNG per prompt into ``out_dir`` (atomically); returns the paths. Models are put in eval mode for
-    the duration and restored afterwards."""
+    the duration and restored afterwards. Prompt ``i`` uses seed ``seed + i`` unless it names its own."""
     import contextlib
     import io
 
@@ -72,23 +78,25 @@ def render_samples(
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
+
+    def embed(text: str) -> Any:
+        return encode(model.text_encoder, tokenize(model.tokenizer, [text], max_token_length), clip_skip)
+
     paths = []
     try:
         with torch.no_grad(), autocast or contextlib.nullcontext():
-            negative = encode(
-                model.text_encoder, tokenize(model.tokenizer, [""], max_token_length), clip_skip
-            )
-            for index, prompt in enumerate(prompts):
-                embeds = encode(
-                    model.text_encoder, tokenize(model.tokenizer, [prompt], max_token_length), clip_skip
+            for index, entry in enumerate(prompts):
+                sample = entry if isinstance(entry, SamplePrompt) else SamplePrompt(entry)
+                generator = torch.Generator(device="cpu").manual_seed(
+                    seed + index if sample.seed is None else sample.seed
                 )
-                generator = torch.Generator(device="cpu").manual_seed(seed + index)
                 image = pipe(
-                    prompt_embeds=embeds,
-                    negative_prompt_embeds=negative,
-                    num_inference_steps=steps,
-                    width=size[0],
-                    height=size[1],
+                    prompt_embeds=embed(sample.prompt),
+                    negative_prompt_embeds=embed(sample.negative),
+                    num_inference_steps=sample.steps or steps,
+                    width=sample.width or size[0],
+                    height=sample.height or size[1],
+                    guidance_scale=7.5 if sample.scale is None else sample.scale,
                     generator=generator,
                 ).images[0]
                 buffer = io.BytesIO()

@@ -207,6 +207,15 @@ def checkpoint_gb(
     return (count * (4 if save_precision == "float" else 2) + header_bytes) / 1e9
 
 
+def disk_size(n_bytes: float) -> str:
+    """A size in words: "4.3 GB", "22 MB" (a tiny model's checkpoints are megabytes, not "0.0 GB")."""
+    if n_bytes >= 1e9:
+        return f"{n_bytes / 1e9:.1f} GB"
+    if n_bytes >= 1e6:
+        return f"{n_bytes / 1e6:.0f} MB"
+    return f"{n_bytes / 1e3:.0f} kB"
+
+
 def checkpoints_written(epochs: int, save_every_n_epochs: int | None) -> int:
     """Files a run writes: one at every ``save_every_n_epochs`` epochs before the last (Kohya saves when
     ``epoch % n == 0 and epoch < epochs``), plus the final model."""

@@ -585,6 +585,7 @@ def build_plan(
             "each_gb": round(each, 2),
             "each_bytes": round(each * 1e9),
             "total_gb": round(saves * each, 1),
+            "total_bytes": round(saves * each * 1e9),
         },
         vram=vram.to_json(),
         time=time.to_json(),

@@ -125,3 +125,18 @@ def test_plan_command_reads_base(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.exception is None
     data = json.loads(result.output[result.output.index("{") :])
     assert any("assume SD 1.5" in n for n in data["notes"])
+
+
+def test_tiny_checkpoints_read_in_megabytes(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
+    from curator.report import _checkpoint_card
+
+    folder = tmp_path / "data" / "10_style"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (64, 64), (10, 90, 120)).save(folder / "a.png")
+    args = ["plan", str(tmp_path / "data"), "--epochs", "1", "--base", str(tiny_files["float"])]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Checkpoints: 1 x 22 MB = 22 MB of disk" in " ".join(result.output.split())
+    ds, sizes = _dataset()
+    plan = build_plan(ds, sizes, PlanOptions(base_model=read_model_facts(tiny_files["float"])))
+    assert _checkpoint_card(plan.checkpoints) == ("110 MB", "of checkpoints (5 saves)")

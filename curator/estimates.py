@@ -9,6 +9,15 @@ Example::
     >>> round(estimate_vram(VramInputs(resolution=512, batch_size=1, gradient_checkpointing=True,
     ...                                use_8bit_adam=True, train_text_encoder=False)).total_gb, 1)
     9.9
+
+When the base model is known (``VramInputs.unet_params`` / ``te_params`` / ``unet_width``, read from its header by
+:mod:`curator.modelfile`), the terms that hold weights, gradients and optimizer states scale with the real
+parameter counts of what trains (the UNet, and the text encoder until it stops): the UNet's share of the fixed part
+is 10 bytes a parameter (fp32 weights and gradients, 8-bit Adam's 2 bytes) out of the fitted 9.44 GB, the rest
+(CUDA context, frozen VAE, buffers) stays; AdamW's extra states scale with the UNet's parameters; the text encoder's
+term uses its real count. Activations keep their fitted values for SD-sized UNets (base width 320) and scale in
+proportion to the UNet's base width for narrower ones (feature maps are width x pixels; a rough rule, labelled an
+estimate like the rest). Without a base model the SD 1.5 / 2.x figures above are used unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +46,11 @@ _FP32_ACTIVATION_FACTOR = 1.33  # 10.08 vs 9.92 at 0.48 GB of activations
 # plus optimizer moments (8 bytes AdamW, 2 bytes 8-bit), plus ~0.2 GB of activations. CLIP ViT-L/14 text (SD 1.x):
 # 123 M parameters; OpenCLIP ViT-H/14 text (SD 2.x): 340 M.
 _TE_PARAMS = {"sd15": 123e6, "sd2": 340e6}
+# The UNet behind the fit: SD 1.x's 859.5 M parameters at base width 320. In the fixed part its fp32 weights and
+# gradients and 8-bit Adam states take 10 bytes a parameter (8.6 GB of the 9.44 / 8.67 GB); the rest is not weights.
+_FIT_UNET_PARAMS = 859.52e6
+_FIT_UNET_WIDTH = 320
+_UNET_BYTES_PER_PARAM = 10
 
 #: memory below which the seed tutorial advises against DreamBooth, and the resolution limit at that size
 MIN_ADVISED_VRAM_GB = 12.0
@@ -54,6 +68,9 @@ class VramInputs:
     use_8bit_adam: bool = False
     train_text_encoder: bool = True
     model: str = "sd15"  # sd15 or sd2
+    unet_params: int | None = None  # the base model's UNet parameters (None: SD's, as fitted)
+    te_params: int | None = None  # the base model's text-encoder parameters (None: by ``model``)
+    unet_width: int | None = None  # the UNet's base width (None: SD's 320)
 
 
 @dataclass
@@ -76,14 +93,22 @@ def estimate_vram(inputs: VramInputs, available_gb: float | None = None) -> Vram
     activation = _ACTIVATIONS_GB_PER_IMAGE_512[gc] * pixels * inputs.batch_size
     if inputs.mixed_precision == "no":
         activation *= _FP32_ACTIVATION_FACTOR
-    parts = {"fixed": _FIXED_GB[gc], "activations": round(activation, 2)}
+    unet_scale = 1.0 if inputs.unet_params is None else inputs.unet_params / _FIT_UNET_PARAMS
+    if inputs.unet_width is not None:
+        activation *= min(1.0, inputs.unet_width / _FIT_UNET_WIDTH)
+    fit_states = _FIT_UNET_PARAMS * _UNET_BYTES_PER_PARAM / 1e9
+    fixed = _FIXED_GB[gc] - fit_states + fit_states * unet_scale
+    parts = {"fixed": round(fixed, 2), "activations": round(activation, 2)}
     if not inputs.use_8bit_adam:
-        parts["adamw_states"] = _ADAMW_EXTRA_GB
+        parts["adamw_states"] = round(_ADAMW_EXTRA_GB * unet_scale, 2)
     if inputs.train_text_encoder:
         per_param = 8 + (2 if inputs.use_8bit_adam else 8)
-        parts["text_encoder"] = round(
-            _TE_PARAMS.get(inputs.model, _TE_PARAMS["sd15"]) * per_param / 1e9 + 0.2, 2
+        te = (
+            inputs.te_params
+            if inputs.te_params is not None
+            else _TE_PARAMS.get(inputs.model, _TE_PARAMS["sd15"])
         )
+        parts["text_encoder"] = round(te * per_param / 1e9 + 0.2 * min(1.0, te / _TE_PARAMS["sd15"]), 2)
     total = sum(parts.values())
     warnings = []
     if available_gb is not None:
@@ -173,10 +198,22 @@ def estimate_time(
 _CHECKPOINT_PARAMS = {"sd15": 1.0663e9, "sd2": 1.29e9}
 
 
-def checkpoint_gb(save_precision: str = "float", model: str = "sd15") -> float:
-    """Size of one saved checkpoint in GB."""
-    params = _CHECKPOINT_PARAMS.get(model, _CHECKPOINT_PARAMS["sd15"])
-    return params * (4 if save_precision == "float" else 2) / 1e9
+def checkpoint_gb(
+    save_precision: str = "float", model: str = "sd15", params: int | None = None, header_bytes: int = 0
+) -> float:
+    """Size of one saved checkpoint in GB: parameters x bytes per value (4 in float, 2 in fp16 / bf16) plus the
+    file's header; ``params`` (the base model's real count, see :mod:`curator.modelfile`) wins over ``model``."""
+    count = params if params is not None else _CHECKPOINT_PARAMS.get(model, _CHECKPOINT_PARAMS["sd15"])
+    return (count * (4 if save_precision == "float" else 2) + header_bytes) / 1e9
+
+
+def disk_size(n_bytes: float) -> str:
+    """A size in words: "4.3 GB", "22 MB" (a tiny model's checkpoints are megabytes, not "0.0 GB")."""
+    if n_bytes >= 1e9:
+        return f"{n_bytes / 1e9:.1f} GB"
+    if n_bytes >= 1e6:
+        return f"{n_bytes / 1e6:.0f} MB"
+    return f"{n_bytes / 1e3:.0f} kB"
 
 
 def checkpoints_written(epochs: int, save_every_n_epochs: int | None) -> int:

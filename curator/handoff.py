@@ -32,6 +32,8 @@ class PlanInputs:
     )
     te_stop: int | None = None  # explicit stop_text_encoder_training step (wins over sensitivity)
     resolution: int | None = None  # None: the scan's
+    save_precision: str = "float"  # save_precision: float, fp16 or bf16 (checkpoint size)
+    base_model: str = ""  # the base model's path: its real sizes for memory and disk (empty: SD 1.5's)
 
 
 def basic_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) -> dict[str, Any]:
@@ -84,9 +86,11 @@ def kept_dataset(dataset: Dataset, kept: set[str] | None) -> Dataset:
 
 def full_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) -> dict[str, Any]:
     """The planner's whole plan (``dreamcurate plan --json``) of the kept items with these settings."""
+    from curator.modelfile import facts_for_plan
     from curator.plan import PlanOptions, build_plan
 
     s = result.settings
+    facts, note = facts_for_plan(inputs.base_model)
     options = PlanOptions(
         resolution=inputs.resolution or s.resolution,
         batch_size=inputs.batch,
@@ -99,6 +103,9 @@ def full_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) -> 
         max_bucket_reso=s.max_bucket_reso,
         bucket_reso_steps=s.bucket_reso_steps,
         bucket_no_upscale=s.bucket_no_upscale,
+        save_precision=inputs.save_precision,
+        base_model=facts,
+        base_model_note=note,
     )
     sizes = {r.item.rel: (r.width, r.height) for r in result.records if r.decoded}
     data = build_plan(kept_dataset(result.dataset, kept), sizes, options).to_json()

@@ -34,6 +34,7 @@ from curator.buckets import BucketChoice, BucketSettings, select_bucket
 
 if TYPE_CHECKING:
     from curator.dataset import Dataset
+    from curator.modelfile import ModelFacts
 
 #: Kohya's ``--max_train_steps`` default, used when neither epochs nor steps are given
 KOHYA_DEFAULT_MAX_TRAIN_STEPS = 1600
@@ -322,7 +323,11 @@ class PlanOptions:
     mixed_precision: str = "fp16"  # no, fp16 or bf16
     gradient_checkpointing: bool = False  # trade compute for memory
     use_8bit_adam: bool = False  # 8-bit AdamW (bitsandbytes)
-    model: str = "sd15"  # sd15 or sd2 (checkpoint size, text-encoder memory)
+    model: str = "sd15"  # sd15 or sd2 (checkpoint size, text-encoder memory) when the base model is not known
+    base_model: ModelFacts | None = (
+        None  # the base model's real facts (curator.modelfile); win over ``model``
+    )
+    base_model_note: str | None = None  # why the base model's facts are missing (shown in the plan's notes)
     kind: str = "style"  # style or subject: which dataset size range the advice uses
 
     def bucket_settings(self) -> BucketSettings:
@@ -492,6 +497,25 @@ def _bucket_rows(
     return buckets, images, notes
 
 
+def _vram_inputs(options: PlanOptions, stop: int | None) -> Any:
+    """The memory estimate's inputs: the options, and the base model's real sizes when it is known."""
+    from curator import estimates
+
+    facts = options.base_model
+    return estimates.VramInputs(
+        options.resolution,
+        options.batch_size,
+        options.mixed_precision,
+        options.gradient_checkpointing,
+        options.use_8bit_adam,
+        options.train_text_encoder and stop != 0,
+        facts.plan_model if facts else options.model,
+        unet_params=facts.unet_params if facts else None,
+        te_params=facts.text_encoder_params if facts else None,
+        unet_width=facts.unet_width if facts else None,
+    )
+
+
 def build_plan(
     dataset: Dataset, sizes: Mapping[str, tuple[int, int]], options: PlanOptions | None = None
 ) -> Plan:
@@ -523,21 +547,21 @@ def build_plan(
     explanation = explain_te_gap(
         seed_step, stop, len(train_entries), sum(counts.values()), options, reg_seen, batches, per_epoch
     )
-    vram_inputs = estimates.VramInputs(
-        options.resolution,
-        options.batch_size,
-        options.mixed_precision,
-        options.gradient_checkpointing,
-        options.use_8bit_adam,
-        options.train_text_encoder and stop != 0,
-        options.model,
-    )
+    vram_inputs = _vram_inputs(options, stop)
     vram = estimates.estimate_vram(vram_inputs, options.vram_gb)
     time = estimates.estimate_time(
         total, vram_inputs, options.gradient_accumulation_steps, options.gpu_class, options.measured_its, stop
     )
     saves = estimates.checkpoints_written(epochs, options.save_every_n_epochs)
-    each = estimates.checkpoint_gb(options.save_precision, options.model)
+    facts = options.base_model
+    each = estimates.checkpoint_gb(
+        options.save_precision,
+        vram_inputs.model,
+        facts.total_params if facts else None,
+        facts.header_bytes if facts else 0,
+    )
+    if options.base_model_note:
+        notes.append(options.base_model_note)
     concepts = _concept_rows(dataset, repeats)
     advice = [
         estimates.size_advice(c["name"], c["images"], options.kind).to_json()
@@ -556,7 +580,13 @@ def build_plan(
         stop_text_encoder_training=stop,
         seed_formula_stop_step=seed_step,
         te_explanation=explanation,
-        checkpoints={"count": saves, "each_gb": round(each, 2), "total_gb": round(saves * each, 1)},
+        checkpoints={
+            "count": saves,
+            "each_gb": round(each, 2),
+            "each_bytes": round(each * 1e9),
+            "total_gb": round(saves * each, 1),
+            "total_bytes": round(saves * each * 1e9),
+        },
         vram=vram.to_json(),
         time=time.to_json(),
         size_advice=advice,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from curator.estimates import disk_size
 from curator.plan import Plan
 
 
@@ -76,7 +77,8 @@ def print_plan(plan: Plan, console: Console) -> None:
     console.print(_steps_table(plan))
     console.print(plan.te_explanation)
     c = plan.checkpoints
-    console.print(f"Checkpoints: {c['count']} x {c['each_gb']} GB = {c['total_gb']} GB of disk")
+    each, total = disk_size(c["each_bytes"]), disk_size(c["total_bytes"])
+    console.print(f"Checkpoints: {c['count']} x {each} = {total} of disk")
     parts = ", ".join(f"{k} {v:g}" for k, v in plan.vram["parts"].items())
     console.print(f"GPU memory (estimate): {plan.vram_gb:.1f} GB ({parts})")
     for warning in plan.vram["warnings"]:

@@ -79,6 +79,18 @@ def _plan_data(plan: Any, result: ScanResult) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _checkpoint_card(ckpt: dict[str, Any]) -> tuple[Any, str]:
+    """The checkpoints' disk card: "22 MB" for a tiny model where "GB" would round to 0."""
+    if not ckpt:
+        return None, ""
+    saves = f"({ckpt.get('count', '?')} saves)"
+    if isinstance(ckpt.get("total_bytes"), (int, float)):
+        from curator.estimates import disk_size
+
+        return disk_size(ckpt["total_bytes"]), f"of checkpoints {saves}"
+    return ckpt.get("total_gb"), f"GB of checkpoints {saves}"
+
+
 def _fmt(value: Any, limit: int = 90) -> str:
     """A short, escaped rendering of an evidence or plan value."""
     if isinstance(value, bool):
@@ -234,7 +246,7 @@ class _Report:
             (plan.get("seed_formula_stop_step"), "tutorial formula stop step"),
             (plan.get("vram_gb"), "VRAM estimate (GB)"),
             (f"{time_s / 3600:.1f} h" if isinstance(time_s, (int, float)) else None, "time estimate"),
-            (ckpt.get("total_gb"), f"GB of checkpoints ({ckpt.get('count', '?')} saves)" if ckpt else ""),
+            _checkpoint_card(ckpt),
         ]
         cards = "".join(
             f'<div class="stat"><div class="n">{_fmt(value)}</div><div class="l">{escape(label)}</div></div>'

@@ -13,16 +13,15 @@ Example::
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
+from curator.modelfile import EMA_PREFIX, ModelFileError, read_safetensors_header
 from trainer.model_arch import SD1_TEXT_PREFIX, SD2_TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
 from trainer.model_errors import ModelError
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-EMA_PREFIX = "model_ema."
 #: fewer EMA keys than this is bookkeeping (decay, num_updates), not EMA weights (diffusers uses the same bound)
 EMA_MIN_KEYS = 100
 
@@ -115,16 +114,9 @@ def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str],
     path = Path(path)
     if path.suffix.lower() == ".safetensors" and path.is_file():
         try:
-            with open(path, "rb") as handle:
-                size = int.from_bytes(handle.read(8), "little")
-                if size <= 0 or size > path.stat().st_size - 8:
-                    raise ValueError("header length past the end of the file")
-                header = json.loads(handle.read(size))
-        except (OSError, ValueError) as exc:
-            raise ModelError(
-                f"{path.name}: cannot read it as safetensors, it is truncated or corrupt ({exc})"
-            ) from exc
-        metadata = header.pop("__metadata__", None) or {}
+            header, metadata, size = read_safetensors_header(path)
+        except ModelFileError as exc:
+            raise ModelError(str(exc)) from exc
         end = max((info["data_offsets"][1] for info in header.values()), default=0)
         if 8 + size + end > path.stat().st_size:
             raise ModelError(
@@ -132,7 +124,7 @@ def read_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str],
             )
         shapes = normalize_ldm_keys({k: tuple(v["shape"]) for k, v in header.items()})
         dtypes = normalize_ldm_keys({k: v["dtype"] for k, v in header.items()})
-        return shapes, dtypes, dict(metadata)
+        return shapes, dtypes, metadata
     state, metadata = read_state_dict(path)
     tensors = {k: v for k, v in state.items() if hasattr(v, "shape")}
     return (

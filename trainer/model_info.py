@@ -12,64 +12,43 @@ Example::
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from trainer.model_arch import UNET_PREFIX, VAE_PREFIX
+from curator.modelfile import (
+    COMPONENT_PREFIXES,
+    DTYPE_NAMES,
+    ModelFileError,
+    component_of,
+    count_parameters,
+    folder_component,
+    precision_name,
+)
 from trainer.model_errors import ModelError
-from trainer.model_files import EMA_PREFIX, check_base_model, has_ema, read_shapes
+from trainer.model_files import check_base_model, has_ema, read_shapes
 
-COMPONENT_PREFIXES = {
-    "unet": UNET_PREFIX,
-    "vae": VAE_PREFIX,
-    "text_encoder": "cond_stage_model.",
-    "ema": EMA_PREFIX,
-}
-DTYPE_NAMES = {"F32": "float", "F16": "fp16", "BF16": "bf16", "float32": "float", "float16": "fp16"}
+__all__ = ["COMPONENT_PREFIXES", "DTYPE_NAMES", "FAMILY_NAMES", "inspect_model"]
 FAMILY_NAMES = {"sd1": "Stable Diffusion 1.x", "sd2": "Stable Diffusion 2.x"}
-
-
-def _component(key: str) -> str:
-    for name, prefix in COMPONENT_PREFIXES.items():
-        if key.startswith(prefix):
-            return name
-    return "other"
-
-
-def _precision(dtypes: dict[str, str], keys: list[str]) -> str:
-    names = {DTYPE_NAMES.get(dtypes[k].removeprefix("torch."), dtypes[k]) for k in keys}
-    names.discard("I64")
-    names.discard("int64")
-    return "+".join(sorted(names)) or "unknown"
 
 
 def _from_shapes(name: str, shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str]) -> dict[str, Any]:
     family = check_base_model({k: SimpleNamespace(shape=v) for k, v in shapes.items()}, name)
-    params: dict[str, int] = {}
-    for key, shape in shapes.items():
-        if dtypes[key].removeprefix("torch.") in (
-            "I64",
-            "int64",
-        ):  # position_ids: an index buffer, not weights
-            continue
-        params[_component(key)] = params.get(_component(key), 0) + math.prod(shape)
-    weights = [k for k in shapes if _component(k) in ("unet", "vae", "text_encoder")]
+    params = count_parameters(shapes, dtypes)
+    weights = [k for k in shapes if component_of(k) in ("unet", "vae", "text_encoder")]
     return {
         "family": family,
         "parameters": params,
-        "precision": _precision(dtypes, weights),
+        "precision": precision_name(dtypes, weights),
         "ema": has_ema(shapes),
     }
 
 
 def _folder_params(folder: Path, sub: str) -> tuple[int, str]:
-    total, dtypes = 0, set()
-    for weights in sorted((folder / sub).glob("*.safetensors")):
-        shapes, kinds, _ = read_shapes(weights)
-        total += sum(math.prod(s) for s in shapes.values())
-        dtypes |= {DTYPE_NAMES.get(d, d) for d in kinds.values()}
+    try:
+        total, dtypes, _ = folder_component(folder, sub)
+    except ModelFileError as exc:
+        raise ModelError(str(exc)) from exc
     return total, "+".join(sorted(dtypes)) or "unknown"
 
 

@@ -49,7 +49,8 @@ def _with_run_options(command: Any) -> Any:
     return command
 
 
-def _plan_inputs(config: TrainConfig) -> Any:
+def _plan_inputs(config: TrainConfig, base: Path | None = None) -> Any:
+    """The plan's inputs from the run's training settings and base model (its real sizes for memory and disk)."""
     from curator.handoff import PlanInputs
 
     return PlanInputs(
@@ -60,6 +61,8 @@ def _plan_inputs(config: TrainConfig) -> Any:
         sensitivity=config.text_encoder_sensitivity or None,
         te_stop=config.stop_text_encoder_training if config.stop_text_encoder_training > 0 else None,
         resolution=config.resolution,
+        save_precision=config.save_precision,
+        base_model=str(base) if base else "",
     )
 
 
@@ -158,7 +161,7 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
         raise click.ClickException(
             "no training image is left after curation; see the report and the findings"
         )
-    options.plan = plan_json(result, kept, _plan_inputs(preview))
+    options.plan = plan_json(result, kept, _plan_inputs(preview, request.base))
     report = write_html(result, ws.root / "report.html", plan=options.plan)
     console.print(f"HTML report: {report}", soft_wrap=True)
     _confirm(request.yes, len(kept), out)

@@ -135,7 +135,7 @@ def export(
     store = DecisionStore(Workspace.for_dataset(dataset, workspace))
     verdicts, _ = plan_verdicts(result, store, options)
     kept = {rel for rel, v in verdicts.items() if v.kept}
-    options.plan = plan_json(result, kept, PlanInputs(resolution=resolution))
+    options.plan = plan_json(result, kept, PlanInputs(resolution=resolution, base_model=base_model))
     try:
         report = export_dataset(result, out, options, store)
     except ExportError as exc:

@@ -79,6 +79,12 @@ if TYPE_CHECKING:
 @click.option("--8bit-adam", "use_8bit_adam", is_flag=True, help="8-bit AdamW.")
 @click.option("--model", type=click.Choice(["sd15", "sd2"]), default="sd15", show_default=True)
 @click.option(
+    "--base",
+    "base",
+    type=click.Path(path_type=Path),
+    help="Base model (.safetensors or diffusers folder): its real sizes replace --model's in memory and disk.",
+)
+@click.option(
     "--kind",
     type=click.Choice(["style", "subject"]),
     default="style",
@@ -139,6 +145,9 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
     if kw["bucket_min"] > kw["bucket_max"]:
         raise click.UsageError("--bucket-min must not exceed --bucket-max")
     epochs = kw["epochs"] if kw["epochs"] is not None else (None if kw["steps"] else 200)
+    from curator.modelfile import facts_for_plan
+
+    facts, note = facts_for_plan(kw["base"])
     options = PlanOptions(
         resolution=kw["resolution"],
         batch_size=kw["batch"],
@@ -163,6 +172,8 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
         gradient_checkpointing=kw["gradient_checkpointing"],
         use_8bit_adam=kw["use_8bit_adam"],
         model=kw["model"],
+        base_model=facts,
+        base_model_note=note,
         kind=kw["kind"],
     )
     try:

@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. /work/main/.venv/bin/python bench/detectors.py [--data DIR] [--fresh] [--no-peers]
+    .venv/bin/python bench/detectors.py [--data DIR] [--fresh] [--no-peers]
 
 Every tool sees the same decodable images (labels corrupt / bomb / too_small are left out: they are the loader's
 business, and the peers crash or stall on them). Per label:
@@ -39,7 +39,7 @@ from curator.dataset import Concept, Dataset, Item  # noqa: E402
 from curator.results import ScanSettings  # noqa: E402
 from curator.scan import scan  # noqa: E402
 
-# ../shared/bench_dev beside the checkout (the main checkout); from a worktree under /work/wt one level further up
+# ../shared/bench_dev beside the checkout; from a git worktree one level deeper, one level further up
 DEFAULT_DATA = next(
     (
         p

@@ -106,8 +106,13 @@ def straight_edges(
         jump = np.abs(a[2:, :] - a[:-2, :]) >= step
         flat_above = np.abs(np.diff(a[:-2, :], axis=1)) <= flat
         flat_below = np.abs(np.diff(a[2:, :], axis=1)) <= flat
-        runs = _longest_runs(jump[:, 1:] & (flat_above | flat_below))
-        lines = runs >= min_fraction * a.shape[1]
+        ok = jump[:, 1:] & (flat_above | flat_below)
+        need = min_fraction * a.shape[1]
+        # A row with fewer qualifying pixels than a line needs has no such run: measure the others only.
+        rows = np.flatnonzero(np.count_nonzero(ok, axis=1) >= need)
+        lines = np.zeros(ok.shape[0], dtype=bool)
+        if rows.size:
+            lines[rows] = _longest_runs(ok[rows]) >= need
         total += int((lines & ~np.concatenate([[False], lines[:-1]])).sum())
     return 100.0 * total / float(sum(g.shape))
 

@@ -406,9 +406,8 @@ def explain_te_gap(
         return f"The text encoder stops at optimizer step {real_step}."
     reasons = _step_count_reasons(train_images, per_epoch_images, options, reg_images, batches, steps)
     if seed_step == real_step:
-        if (
-            reasons
-        ):  # the effects happen to cancel out: say so rather than claim the tutorial's assumptions hold
+        # the effects can cancel out: say so rather than claim the tutorial's assumptions hold
+        if reasons:
             return f"Both give {real_step}, by coincidence: {'; '.join(reasons)}."
         return (
             f"Both give {real_step}: one optimizer step per image per epoch here "

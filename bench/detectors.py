@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from curator.checks.near_duplicate import VARIANTS, NearDuplicates, find_pairs  # noqa: E402
-from curator.dataset import Concept, Dataset, Item  # noqa: E402
-from curator.results import ScanSettings  # noqa: E402
-from curator.scan import scan  # noqa: E402
+from curator.dataset.discover import Concept, Dataset, Item  # noqa: E402
+from curator.scan.results import ScanSettings  # noqa: E402
+from curator.scan.run import scan  # noqa: E402
 
 # ../shared/bench_dev beside the checkout; from a git worktree one level deeper, one level further up
 DEFAULT_DATA = next(

@@ -84,8 +84,8 @@ def make_fuzz_corpus(out: Path, count: int, seed: int = 0) -> Path:
 
 def main() -> None:
     """Generate the corpus in a temporary folder, scan it, print the outcome table."""
-    from curator.results import ScanSettings
-    from curator.scan import scan
+    from curator.scan.results import ScanSettings
+    from curator.scan.run import scan
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)

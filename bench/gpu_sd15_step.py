@@ -48,12 +48,13 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_sd15_step.py needs a CUDA GPU")
-    from trainer import loop, model_io
+    from trainer import loop
     from trainer.config import TrainConfig
     from trainer.events import read_events
     from trainer.loop import train
-    from trainer.model_arch import sd15_architecture
-    from trainer.tiny import build_random_model
+    from trainer.models import io as model_io
+    from trainer.models.arch import sd15_architecture
+    from trainer.models.tiny import build_random_model
 
     try:
         import bitsandbytes  # type: ignore[import-not-found]  # noqa: F401

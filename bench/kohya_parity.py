@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curator.buckets import BucketSettings, make_buckets, select_bucket  # noqa: E402
-from curator.captions import CaptionOptions, process_caption  # noqa: E402
+from curator.captions.parse import CaptionOptions, process_caption  # noqa: E402
+from curator.plan.buckets import BucketSettings, make_buckets, select_bucket  # noqa: E402
 
 
 def _source_of(path: Path, name: str, owner: str | None = None) -> str:

@@ -22,7 +22,7 @@ STANDARD = {"model.diffusion_model.": 686, "first_stage_model.": 248, "cond_stag
 
 def _write_configs(model, folder: Path) -> None:
     """A diffusers folder with configs and tokenizer only: what ``from_single_file(config=...)`` reads."""
-    from trainer.model_io import _model_index
+    from trainer.models.io import _model_index
 
     model.unet.save_config(folder / "unet")
     model.vae.save_config(folder / "vae")
@@ -45,9 +45,9 @@ def main() -> None:
     from diffusers import StableDiffusionPipeline
     from safetensors import safe_open
 
-    from trainer.model_arch import sd15_architecture
-    from trainer.model_io import load_model, save_single_file
-    from trainer.tiny import build_random_model
+    from trainer.models.arch import sd15_architecture
+    from trainer.models.io import load_model, save_single_file
+    from trainer.models.tiny import build_random_model
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

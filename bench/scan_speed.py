@@ -55,8 +55,8 @@ def link_folder(files: list[Path], target: Path) -> Path:
 
 def time_ours(folder: Path, files: list[Path], workers: int, workspace: Path) -> tuple[float, int, int]:
     """Seconds of one scan of ``folder`` (checked to cover exactly ``files``), with analysed / cached counts."""
-    from curator.results import ScanSettings
-    from curator.scan import scan
+    from curator.scan.results import ScanSettings
+    from curator.scan.run import scan
 
     settings = ScanSettings(workers=workers, workspace=workspace, progress=False)
     started = time.perf_counter()

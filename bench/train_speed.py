@@ -33,7 +33,7 @@ LR = 1e-5
 
 def build_inputs(data: Path, count: int, work: Path) -> tuple[Path, Path, Path]:
     """The tiny model as a single file and as a diffusers folder, and a Kohya folder of ``count`` ok images."""
-    from trainer.tiny import write_tiny_diffusers, write_tiny_model
+    from trainer.models.tiny import write_tiny_diffusers, write_tiny_model
 
     with open(data / "manifest.csv", newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["label"] == "ok"][:count]
@@ -168,7 +168,8 @@ def child(variant: str, work: Path, steps: int, resolution: int) -> None:
     import torchvision  # noqa: F401
     import transformers  # noqa: F401
 
-    from trainer import loop, model_io  # noqa: F401
+    from trainer import loop  # noqa: F401
+    from trainer.models import io as model_io  # noqa: F401
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     imports_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -27,7 +27,7 @@ OPEN_APP = """
 import asyncio, json, sys, time
 started = time.perf_counter()
 from pathlib import Path
-from curator.results import ScanSettings
+from curator.scan.results import ScanSettings
 from tui.app import create_app
 from tui.widgets.browser.item_table import ItemTable
 
@@ -47,8 +47,8 @@ CACHED_SCAN = """
 import json, sys, time
 started = time.perf_counter()
 from pathlib import Path
-from curator.results import ScanSettings
-from curator.scan import scan
+from curator.scan.results import ScanSettings
+from curator.scan.run import scan
 result = scan(Path(sys.argv[1]), ScanSettings(workers=2, progress=False))
 print(json.dumps({"seconds": time.perf_counter() - started, "cached": result.cached}))
 """
@@ -57,9 +57,9 @@ print(json.dumps({"seconds": time.perf_counter() - started, "cached": result.cac
 FILL_TABLE = """
 import asyncio, json, sys, time
 from pathlib import Path
-from curator.dataset import Concept, Dataset, Item
+from curator.dataset.discover import Concept, Dataset, Item
 from curator.findings import Finding, Severity
-from curator.results import ItemRecord, ScanResult, ScanSettings
+from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 from tui.widgets.browser.panel import BrowserPanel
 from textual.app import App
 
@@ -140,8 +140,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from curator.results import ScanSettings
-    from curator.scan import scan
+    from curator.scan.results import ScanSettings
+    from curator.scan.run import scan
 
     with tempfile.TemporaryDirectory() as tmp:
         root = make_images(Path(tmp) / "data", args.images, args.tags)

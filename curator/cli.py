@@ -21,10 +21,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop, buckets, size advice, VRAM and time."),
     "review": ("tui.cli:review", "Review the dataset in the terminal (Textual TUI)."),
     "export": ("curator.commands.export:export", "Write the curated Kohya folder, manifest and configs."),
-    "train": ("trainer.train_cli:train", "Train with the bundled DreamBooth trainer from a TOML config."),
-    "run": ("trainer.run_cli:run", "Scan, report, export and train in one go."),
-    "model": ("trainer.model_cli:model", "Model files: info, convert, tiny."),
-    "demo": ("trainer.demo:demo", "Generate a sample dataset and a tiny model; curate and train end to end."),
+    "train": (
+        "trainer.commands.train:train",
+        "Train with the bundled DreamBooth trainer from a TOML config.",
+    ),
+    "run": ("trainer.commands.run:run", "Scan, report, export and train in one go."),
+    "model": ("trainer.commands.model:model", "Model files: info, convert, tiny."),
+    "demo": (
+        "trainer.commands.demo:demo",
+        "Generate a sample dataset and a tiny model; curate and train end to end.",
+    ),
 }
 
 

@@ -10,11 +10,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from curator.checks.base import CheckContext, ImageCheck
-from curator.dataset import Item
+from curator.dataset.discover import Item
 from curator.findings import Finding
-from curator.loader import load_view
-from curator.results import ItemRecord, ScanSettings
-from curator.view import ImageView
+from curator.images.loader import load_view
+from curator.images.view import ImageView
+from curator.scan.results import ItemRecord, ScanSettings
 
 
 def photo(seed: int = 0, size: tuple[int, int] = (480, 360)) -> Image.Image:

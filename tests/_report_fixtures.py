@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from curator.dataset import Concept, Dataset, Item
+from curator.dataset.discover import Concept, Dataset, Item
 from curator.findings import Finding, Severity
-from curator.results import ItemRecord, ScanResult, ScanSettings
+from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 
 
 def make_image(path: Path, seed: int, size: tuple[int, int] = (64, 48)) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from curator import export as export_module
-from curator.export import ExportOptions, export_dataset
+from curator.export import folder as export_module
+from curator.export.folder import ExportOptions, export_dataset
 from tests._report_fixtures import build_result, tree_digest
 
 

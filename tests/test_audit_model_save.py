@@ -19,8 +19,8 @@ def test_library_temporaries_stay_in_a_folder_named_after_the_target(
     import safetensors.torch
 
     from trainer import checkpoint
-    from trainer.model_io import load_model, save_single_file
-    from trainer.tiny import write_tiny_model
+    from trainer.models.io import load_model, save_single_file
+    from trainer.models.tiny import write_tiny_model
 
     model = load_model(write_tiny_model(tmp_path / "tiny.safetensors"))
     out = tmp_path / "out"

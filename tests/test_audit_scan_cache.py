@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from curator.checks import image_checks
-from curator.results import ScanSettings
-from curator.scan import scan
+from curator.scan.results import ScanSettings
+from curator.scan.run import scan
 
 
 def _dataset(tmp_path: Path) -> Path:

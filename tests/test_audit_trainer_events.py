@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")
 def test_event_stream_of_a_short_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from accelerate import Accelerator
 
-    from curator.estimates import checkpoints_written
+    from curator.plan.estimates import checkpoints_written
     from trainer.events import read_events
     from trainer.loop import train
-    from trainer.tiny import write_tiny_model
+    from trainer.models.tiny import write_tiny_model
 
     clipped: list[float] = []
     real_clip = Accelerator.clip_grad_norm_

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from curator.captions import read_caption
-from curator.dataset import discover
-from curator.results import ScanSettings
-from curator.tagaudit import AuditSettings, audit_captions, load_captions
+from curator.captions.audit import AuditSettings, audit_captions, load_captions
+from curator.captions.parse import read_caption
+from curator.dataset.discover import discover
+from curator.scan.results import ScanSettings
 from tui.backend import Backend
 
 

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from curator.cli import cli
-from curator.results import ScanSettings
-from curator.scan import scan
+from curator.scan.results import ScanSettings
+from curator.scan.run import scan
 
 
 def _dataset(tmp_path: Path) -> Path:

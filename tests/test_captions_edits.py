@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from curator import tagedit
+from curator.captions import edit as tagedit
+from curator.captions.edit import TagEdits, apply_changes, edit_line, edit_text, plan_changes, undo_last
 from curator.cli import cli
-from curator.dataset import discover
-from curator.tagedit import TagEdits, apply_changes, edit_line, edit_text, plan_changes, undo_last
-from curator.workspace import Workspace
+from curator.dataset.discover import discover
+from curator.dataset.workspace import Workspace
 
 CAPTIONS = {
     "a": "smile, sks, 1girl, blue_eyes, blue eyes\nsecond line kept\n",

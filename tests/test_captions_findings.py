@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from curator.captions.audit import AuditSettings, advise_keep_tokens, audit_captions, load_captions
 from curator.checks.base import CheckContext
 from curator.checks.captions import CaptionsCheck
-from curator.dataset import Item
-from curator.results import ItemRecord, ScanSettings
-from curator.tagaudit import AuditSettings, advise_keep_tokens, audit_captions, load_captions
+from curator.dataset.discover import Item
+from curator.scan.results import ItemRecord, ScanSettings
 
 
 def _items(tmp_path: Path, captions: dict[str, str | bytes | None], concept: str = "sks") -> list[Item]:

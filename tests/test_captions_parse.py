@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from curator.captions import (
+from curator.captions.parse import (
     CaptionOptions,
     normalize_tag,
     parse_caption,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from curator import tokenizer as tk
+from curator.captions import tokenizer as tk
 
 TRICKY = [
     "a photo of a cat",
@@ -97,7 +97,7 @@ def test_parity_with_open_clip() -> None:
 
 def test_tokenizer_does_not_import_torch() -> None:
     code = (
-        "import sys, json\nfrom curator.tokenizer import encode\nencode('a cat')\n"
+        "import sys, json\nfrom curator.captions.tokenizer import encode\nencode('a cat')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch','transformers','open_clip'))))"
     )

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from _detector_images import photo, save, window_screenshot
 
-from curator.results import ScanSettings
-from curator.scan import scan
+from curator.scan.results import ScanSettings
+from curator.scan.run import scan
 
 TINY = {
     "embed_dim": 32,
@@ -84,8 +84,8 @@ def test_scan_without_clip_never_imports_torch(tmp_path: Path) -> None:
     code = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from curator.results import ScanSettings\n"
-        "from curator.scan import scan\n"
+        "from curator.scan.results import ScanSettings\n"
+        "from curator.scan.run import scan\n"
         f"r = scan(Path({str(data)!r}), ScanSettings(workers=1, workspace=Path({str(tmp_path / 'ws')!r}),"
         " progress=False))\n"
         "print(json.dumps([m for m in sys.modules if m.split('.')[0] in ('torch', 'open_clip')]))"
@@ -97,7 +97,7 @@ def test_scan_without_clip_never_imports_torch(tmp_path: Path) -> None:
 def test_embeddings_are_cached_and_only_changed_images_are_embedded(
     tmp_path: Path, tiny_clip: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from curator import clip_features
+    from curator.checks import clip_features
 
     config, weights = tiny_clip
     data = _dataset(tmp_path)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curator.dataset import Item
+from curator.checks.keeper import choose_keeper, rank_for_keeping
+from curator.dataset.discover import Item
 from curator.findings import Finding, Severity
-from curator.keeper import choose_keeper, rank_for_keeping
-from curator.results import ItemRecord
+from curator.scan.results import ItemRecord
 
 
 def _rec(

@@ -10,10 +10,10 @@ import numpy as np
 from _detector_images import photo, record_for, save, window_screenshot
 from PIL import Image
 
-from curator import hashing
+from curator.checks import hashing
 from curator.checks.base import CheckContext
 from curator.checks.near_duplicate import DupHashes, NearDuplicates
-from curator.results import ScanSettings
+from curator.scan.results import ScanSettings
 
 HASHES = DupHashes()
 CHECK = NearDuplicates()

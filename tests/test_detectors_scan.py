@@ -8,8 +8,8 @@ from pathlib import Path
 from _detector_images import jpeg_roundtrip, photo, save, window_screenshot
 from PIL import Image, ImageFilter
 
-from curator.results import ScanSettings
-from curator.scan import scan
+from curator.scan.results import ScanSettings
+from curator.scan.run import scan
 
 
 def test_scan_reports_each_detector_once(tmp_path: Path) -> None:

@@ -44,8 +44,8 @@ def test_export_command_writes_the_folder_and_refuses_to_overwrite(tmp_path: Pat
 
 
 def test_export_command_honours_review_drops(tmp_path: Path) -> None:
-    from curator.decisions import DecisionStore
-    from curator.workspace import Workspace
+    from curator.dataset.workspace import Workspace
+    from curator.review.decisions import DecisionStore
 
     data = _dataset(tmp_path / "data")
     DecisionStore(Workspace.for_dataset(data)).set("3_cat/1.png", "drop", "not my cat")
@@ -54,10 +54,10 @@ def test_export_command_honours_review_drops(tmp_path: Path) -> None:
 
 
 def test_run_without_a_terminal_asks_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainer.model_info
+    import trainer.models.info
 
     monkeypatch.setattr(
-        trainer.model_info, "inspect_model", lambda path: {}
+        trainer.models.info, "inspect_model", lambda path: {}
     )  # any base passes the header check
     data = _dataset(tmp_path / "data")
     base = tmp_path / "base.safetensors"
@@ -95,7 +95,7 @@ def test_run_refuses_a_bad_base_or_existing_out_before_any_work(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_run_goes_from_a_raw_folder_to_a_checkpoint(tmp_path: Path) -> None:
-    tiny = pytest.importorskip("trainer.tiny")
+    tiny = pytest.importorskip("trainer.models.tiny")
     pytest.importorskip("trainer.loop")
     data = _dataset(tmp_path / "data", count=3, size=(64, 64))
     base = tiny.write_tiny_model(tmp_path / "tiny.safetensors")

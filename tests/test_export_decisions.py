@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from curator.decisions import DecisionStore, cluster_key
-from curator.workspace import Workspace
+from curator.dataset.workspace import Workspace
+from curator.review.decisions import DecisionStore, cluster_key
 
 
 def _store(tmp_path: Path) -> DecisionStore:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from curator.decisions import DecisionStore, cluster_key
-from curator.export import ExportError, ExportOptions, export_dataset
+from curator.dataset.workspace import Workspace
+from curator.export.folder import ExportError, ExportOptions, export_dataset
 from curator.findings import Finding, Severity
-from curator.workspace import Workspace
+from curator.review.decisions import DecisionStore, cluster_key
 from tests._report_fixtures import build_result, dup, tree_digest
 
 BLUR = Finding("blurry", Severity.WARNING, "Image looks out of focus", {"metric": "blur", "threshold": 1})
@@ -136,7 +136,7 @@ def test_refuses_to_export_over_the_dataset(tmp_path: Path) -> None:
 
 
 def test_failure_mid_export_leaves_no_partial_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import curator.export as export_mod
+    import curator.export.folder as export_mod
 
     result = _result(tmp_path)
     calls = {"n": 0}
@@ -159,7 +159,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     sys.path[:0] = [{repo!r}]
-    import curator.export as ex
+    import curator.export.folder as ex
     from tests._report_fixtures import build_result
     tmp = Path({tmp!r})
     result = build_result(tmp / "data", {{"cat": (3, ["a.png", "b.png", "c.png", "d.png"])}})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import tomllib
 
-from curator.export import ExportOptions, export_dataset
-from curator.handoff import PlanInputs, basic_plan, full_plan, plan_json
+from curator.export.folder import ExportOptions, export_dataset
+from curator.plan.handoff import PlanInputs, basic_plan, full_plan, plan_json
 from tests._report_fixtures import build_result
 
 

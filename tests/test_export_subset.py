@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curator.export import ExportOptions, export_dataset, plan_verdicts
-from curator.subset import balanced_repeats, diverse_subset
+from curator.export.folder import ExportOptions, export_dataset, plan_verdicts
+from curator.review.subset import balanced_repeats, diverse_subset
 from tests._report_fixtures import build_result, dup
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from curator.cli import cli
-from curator.sample import make_sample_dataset
+from curator.dataset.sample import make_sample_dataset
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -85,7 +85,7 @@ def test_demo_generates_scans_and_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_demo_module_does_not_import_torch() -> None:
-    code = "import trainer.demo, sys; print(any(m.split('.')[0] == 'torch' for m in sys.modules))"
+    code = "import trainer.commands.demo, sys; print(any(m.split('.')[0] == 'torch' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from curator.dataset import discover, parse_concept_folder
+from curator.dataset.discover import discover, parse_concept_folder
 
 
 def _img(path: Path) -> Path:

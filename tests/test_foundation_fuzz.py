@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from curator.results import ScanSettings
-from curator.scan import scan
+from curator.scan.results import ScanSettings
+from curator.scan.run import scan
 
 _SPEC = importlib.util.spec_from_file_location(
     "fuzz_scan", Path(__file__).resolve().parents[1] / "bench" / "fuzz_scan.py"

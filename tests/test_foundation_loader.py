@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-import curator.loader as loader
-from curator.loader import LoadError, load_view, view_from_image
-from curator.view import ANALYSIS_SIZE
+import curator.images.loader as loader
+from curator.images.loader import LoadError, load_view, view_from_image
+from curator.images.view import ANALYSIS_SIZE
 
 
 def _noise(w: int, h: int, seed: int = 0) -> Image.Image:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import curator.scan as scan_module
+import curator.scan.run as scan_module
 from curator.checks.base import ImageCheck
-from curator.results import ScanSettings
-from curator.scan import item_sizes, scan
-from curator.workspace import Workspace
+from curator.dataset.workspace import Workspace
+from curator.scan.results import ScanSettings
+from curator.scan.run import item_sizes, scan
 
 
 def _noise(path: Path, w: int = 600, h: int = 560, seed: int = 0) -> Path:
@@ -192,7 +192,7 @@ def test_bomb_and_unreadable_in_a_scan(tmp_path: Path, monkeypatch: pytest.Monke
     import struct
     import zlib
 
-    import curator.loader as loader
+    import curator.images.loader as loader
 
     concept = tmp_path / "train/1_x"
     _noise(concept / "fine.png", 64, 64)

@@ -17,9 +17,9 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from curator.cli import cli
-from curator.results import ScanSettings
-from curator.sample import make_sample_dataset
-from curator.scan import scan
+from curator.dataset.sample import make_sample_dataset
+from curator.scan.results import ScanSettings
+from curator.scan.run import scan
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.tiny import write_tiny_model
+    from trainer.models.tiny import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny.safetensors")
 
@@ -99,7 +99,7 @@ def test_convert_force_replaces_a_model(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_convert_into_a_folder_holding_the_source_is_a_usage_error(tmp_path: Path) -> None:
-    from trainer.tiny import write_tiny_diffusers
+    from trainer.models.tiny import write_tiny_diffusers
 
     src = write_tiny_diffusers(tmp_path / "models" / "tiny")
     (tmp_path / "models" / "model_index.json").write_text("{}")  # looks like a model folder

@@ -19,7 +19,7 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def test_model_cli_module_does_not_import_torch() -> None:
-    code = "import sys, trainer.model_cli\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+    code = "import sys, trainer.commands.model\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
     code += "('torch', 'diffusers', 'transformers', 'safetensors')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

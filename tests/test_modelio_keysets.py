@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trainer import ldm_keys  # noqa: E402
-from trainer.model_arch import Architecture, sd15_architecture, sd21_architecture  # noqa: E402
+from trainer.models import ldm_keys  # noqa: E402
+from trainer.models.arch import Architecture, sd15_architecture, sd21_architecture  # noqa: E402
 
 #: standard single-file key counts per component (non-EMA; SD 1.5 with position_ids, SD 2.1 with OpenCLIP's 24
 #: blocks, text_projection and logit_scale) -> 1131 and 1228 in all
@@ -31,7 +31,7 @@ def _meta_modules(arch: Architecture) -> tuple:
 
 
 def _ldm(arch: Architecture) -> tuple[dict, tuple]:
-    from trainer.model_io import SDModel, _standard_fillers
+    from trainer.models.io import SDModel, _standard_fillers
 
     unet, vae, text = _meta_modules(arch)
     state = ldm_keys.unet_to_ldm(unet.state_dict(), unet.config)

@@ -13,8 +13,8 @@ open_clip_model = pytest.importorskip("open_clip.model")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from trainer.model_arch import SD2_TEXT_PREFIX  # noqa: E402
-from trainer.tiny import build_random_model, tiny_configs, write_tiny_model  # noqa: E402
+from trainer.models.arch import SD2_TEXT_PREFIX  # noqa: E402
+from trainer.models.tiny import build_random_model, tiny_configs, write_tiny_model  # noqa: E402
 
 
 def _open_clip_text_model(width: int, heads: int, layers: int, ffn: int):

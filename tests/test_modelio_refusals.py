@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch")
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from trainer.model_errors import ModelError  # noqa: E402
-from trainer.model_files import read_state_dict  # noqa: E402
-from trainer.model_io import load_model, save_single_file  # noqa: E402
-from trainer.tiny import tiny_configs, write_tiny_model  # noqa: E402
+from trainer.models.errors import ModelError  # noqa: E402
+from trainer.models.files import read_state_dict  # noqa: E402
+from trainer.models.io import load_model, save_single_file  # noqa: E402
+from trainer.models.tiny import tiny_configs, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_ckpt_needing_pickle_is_refused_and_safe_ckpt_loads(
 
 
 def test_ema_weights_are_reported_used_on_request_and_not_saved(tmp_path: Path, tiny_state: dict) -> None:
-    from trainer.model_files import ema_key
+    from trainer.models.files import ema_key
 
     with_ema = dict(tiny_state)
     for key, value in tiny_state.items():
@@ -142,7 +142,7 @@ def test_separate_vae_is_baked_in_and_a_misfit_is_refused(
 
     from diffusers import AutoencoderKL
 
-    from trainer.ldm_keys import vae_to_ldm
+    from trainer.models.ldm_keys import vae_to_ldm
 
     cfg = dict(tiny_configs().vae, latent_channels=16)
     other = vae_to_ldm(AutoencoderKL(**cfg).state_dict(), cfg)
@@ -169,7 +169,7 @@ def test_old_sd1_text_encoder_names_are_accepted(tmp_path: Path, tiny: Path, tin
 
 
 def test_checkpoint_without_vae_takes_the_separate_one(tmp_path: Path, tiny: Path, tiny_state: dict) -> None:
-    from trainer.model_arch import VAE_PREFIX
+    from trainer.models.arch import VAE_PREFIX
 
     no_vae = {k: v for k, v in tiny_state.items() if not k.startswith(VAE_PREFIX)}
     path = _write(tmp_path / "novae.safetensors", no_vae)

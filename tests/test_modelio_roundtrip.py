@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from trainer.model_errors import ModelError  # noqa: E402
-from trainer.model_io import load_model, save_diffusers, save_single_file  # noqa: E402
-from trainer.tiny import build_random_model, tiny_configs, write_tiny_diffusers, write_tiny_model  # noqa: E402
+from trainer.models.errors import ModelError  # noqa: E402
+from trainer.models.io import load_model, save_diffusers, save_single_file  # noqa: E402
+from trainer.models.tiny import build_random_model, tiny_configs, write_tiny_diffusers, write_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

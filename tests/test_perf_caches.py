@@ -9,17 +9,17 @@ from pathlib import Path
 from click.testing import CliRunner
 from PIL import Image
 
-from curator import tokenizer as tk
-from curator.cache import TokenCache, open_token_cache
-from curator.captions import normalize_tag, parse_caption
+from curator.captions import tokenizer as tk
+from curator.captions.audit import AuditSettings, audit_captions, load_captions, load_workspace_captions
+from curator.captions.parse import normalize_tag, parse_caption
 from curator.cli import cli
-from curator.dataset import Item
-from curator.handoff import keep_tokens_advice
-from curator.report import _Report
-from curator.results import ScanResult, ScanSettings
-from curator.scan import scan
-from curator.tagaudit import AuditSettings, audit_captions, load_captions, load_workspace_captions
-from curator.workspace import Workspace
+from curator.dataset.discover import Item
+from curator.dataset.workspace import Workspace
+from curator.plan.handoff import keep_tokens_advice
+from curator.report.html import _Report
+from curator.scan.cache import TokenCache, open_token_cache
+from curator.scan.results import ScanResult, ScanSettings
+from curator.scan.run import scan
 
 TEXTS = [
     "a photo of a cat",

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from curator.cli import cli
-from curator.dataset import Concept, Dataset, Item
-from curator.modelfile import facts_for_plan, read_model_facts
-from curator.plan import PlanOptions, build_plan
+from curator.dataset.discover import Concept, Dataset, Item
+from curator.plan.modelfile import facts_for_plan, read_model_facts
+from curator.plan.steps import PlanOptions, build_plan
 
 # SD 1.5's real parameter counts (v1-5-pruned-emaonly): UNet, VAE, text encoder
 SD15 = {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480}
@@ -54,8 +54,8 @@ def _fake_sd15_header(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The tiny model saved in float and fp16 (what a training run would write)."""
-    from trainer.model_io import save_single_file
-    from trainer.tiny import build_random_model, tiny_configs, write_tiny_model
+    from trainer.models.io import save_single_file
+    from trainer.models.tiny import build_random_model, tiny_configs, write_tiny_model
 
     folder = tmp_path_factory.mktemp("tiny")
     files = {"float": write_tiny_model(folder / "tiny.safetensors")}
@@ -128,7 +128,7 @@ def test_plan_command_reads_base(tmp_path: Path) -> None:
 
 
 def test_tiny_checkpoints_read_in_megabytes(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
-    from curator.report import _checkpoint_card
+    from curator.report.html import _checkpoint_card
 
     folder = tmp_path / "data" / "10_style"
     folder.mkdir(parents=True)

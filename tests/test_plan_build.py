@@ -10,11 +10,11 @@ from pathlib import Path
 from click.testing import CliRunner
 from PIL import Image
 
-from curator import estimates
 from curator.cli import cli
-from curator.dataset import Concept, Dataset, Item
-from curator.plan import PlanOptions, build_plan
-from curator.sizes import header_size
+from curator.dataset.discover import Concept, Dataset, Item
+from curator.images.sizes import header_size
+from curator.plan import estimates
+from curator.plan.steps import PlanOptions, build_plan
 
 
 def _dataset(concepts: list[tuple[str, int, list[tuple[int, int]], bool]]) -> tuple[Dataset, dict]:

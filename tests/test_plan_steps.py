@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from curator.buckets import BucketSettings, make_buckets, select_bucket
-from curator.plan import (
+from curator.plan.buckets import BucketSettings, make_buckets, select_bucket
+from curator.plan.steps import (
     PlanEntry,
     batches_per_epoch,
     bucket_counts,

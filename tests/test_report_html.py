@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from curator.findings import Finding, Severity
-from curator.report import render_html, write_html
+from curator.report.html import render_html, write_html
 from tests._report_fixtures import HOSTILE, build_result, showcase_result, tree_digest
 
 #: every attribute the report may write; anything else would be an injected one

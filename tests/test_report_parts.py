@@ -9,9 +9,9 @@ import pytest
 import tomllib
 from PIL import Image
 
-from curator import tomlwrite
-from curator.report_charts import bar_chart, histogram
-from curator.report_thumbs import thumbnail_uri
+from curator.export import tomlwrite
+from curator.report.charts import bar_chart, histogram
+from curator.report.thumbs import thumbnail_uri
 
 
 def test_toml_round_trip_with_awkward_strings() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from curator.dataset import Item
+from curator.dataset.discover import Item
 from trainer.config import TrainConfig
 from trainer.data import Batch, LatentCache, Sample, batch_captions, load_pixels, oriented_size
 
@@ -67,7 +67,7 @@ def test_captions_keep_the_first_tags_and_are_reproducible(tmp_path: Path) -> No
 def test_long_captions_are_encoded_in_75_token_chunks() -> None:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from curator.tokenizer import clip_tokenizer_dir
+    from curator.captions.tokenizer import clip_tokenizer_dir
     from trainer.text import encode, tokenize
 
     tokenizer = CLIPTokenizer.from_pretrained(clip_tokenizer_dir())

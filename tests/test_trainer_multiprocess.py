@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from trainer_testkit import SQUARE, WIDE, fast_config, make_images
 
-from curator import plan
+from curator.plan import steps as plan
 from trainer.config import write_config
 from trainer.data import bucket_settings, build_training_data
 from trainer.events import read_events
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_two_processes_take_the_planned_steps(tmp_path: Path) -> None:
-    from trainer.tiny import write_tiny_model
+    from trainer.models.tiny import write_tiny_model
 
     model = write_tiny_model(tmp_path / "tiny.safetensors")
     make_images(tmp_path / "data" / "1_sks", [SQUARE] * 3 + [WIDE] * 2)

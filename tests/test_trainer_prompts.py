@@ -105,8 +105,8 @@ def test_rendering_honours_per_prompt_size_seed_and_negative(tmp_path: Path) -> 
     pytest.importorskip("diffusers")
     from PIL import Image
 
+    from trainer.models.tiny import build_random_model, tiny_configs
     from trainer.sampling import render_samples
-    from trainer.tiny import build_random_model, tiny_configs
 
     model = build_random_model(tiny_configs())
     prompts = [

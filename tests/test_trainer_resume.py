@@ -43,7 +43,7 @@ def _wait_for_checkpoint(events: Path, proc: subprocess.Popen, min_step: int, ti
 def test_sigkill_then_resume_ends_at_the_planned_step(tmp_path: Path) -> None:
     from safetensors import safe_open
 
-    from trainer.tiny import write_tiny_model
+    from trainer.models.tiny import write_tiny_model
 
     model = write_tiny_model(tmp_path / "tiny.safetensors")
     make_images(tmp_path / "data" / "1_sks", [SQUARE] * 4)

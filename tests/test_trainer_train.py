@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from trainer_testkit import SQUARE, TALL, WIDE, fast_config, make_images
 
-from curator import plan
-from curator.dataset import discover
+from curator.dataset.discover import discover
+from curator.plan import steps as plan
 from trainer.config import ConfigError, TrainConfig
 from trainer.data import bucket_settings
 
@@ -28,13 +28,13 @@ def one_thread() -> object:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.tiny import write_tiny_model
+    from trainer.models.tiny import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
 def predicted(config: TrainConfig) -> tuple[int, int | None]:
-    """What ``curator.plan`` predicts for a config: (total optimizer steps, text-encoder stop step)."""
+    """What ``curator.plan.steps`` predicts for a config: (total optimizer steps, text-encoder stop step)."""
     reg = Path(config.reg_data_dir) if config.reg_data_dir else None
     dataset = discover(Path(config.train_data_dir), reg_root=reg)
     entries = []
@@ -125,7 +125,7 @@ def test_overfitting_four_images_lowers_the_loss_and_saves_new_weights(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     from trainer.loop import train
-    from trainer.model_io import load_model
+    from trainer.models.io import load_model
 
     _smooth_images(tmp_path / "data" / "1_sks", 4)
     config = fast_config(
@@ -248,8 +248,8 @@ def test_every_loss_and_caption_option_trains(tiny_model: Path, tmp_path: Path) 
 def test_cli_data_error_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
+    from trainer.commands.train import train as train_command
     from trainer.config import write_config
-    from trainer.train_cli import train as train_command
 
     (tmp_path / "empty").mkdir()
     write_config(fast_config(tiny_model, tmp_path / "empty", tmp_path / "out"), tmp_path / "t.toml")

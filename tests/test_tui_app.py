@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tui_support import make_app, make_dataset
 
-from curator.decisions import DecisionStore
-from curator.workspace import Workspace
+from curator.dataset.workspace import Workspace
+from curator.review.decisions import DecisionStore
 from tui.screens.caption_editor import CaptionEditor
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen

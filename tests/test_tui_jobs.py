@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from tui_support import FakeScanBackend, make_app, make_dataset
 
-from curator.results import ScanSettings
+from curator.scan.results import ScanSettings
 from tui.app import create_app
 from tui.jobs import EventTail
 from tui.screens.confirm import ConfirmScreen
@@ -214,7 +214,7 @@ def test_event_tail_reads_only_complete_lines(tmp_path: Path) -> None:
 def test_export_then_the_real_trainer_runs_to_the_end(tmp_path: Path) -> None:
     """Export from the app, then ``python -m trainer OUT/train.toml`` on the tiny model, followed to its end."""
     pytest.importorskip("torch")
-    from trainer.tiny import write_tiny_model
+    from trainer.models.tiny import write_tiny_model
 
     model = write_tiny_model(tmp_path / "tiny.safetensors")
     root = tmp_path / "ds"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from curator.decisions import DecisionStore
-from curator.sample import make_sample_dataset
-from curator.workspace import Workspace
+from curator.dataset.sample import make_sample_dataset
+from curator.dataset.workspace import Workspace
+from curator.review.decisions import DecisionStore
 
 REPO = Path(__file__).resolve().parents[1]
 

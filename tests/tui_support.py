@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from curator.dataset import discover
+from curator.dataset.discover import discover
 from curator.findings import Finding, Severity
-from curator.results import ItemRecord, ScanResult, ScanSettings
+from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 from tui.app import ReviewApp, create_app
 from tui.backend import Backend
 

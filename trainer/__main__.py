@@ -2,6 +2,6 @@
 
 import sys
 
-from trainer.train_cli import train
+from trainer.commands.train import train
 
 sys.exit(train.main(standalone_mode=True))

@@ -1,6 +1,6 @@
 """Checkpoints and resume state, written so that a crash at any moment leaves only whole files.
 
-A model checkpoint goes through ``trainer.model_io`` (atomic). A resume state is ``accelerator.save_state`` into a
+A model checkpoint goes through ``trainer.models.io`` (atomic). A resume state is ``accelerator.save_state`` into a
 hidden temporary folder, our ``progress.json`` (config, step, epoch, position in the epoch) written last, then one
 rename to ``OUTPUT_DIR/state/step-NNNNNNNN``; ``state/latest`` names the newest. A killed run leaves at most a
 hidden temporary folder or file, which the next start removes.
@@ -173,7 +173,7 @@ def checkpoint_path(config: TrainConfig, epoch: int, step: int, final: bool, by_
 
 def save_model(model: Any, config: TrainConfig, path: Path, metadata: dict[str, str]) -> Path:
     """Write the model (atomically, through model_io)."""
-    from trainer import model_io
+    from trainer.models import io as model_io
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # overwrite: a rerun replaces its own checkpoints, but only model files / diffusers model folders
@@ -189,7 +189,7 @@ def save_model(model: Any, config: TrainConfig, path: Path, metadata: dict[str, 
 def check_final_target(config: TrainConfig) -> None:
     """ModelError now, not after hours of training, when the final checkpoint's name is taken by something that
     is not a model (a user's folder or file named like ``output_name`` in ``output_dir``)."""
-    from trainer import model_io
+    from trainer.models import io as model_io
 
     layout = "single-file" if config.save_model_as == "safetensors" else "diffusers"
     path = checkpoint_path(config, epoch=0, step=0, final=True, by_step=False)

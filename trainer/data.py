@@ -1,4 +1,4 @@
-"""The training data: the plan's buckets and epoch batches (shared code with ``curator.plan``), pixels, captions,
+"""The training data: the plan's buckets and epoch batches (shared code with ``curator.plan.steps``), pixels, captions,
 and the optional latent cache.
 
 Example::
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curator.buckets import BucketSettings, select_bucket
-from curator.dataset import Dataset, Item
+from curator.dataset.discover import Dataset, Item
+from curator.plan.buckets import BucketSettings, select_bucket
 from trainer.config import TrainConfig
 
 
@@ -105,7 +105,7 @@ def load_batch_pixels(batch: Batch) -> Any:
 def item_caption(item: Item) -> str:
     """The caption line training reads (Kohya: the first line of the caption file; the concept's class name when the
     image has no caption). A caption that is not UTF-8 is a DataError, not a crash mid-run."""
-    from curator.captions import read_caption
+    from curator.captions.parse import read_caption
 
     caption = read_caption(item.caption_path)
     if caption.status == "not_utf8":
@@ -115,7 +115,7 @@ def item_caption(item: Item) -> str:
 
 def caption_options(config: TrainConfig) -> Any:
     """The shared caption options of a config."""
-    from curator.captions import CaptionOptions
+    from curator.captions.parse import CaptionOptions
 
     return CaptionOptions(
         shuffle_caption=config.shuffle_caption,
@@ -127,7 +127,7 @@ def caption_options(config: TrainConfig) -> Any:
 def batch_captions(batch: Batch, config: TrainConfig, epoch: int, index: int) -> list[str]:
     """Processed captions of a batch (shuffle, keep_tokens, dropout), reproducible from (seed, epoch, index) so a
     resumed run sees the captions the killed run would have seen."""
-    from curator.captions import process_caption
+    from curator.captions.parse import process_caption
 
     rng = random.Random(f"{config.seed}:{epoch}:{index}")
     options = caption_options(config)
@@ -158,8 +158,8 @@ class Schedule:
 def schedule_for(
     config: TrainConfig, bucket_image_counts: dict[tuple[int, int], int], num_processes: int = 1
 ) -> Schedule:
-    """The schedule ``curator.plan`` predicts for a config (the trainer runs exactly this)."""
-    from curator import plan
+    """The schedule ``curator.plan.steps`` predicts for a config (the trainer runs exactly this)."""
+    from curator.plan import steps as plan
 
     per_epoch = plan.steps_per_epoch(
         bucket_image_counts, config.train_batch_size, config.gradient_accumulation_steps, num_processes
@@ -192,7 +192,7 @@ class TrainingData:
 
     def epoch_batches(self, epoch: int, rank: int = 0, world: int = 1) -> list[Batch]:
         """The batches of one epoch (1-based) for process ``rank`` of ``world``, in training order."""
-        from curator import plan
+        from curator.plan import steps as plan
 
         planned = plan.epoch_batches(
             self.entries,
@@ -215,7 +215,7 @@ class TrainingData:
 
 def discover_dataset(config: TrainConfig) -> Dataset:
     """The Kohya-layout dataset a config names; a DataError when it holds no training image."""
-    from curator.dataset import discover
+    from curator.dataset.discover import discover
 
     try:
         dataset = discover(
@@ -234,7 +234,7 @@ def discover_dataset(config: TrainConfig) -> Dataset:
 
 def build_training_data(config: TrainConfig, num_processes: int = 1) -> TrainingData:
     """Discover the dataset, bucket every image, check the captions and compute the plan's schedule."""
-    from curator import plan
+    from curator.plan import steps as plan
 
     dataset = discover_dataset(config)
     settings = bucket_settings(config)

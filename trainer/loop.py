@@ -1,7 +1,7 @@
 """The DreamBooth training loop on accelerate: a handful of short functions (load models, build data, one optimizer
 step, save, sample) around one :class:`Run` that holds the state.
 
-It runs exactly the schedule ``curator.plan`` predicts (``trainer.data.schedule_for``): the same batches, the same
+It runs exactly the schedule ``curator.plan.steps`` predicts (``trainer.data.schedule_for``): the same batches, the same
 number of optimizer steps, the same text-encoder stop step.
 
 Example::
@@ -109,7 +109,7 @@ def make_accelerator(config: TrainConfig, events: list[str]) -> Any:
 
 def load_models(config: TrainConfig) -> Any:
     """The base model (model_io.SDModel), float32, SDPA attention (diffusers' default processor)."""
-    from trainer import model_io
+    from trainer.models import io as model_io
 
     model = model_io.load_model(
         Path(config.pretrained_model_name_or_path),
@@ -124,7 +124,7 @@ def load_models(config: TrainConfig) -> Any:
 def check_base_model(config: TrainConfig) -> None:
     """Refuse a wrong base model (LoRA, SDXL, not a model...) from its header alone, before the data is read.
     A pickled ``.ckpt`` has no header to read cheaply: it is checked when it loads."""
-    from trainer.model_info import inspect_model
+    from trainer.models.info import inspect_model
 
     base = Path(config.pretrained_model_name_or_path)
     if base.is_dir() or base.suffix.lower() not in (".ckpt", ".pt", ".pth", ".bin"):

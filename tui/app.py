@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, ProgressBar, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from curator.results import ScanResult, ScanSettings
+from curator.scan.results import ScanResult, ScanSettings
 from tui.backend import Backend, BackendError, JobCancelled, PlanSummary
 from tui.jobs import EventTail
 from tui.messages import (
@@ -353,7 +353,7 @@ class ReviewApp(App[None]):
         self.recompute_plan(message.inputs)
 
     def recompute_plan(self, inputs: PlanInputs) -> None:
-        """Recompute the plan through curator.plan and show it on the plan tab and the overview."""
+        """Recompute the plan through curator.plan.steps and show it on the plan tab and the overview."""
         self.state.plan_inputs = inputs
         if self.state.result is None:
             return

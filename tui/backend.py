@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from curator.decisions import DecisionStore, cluster_key
-from curator.results import ScanResult, ScanSettings
-from curator.workspace import Workspace
+from curator.dataset.workspace import Workspace
+from curator.review.decisions import DecisionStore, cluster_key
+from curator.scan.results import ScanResult, ScanSettings
 from tui.state import PlanInputs, TagEditForm
 
 if TYPE_CHECKING:
-    from curator.selection import Cluster
+    from curator.review.selection import Cluster
 
 ProgressFn = Callable[[int, int], None]
 CancelledFn = Callable[[], bool]
@@ -97,7 +97,7 @@ class Backend:
 
     def scan(self, progress: ProgressFn, cancelled: CancelledFn) -> ScanResult:
         """Scan the dataset (cached metrics are reused), reporting progress; raises JobCancelled when cancelled."""
-        from curator.scan import scan
+        from curator.scan.run import scan
 
         def on_progress(done: int, total: int) -> None:
             if cancelled():
@@ -106,7 +106,7 @@ class Backend:
 
         return scan(self.dataset_root, self.settings, on_progress=on_progress)
 
-    # -- decisions (curator.decisions.DecisionStore, the store export reads) ---------------------------------------
+    # -- decisions (curator.review.decisions.DecisionStore, the store export reads) ---------------------------------------
     def store(self) -> DecisionStore:
         """The workspace's decision store, opened once."""
         if self._store is None:
@@ -143,7 +143,7 @@ class Backend:
 
     def duplicate_clusters(self, result: ScanResult) -> list[Cluster]:
         """The duplicate clusters as export sees them (keepers chosen in review win)."""
-        from curator.selection import duplicate_clusters
+        from curator.review.selection import duplicate_clusters
 
         return duplicate_clusters(result, self.store().keepers())
 
@@ -169,7 +169,7 @@ class Backend:
     # -- captions ---------------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
         """CLIP tokens of ``text`` (start / end excluded), with the offline tokenizer."""
-        from curator.tokenizer import count_tokens
+        from curator.captions.tokenizer import count_tokens
 
         return count_tokens(text)
 
@@ -177,7 +177,7 @@ class Backend:
         """``text`` cut into tags as Kohya reads it, with its token count and the first tag CLIP will not read.
 
         A caption with Kohya's ``|||`` separator keeps its prefix in place instead of ``keep_tokens`` tags."""
-        from curator.captions import parse_caption
+        from curator.captions.parse import parse_caption
 
         caption = parse_caption(text)
         tags = list(caption.tags)
@@ -192,14 +192,14 @@ class Backend:
 
     def read_caption(self, caption_path: Path | None) -> str:
         """The caption line training reads ('' when there is none or it cannot be read)."""
-        from curator.captions import read_caption
+        from curator.captions.parse import read_caption
 
         return read_caption(caption_path).text
 
     # -- tags -------------------------------------------------------------------------------------------------------
     def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
         """Tag frequencies over the training captions (edited captions count as edited), most frequent first."""
-        from curator.captions import parse_caption
+        from curator.captions.parse import parse_caption
 
         counts: dict[str, int] = {}
         edits = self.store().captions()
@@ -215,8 +215,8 @@ class Backend:
 
     @staticmethod
     def tag_edits(edit: TagEditForm) -> Any:
-        """The ``curator.tagedit.TagEdits`` a form describes; BackendError when an argument is missing."""
-        from curator.tagedit import TagEdits
+        """The ``curator.captions.edit.TagEdits`` a form describes; BackendError when an argument is missing."""
+        from curator.captions.edit import TagEdits
 
         if edit.operation == "dedupe":
             return TagEdits(dedupe=True)
@@ -236,7 +236,7 @@ class Backend:
 
     def tag_preview(self, result: ScanResult, edit: TagEditForm) -> list[TagChange]:
         """What a batch edit would change in the caption files (nothing is written)."""
-        from curator.tagedit import plan_changes
+        from curator.captions.edit import plan_changes
 
         changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
         return [TagChange(c.rel, _first_line(c.old), _first_line(c.new)) for c in changes]
@@ -244,7 +244,7 @@ class Backend:
     def tag_apply(self, result: ScanResult, edit: TagEditForm) -> str:
         """Apply a batch edit to the caption files exactly as ``tags --apply`` does (journal first, atomic
         writes, undoable); returns a one-line summary."""
-        from curator.tagedit import EditConflict, apply_changes, plan_changes
+        from curator.captions.edit import EditConflict, apply_changes, plan_changes
 
         changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
         if not changes:
@@ -257,7 +257,7 @@ class Backend:
 
     def tag_undo(self) -> str:
         """Undo the last applied batch edit (``tags --undo``); returns a one-line summary."""
-        from curator.tagedit import undo_last
+        from curator.captions.edit import undo_last
 
         undone = undo_last(self.workspace)
         if undone.journal is None:
@@ -271,9 +271,9 @@ class Backend:
     def plan(
         self, result: ScanResult, inputs: PlanInputs, dropped: set[str] | frozenset[str] = frozenset()
     ) -> PlanSummary:
-        """The plan for ``inputs`` through ``curator.plan.build_plan`` (dropped items left out), as display lines."""
-        from curator.plan import PlanOptions, build_plan
-        from curator.scan import item_sizes
+        """The plan for ``inputs`` through ``curator.plan.steps.build_plan`` (dropped items left out), as display lines."""
+        from curator.plan.steps import PlanOptions, build_plan
+        from curator.scan.run import item_sizes
 
         options = PlanOptions(
             resolution=inputs.resolution,
@@ -316,7 +316,7 @@ class Backend:
     ) -> tuple[Path, str]:
         """Export as ``dreamcurate export`` does (review decisions first, then the policy), with the plan panel's
         epochs, batch, resolution, keep_tokens and stop step in train.toml. Returns (train.toml, summary)."""
-        from curator.export import (
+        from curator.export.folder import (
             ExportError,
             ExportOptions,
             export_dataset,

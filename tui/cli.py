@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from curator.dataset import check_reg_root
-from curator.results import ScanSettings
+from curator.dataset.discover import check_reg_root
+from curator.scan.results import ScanSettings
 
 
 def build_settings(

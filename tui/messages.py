@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from curator.results import ScanResult
+from curator.scan.results import ScanResult
 
 
 @dataclass

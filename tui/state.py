@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from curator.findings import Finding, Severity
-from curator.results import ItemRecord, ScanResult
+from curator.scan.results import ItemRecord, ScanResult
 
 #: Sort keys that are not metrics.
 NAME_SORT = "name"

@@ -4,7 +4,7 @@ A check has stable finding codes, default parameters as plain data, a version (b
 cached metrics are recomputed) and pure functions:
 
 - :class:`ImageCheck` — ``measure(view, params) -> metrics`` runs once per image in a scan worker on the decoded
-  :class:`~curator.view.ImageView`; its metrics are cached. ``judge(record, params, context) -> findings`` turns
+  :class:`~curator.images.view.ImageView`; its metrics are cached. ``judge(record, params, context) -> findings`` turns
   metrics into findings after all images are measured, so it may compare with dataset statistics (e.g. the median
   sharpness) and thresholds can change without a rescan.
 - :class:`DatasetCheck` — ``run(records, params, context) -> findings`` over all items (duplicates, captions, size).
@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from curator.findings import Finding
 
 if TYPE_CHECKING:
-    from curator.results import ItemRecord, ScanSettings
-    from curator.view import ImageView
+    from curator.images.view import ImageView
+    from curator.scan.results import ItemRecord, ScanSettings
 
 Metrics = dict[str, Any]
 

@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from curator.buckets import BucketSettings, select_bucket
 from curator.checks.base import CheckContext, ImageCheck, Metrics
 from curator.findings import Finding, Severity
-from curator.results import ItemRecord
-from curator.view import ImageView
+from curator.images.view import ImageView
+from curator.plan.buckets import BucketSettings, select_bucket
+from curator.scan.results import ItemRecord
 
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 

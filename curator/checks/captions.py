@@ -1,8 +1,8 @@
 """The ``captions`` dataset check: caption files and tags, reported by ``scan`` like every other finding.
 
-It runs the caption audit of :mod:`curator.tagaudit` (the same one ``dreamcurate tags`` shows) over the scanned
+It runs the caption audit of :mod:`curator.captions.audit` (the same one ``dreamcurate tags`` shows) over the scanned
 items. Parameters (override per scan with ``ScanSettings.params["captions"]``) are the fields of
-:class:`~curator.tagaudit.AuditSettings`; ``trigger`` and ``max_token_length`` come from the scan settings.
+:class:`~curator.captions.audit.AuditSettings`; ``trigger`` and ``max_token_length`` come from the scan settings.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from curator.cache import open_token_cache
+from curator.captions.audit import AuditSettings, audit_captions, load_captions
+from curator.captions.findings import CODES
 from curator.checks.base import CheckContext, DatasetCheck
 from curator.findings import Finding
-from curator.tagaudit import AuditSettings, audit_captions, load_captions
-from curator.tagfindings import CODES
+from curator.scan.cache import open_token_cache
 
 if TYPE_CHECKING:
-    from curator.results import ItemRecord
+    from curator.scan.results import ItemRecord
 
 
 def audit_settings(params: dict[str, Any], context: CheckContext) -> AuditSettings:

@@ -1,6 +1,6 @@
 """Exact duplicates: the same file bytes, or the same decoded pixels in a different file.
 
-Code: ``exact_duplicate``. The keeper is chosen by :func:`curator.keeper.choose_keeper`; every other copy gets a
+Code: ``exact_duplicate``. The keeper is chosen by :func:`curator.checks.keeper.choose_keeper`; every other copy gets a
 warning with ``evidence={"keeper": rel, "match": "bytes" | "pixels"}``.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from curator.checks.base import CheckContext, DatasetCheck
+from curator.checks.keeper import choose_keeper
 from curator.findings import Finding, Severity
-from curator.keeper import choose_keeper
-from curator.results import ItemRecord
+from curator.scan.results import ItemRecord
 
 
 def _groups(records: list[ItemRecord], key: str) -> list[list[ItemRecord]]:

@@ -3,8 +3,8 @@
 Two phases, as in the data-quality libraries: :class:`DupHashes` (an image check) encodes every image into 64-bit
 pHash and dHash, of the image and of its horizontal mirror (cached hex strings); :class:`NearDuplicates` (a dataset
 check) searches all pairs whose pHash is within ``max_phash`` in either orientation (vectorised multi-index search,
-:func:`curator.hashing.hamming_pairs`), confirms them with the dHash of the same orientation, groups them with
-union-find and names a keeper per cluster (:func:`curator.keeper.choose_keeper`). Every other member gets a warning
+:func:`curator.checks.hashing.hamming_pairs`), confirms them with the dHash of the same orientation, groups them with
+union-find and names a keeper per cluster (:func:`curator.checks.keeper.choose_keeper`). Every other member gets a warning
 with the keeper's path, both distances and whether it is mirrored. Byte- or pixel-identical copies are left to
 ``exact_duplicate``. With CLIP features configured, pairs whose embeddings' cosine similarity reaches ``clip_cosine``
 are added too (semantic near-duplicates).
@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from curator import hashing
+from curator.checks import hashing
 from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
-from curator.clip_features import clip_features
+from curator.checks.clip_features import clip_features
+from curator.checks.keeper import choose_keeper
 from curator.findings import Finding, Severity
-from curator.keeper import choose_keeper
 
 
 class DupHashes(ImageCheck):

@@ -8,7 +8,7 @@ Evidence layers, each a named entry in the finding's evidence:
 - ``resolution``: the exact size of a common screen (weak: it only adds to other evidence, never fires alone).
 - ``pixels``: pixel structure that works with no name or metadata: flat UI regions in exact colours, long hard
   horizontal / vertical edges, small high-contrast text-like strokes on flat backgrounds, flat bars at the edges.
-- ``clip``: a zero-shot screenshot probability when CLIP features are configured (see ``curator.clip_features``).
+- ``clip``: a zero-shot screenshot probability when CLIP features are configured (see ``curator.checks.clip_features``).
 
 The layers add up to a score; the finding fires at ``threshold`` and is an error at ``error_threshold``.
 """
@@ -22,7 +22,7 @@ import numpy as np
 
 from curator.checks._imageops import tile_range, tile_view
 from curator.checks.base import CheckContext, ImageCheck, Metrics
-from curator.clip_features import clip_features
+from curator.checks.clip_features import clip_features
 from curator.findings import Finding, Severity
 
 CAPTURE_TOOLS = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from curator.results import ScanResult, ScanSettings
+from curator.scan.results import ScanResult, ScanSettings
 
 
 def run_scan(
@@ -20,7 +20,7 @@ def run_scan(
 ) -> ScanResult:
     """Scan ``dataset`` with the cache (only changed files are analysed again); ``buckets`` is (min reso, max reso,
     steps, no_upscale) as training will use them."""
-    from curator.scan import scan
+    from curator.scan.run import scan
 
     settings = ScanSettings(reg_root=reg, workspace=workspace)
     if resolution:
@@ -42,7 +42,7 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
     """A few lines: what was exported, what was dropped and why, balanced repeats."""
     from rich.console import Console
 
-    from curator.selection import summarize
+    from curator.review.selection import summarize
 
     console = Console(highlight=False)
     console.print(
@@ -118,10 +118,10 @@ def export(
     Review decisions from the workspace come first; then errors are dropped, warnings kept (--strict drops them),
     and duplicate clusters keep their keeper. The dataset itself is never changed.
     """
-    from curator.decisions import DecisionStore
-    from curator.export import ExportError, ExportOptions, export_dataset, plan_verdicts
-    from curator.handoff import PlanInputs, plan_json
-    from curator.workspace import Workspace
+    from curator.dataset.workspace import Workspace
+    from curator.export.folder import ExportError, ExportOptions, export_dataset, plan_verdicts
+    from curator.plan.handoff import PlanInputs, plan_json
+    from curator.review.decisions import DecisionStore
 
     result = run_scan(dataset, reg, workspace, resolution)
     options = ExportOptions(

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from curator.commands.output import emit_text
-from curator.estimates import DEFAULT_GPU_CLASS, ITS_TABLE
+from curator.plan.estimates import DEFAULT_GPU_CLASS, ITS_TABLE
 
 if TYPE_CHECKING:
-    from curator.plan import PlanOptions
+    from curator.plan.steps import PlanOptions
 
 
 @click.command("plan")
@@ -97,9 +97,9 @@ if TYPE_CHECKING:
 @click.option("--json", "json_out", metavar="FILE", help="Write the plan as JSON ('-' = standard output).")
 def plan(dataset: Path, **kw: Any) -> None:
     """Plan training on DATASET: buckets, steps, text-encoder stop step, checkpoints, memory, time, size advice."""
-    from curator.dataset import discover
-    from curator.plan import build_plan
-    from curator.sizes import image_sizes
+    from curator.dataset.discover import discover
+    from curator.images.sizes import image_sizes
+    from curator.plan.steps import build_plan
 
     if not dataset.is_dir():
         raise click.UsageError(
@@ -130,13 +130,13 @@ def plan(dataset: Path, **kw: Any) -> None:
     if kw["json_out"] != "-":
         from rich.console import Console
 
-        from curator.planview import print_plan
+        from curator.plan.view import print_plan
 
         print_plan(result, Console())
 
 
 def _options(kw: dict[str, Any]) -> PlanOptions:
-    from curator.plan import PlanOptions
+    from curator.plan.steps import PlanOptions
 
     if kw["epochs"] is not None and kw["steps"] is not None:
         raise click.UsageError("give --epochs or --steps, not both")
@@ -145,7 +145,7 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
     if kw["bucket_min"] > kw["bucket_max"]:
         raise click.UsageError("--bucket-min must not exceed --bucket-max")
     epochs = kw["epochs"] if kw["epochs"] is not None else (None if kw["steps"] else 200)
-    from curator.modelfile import facts_for_plan
+    from curator.plan.modelfile import facts_for_plan
 
     facts, note = facts_for_plan(kw["base"])
     options = PlanOptions(

@@ -11,7 +11,7 @@ import click
 
 from curator.commands.output import emit_text, output_errors
 from curator.findings import Severity
-from curator.results import ScanResult, ScanSettings
+from curator.scan.results import ScanResult, ScanSettings
 
 
 class UsageLine(click.ClickException):
@@ -86,13 +86,13 @@ def scan(
 
     Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage error.
     """
-    from curator.scan import scan as run_scan
+    from curator.scan.run import scan as run_scan
 
     if not dataset.is_dir():
         what = "does not exist" if not dataset.exists() else "is not a folder"
         raise UsageLine(f"Dataset folder {what}: {dataset}")
 
-    if html_out is not None and importlib.util.find_spec("curator.report") is None:
+    if html_out is not None and importlib.util.find_spec("curator.report.html") is None:
         raise click.ClickException("HTML report not available in this build")
     settings = ScanSettings(
         resolution=resolution,
@@ -115,14 +115,14 @@ def scan(
     if json_out:
         _write_json(result, json_out)
     if html_out is not None:
-        from curator.report import write_html  # type: ignore[attr-defined]
+        from curator.report.html import write_html  # type: ignore[attr-defined]
 
         with output_errors("--html", html_out):
             write_html(result, html_out)
     if not json_to_stdout:
         from rich.console import Console
 
-        from curator.summary import print_summary
+        from curator.scan.summary import print_summary
 
         console = Console()
         print_summary(result, console)

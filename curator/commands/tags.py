@@ -11,9 +11,9 @@ import click
 from curator.commands.output import emit_text
 
 if TYPE_CHECKING:
-    from curator.dataset import Dataset, Item
-    from curator.tagedit import TagEdits
-    from curator.workspace import Workspace
+    from curator.captions.edit import TagEdits
+    from curator.dataset.discover import Dataset, Item
+    from curator.dataset.workspace import Workspace
 
 
 def _replace_pair(
@@ -94,8 +94,8 @@ def tags(
     apply; add --apply to write it (atomically, with an undo journal in the workspace); --undo restores the last
     apply. Nothing else ever writes a caption file; images are never touched.
     """
-    from curator.tagedit import TagEdits
-    from curator.workspace import Workspace
+    from curator.captions.edit import TagEdits
+    from curator.dataset.workspace import Workspace
 
     if not dataset.is_dir():
         raise click.UsageError(
@@ -134,7 +134,7 @@ def tags(
 
 
 def _discover(dataset: Path, reg_root: Path | None, caption_extension: str | None) -> Dataset:
-    from curator.dataset import discover
+    from curator.dataset.discover import discover
 
     try:
         return discover(dataset, reg_root=reg_root, caption_extension=caption_extension)
@@ -159,8 +159,8 @@ def _audit(
 ) -> None:
     from rich.console import Console
 
-    from curator.tagaudit import AuditSettings, audit_captions, load_workspace_captions
-    from curator.tagview import print_audit
+    from curator.captions.audit import AuditSettings, audit_captions, load_workspace_captions
+    from curator.captions.view import print_audit
 
     settings = AuditSettings(trigger=trigger, max_token_length=max_tokens, keep_tokens=keep_tokens)
     audit = audit_captions(load_workspace_captions(ds.items, ws), settings)
@@ -183,7 +183,7 @@ def _edit(
 ) -> None:
     from rich.console import Console
 
-    from curator.tagedit import EditConflict, apply_changes, plan_changes, render_diff
+    from curator.captions.edit import EditConflict, apply_changes, plan_changes, render_diff
 
     changes, notes = plan_changes(items, edits)
     quiet = json_out == "-"
@@ -237,7 +237,7 @@ def _edit(
 
 
 def _undo(ws: Workspace, force: bool) -> None:
-    from curator.tagedit import undo_last
+    from curator.captions.edit import undo_last
 
     try:
         result = undo_last(ws, force=force)

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from curator.findings import Severity
-from curator.results import ItemRecord
+from curator.scan.results import ItemRecord
 from tui.state import DECISION_MARKS, finding_codes, format_metric, severity_mark, worst_severity
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "blue"}

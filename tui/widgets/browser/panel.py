@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Select, Static
 
-from curator.results import ItemRecord, ScanResult
+from curator.scan.results import ItemRecord, ScanResult
 from tui.state import (
     ANY_FINDING,
     NAME_SORT,

@@ -14,8 +14,8 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
-from curator.results import ScanResult
-from curator.selection import Cluster
+from curator.review.selection import Cluster
+from curator.scan.results import ScanResult
 from tui.state import duplicate_note
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
 
@@ -69,7 +69,7 @@ class DuplicatesPanel(Horizontal):
         table.add_column("n", key="n")
 
     def load(self, result: ScanResult, clusters: list[Cluster]) -> None:
-        """Show ``clusters`` (from ``curator.selection``, keepers as export will use them), keeping the place."""
+        """Show ``clusters`` (from ``curator.review.selection``, keepers as export will use them), keeping the place."""
         self.result = result
         self.clusters = clusters
         table = self.query_one("#dup-clusters", DataTable)

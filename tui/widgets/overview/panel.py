@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from curator.findings import Severity
-from curator.results import ScanResult
+from curator.scan.results import ScanResult
 from tui.backend import PlanSummary
 
 

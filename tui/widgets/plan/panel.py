@@ -25,7 +25,7 @@ FIELDS = (
 
 
 class PlanPanel(Vertical):
-    """Edits :class:`PlanInputs`; the app recomputes the plan through ``curator.plan`` on every valid change."""
+    """Edits :class:`PlanInputs`; the app recomputes the plan through ``curator.plan.steps`` on every valid change."""
 
     @dataclass
     class Changed(Message):

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from curator.results import ItemRecord
+from curator.scan.results import ItemRecord
 from tui.backend import CaptionView
 from tui.state import format_metric
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image

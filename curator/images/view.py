@@ -1,0 +1,59 @@
+"""The analysis view of one decoded image: what every per-image check receives (decode once, score many).
+
+Produced by :func:`curator.images.loader.load_view`. Arrays are small and bounded so that a scan's memory does not depend
+on the images' sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Long side of ``rgb`` / ``gray`` (never upscaled). Metrics computed on them do not depend on the file's resolution.
+ANALYSIS_SIZE = 512
+#: Side of ``native_gray``: a centre crop at the decoded resolution, so the 8x8 JPEG grid is still there.
+NATIVE_CROP = 768
+
+
+@dataclass
+class ImageView:
+    """One decoded image, ready for the checks.
+
+    - ``rgb``: uint8 HxWx3, long side <= ANALYSIS_SIZE, EXIF orientation applied, alpha composited on black (as training
+      sees it).
+    - ``gray``: float32 HxW (0..255) of the same size.
+    - ``native_gray``: float32 centre crop (<= NATIVE_CROP square) of the image at decoded resolution, before any resize,
+      taken before EXIF rotation so the JPEG block grid stays aligned; None when not available.
+    - ``alpha``: uint8 HxW at analysis size, or None when the image has no alpha channel.
+    - ``width`` / ``height``: the original size after EXIF orientation.
+    - ``draft_scale``: 1 normally; 2, 4 or 8 when JPEG draft mode decoded a reduced image (then ``native_gray`` is of
+      the reduced image).
+    - ``format``, ``mode``: Pillow's format and original mode (``P``, ``CMYK``, ``I;16``, ``LA``...).
+    - ``text``: PNG text chunks and other string info (key -> value); ``xmp``: the XMP packet text ('' if none);
+      ``exif``: EXIF tags by name -> str.
+    - ``quant_tables``: JPEG quantisation tables (table id -> 64 ints, in natural order as Pillow gives them), or None.
+    - ``file_size``, ``sha256`` (file bytes), ``pixel_sha256`` (decoded pixels, full resolution unless draft mode).
+    - ``frames``: number of frames (GIF/WebP animations; only the first is analysed).
+    """
+
+    rgb: np.ndarray
+    gray: np.ndarray
+    width: int
+    height: int
+    format: str
+    mode: str
+    file_size: int
+    sha256: str
+    pixel_sha256: str = ""
+    native_gray: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    draft_scale: int = 1
+    text: dict[str, str] = field(default_factory=dict)
+    xmp: str = ""
+    exif: dict[str, str] = field(default_factory=dict)
+    quant_tables: dict[int, list[int]] | None = None
+    frames: int = 1
+    filename: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

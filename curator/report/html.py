@@ -1,0 +1,597 @@
+"""The HTML quality report: one self-contained file a person opens before spending GPU hours.
+
+Sections: a summary with a verdict, the training plan (when given), findings grouped by code with thumbnails and
+evidence, dataset-wide findings, duplicate clusters side by side (keeper marked), tag frequency, bucket
+distribution, metric histograms, and every image. Thumbnails are embedded as data URIs, the charts are inline
+SVG, the style is inline CSS; there is no script and no external reference, and a Content-Security-Policy forbids
+both. Every user-supplied string (file names, captions, tags, evidence) goes through :func:`html.escape`.
+
+The JSON report is :meth:`curator.scan.results.ScanResult.to_json`.
+
+Example::
+
+    result = scan(Path("train"))
+    write_html(result, Path("report.html"), plan=plan)   # plan: an object with to_json(), or its JSON dict
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from curator.findings import Finding, Severity
+from curator.fsutil import atomic_write_text
+from curator.plan.buckets import BucketSettings, select_bucket
+from curator.report.assets import page
+from curator.report.charts import bar_chart, histogram
+from curator.report.thumbs import thumbnail_uri
+from curator.review.selection import DUPLICATE_CODES, duplicate_clusters, select
+from curator.scan.results import ItemRecord, ScanResult
+
+#: Cards shown per finding code before the rest are listed by name.
+CARDS_PER_CODE = 48
+#: Cards shown before the rest of a group is folded away.
+CARDS_OPEN = 12
+#: Images in the "all images" gallery.
+GALLERY_LIMIT = 400
+#: Metric histograms shown at most.
+MAX_HISTOGRAMS = 9
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
+    """Write the HTML report of ``result`` to ``path`` atomically; returns ``path``.
+
+    ``plan`` is the training plan (an object with ``to_json()``, or its JSON dict); None: the plan of what a default
+    export keeps, with the trainer's default settings; False: no plan section.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a file name that is not valid UTF-8 shows as "?" rather than failing the whole report
+    atomic_write_text(path, render_html(result, plan), errors="replace")
+    return path
+
+
+def render_html(result: ScanResult, plan: Any = None) -> str:
+    """The report as an HTML string (see :func:`write_html` for ``plan``)."""
+    builder = _Report(result, _plan_data(plan, result))
+    return builder.render()
+
+
+def _plan_data(plan: Any, result: ScanResult) -> dict[str, Any] | None:
+    if plan is False:
+        return None
+    if plan is None:
+        from curator.plan.handoff import plan_json
+
+        kept = {rel for rel, v in select(result).items() if v.kept}
+        return plan_json(result, kept) or None
+    if isinstance(plan, dict):
+        return plan
+    to_json = getattr(plan, "to_json", None)
+    data = to_json() if callable(to_json) else None
+    return data if isinstance(data, dict) else None
+
+
+def _checkpoint_card(ckpt: dict[str, Any]) -> tuple[Any, str]:
+    """The checkpoints' disk card: "22 MB" for a tiny model where "GB" would round to 0."""
+    if not ckpt:
+        return None, ""
+    saves = f"({ckpt.get('count', '?')} saves)"
+    if isinstance(ckpt.get("total_bytes"), (int, float)):
+        from curator.plan.estimates import disk_size
+
+        return disk_size(ckpt["total_bytes"]), f"of checkpoints {saves}"
+    return ckpt.get("total_gb"), f"GB of checkpoints {saves}"
+
+
+def _fmt(value: Any, limit: int = 90) -> str:
+    """A short, escaped rendering of an evidence or plan value."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, float):
+        text = f"{value:.4g}" if math.isfinite(value) else str(value)
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(str(v) for v in value[:8]) + (f", \u2026 ({len(value)})" if len(value) > 8 else "")
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}: {v}" for k, v in list(value.items())[:6])
+    else:
+        text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "\u2026"
+    return escape(text)
+
+
+def _badge(severity: str) -> str:
+    return f'<span class="badge {escape(severity)}">{escape(severity)}</span>'
+
+
+def _caption_tags(record: ItemRecord) -> list[str]:
+    """The comma-separated tags of the item's caption (first line, as Kohya reads it); [] without a caption."""
+    path = record.item.caption_path
+    if path is None:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    first = text.splitlines()[0] if text.strip() else ""
+    return [t.strip() for t in first.replace("|||", ",").split(",") if t.strip()]
+
+
+class _Report:
+    """Builds the sections of one report; keeps the thumbnails it made so each image is encoded once."""
+
+    def __init__(self, result: ScanResult, plan: dict[str, Any] | None) -> None:
+        self.result = result
+        self.plan = plan
+        self._thumbs: dict[str, str | None] = {}
+        self.by_rel = {r.item.rel: r for r in result.records}
+
+    # -- pieces ------------------------------------------------------------------------------------------------
+    def thumb(self, rel: str) -> str:
+        """An <img> of the item's thumbnail, or a placeholder when it cannot be shown."""
+        record = self.by_rel.get(rel)
+        if rel not in self._thumbs:
+            ok = record is not None and record.decoded
+            self._thumbs[rel] = thumbnail_uri(record.item.path) if ok and record is not None else None
+        uri = self._thumbs[rel]
+        if uri is None:
+            return '<div class="placeholder">no preview<br>(not decoded)</div>'
+        return f'<img src="{uri}" alt="{escape(rel)}" loading="lazy">'
+
+    def card(
+        self, rel: str, why: str = "", evidence: dict[str, Any] | None = None, cls: str = "", title: str = ""
+    ) -> str:
+        """One image card: thumbnail, file name, a line of why (``title``: its full text), and evidence."""
+        name = rel.rsplit("/", 1)[-1]
+        rows = "".join(
+            f'<div><span class="k">{escape(str(key))}</span> {_fmt(value, 70)}</div>'
+            for key, value in list((evidence or {}).items())[:6]
+        )
+        ev = f'<div class="ev">{rows}</div>' if rows else ""
+        tip = f' title="{escape(title)}"' if title else ""
+        why_html = f'<div class="why"{tip}>{why}</div>' if why else ""
+        return (
+            f'<div class="item {cls}"><div class="img">{self.thumb(rel)}</div><div class="cap">'
+            f'<div class="name" title="{escape(rel)}">{escape(name)}</div>{why_html}{ev}</div></div>'
+        )
+
+    # -- sections ----------------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """Headline numbers, a verdict sentence and the concepts table."""
+        records = self.result.records
+        worst = Counter(r.worst.value if r.worst else "clean" for r in records)
+        verdicts = select(self.result)
+        kept = sum(v.kept for v in verdicts.values())
+        clusters = duplicate_clusters(self.result)
+        train = sum(not r.item.is_reg for r in records)
+        stats = [
+            ("", train, "training images"),
+            ("", len(records) - train, "regularization images"),
+            ("", len(self.result.dataset.concepts), "concepts"),
+            ("error", worst["error"], "images with errors"),
+            ("warning", worst["warning"], "images with warnings"),
+            ("ok", worst["clean"] + worst["info"], "images without problems"),
+            ("", len(clusters), "duplicate clusters"),
+            ("ok", kept, "images an export keeps"),
+        ]
+        cards = "".join(
+            f'<div class="stat {cls}"><div class="n">{n}</div><div class="l">{escape(label)}</div></div>'
+            for cls, n, label in stats
+            if not (label == "regularization images" and n == 0)
+        )
+        return (
+            f'<section id="summary"><h2>Summary</h2><div class="stats">{cards}</div>'
+            f"{self.verdict(worst, len(records) - kept)}{self.concepts_table()}</section>"
+        )
+
+    def verdict(self, worst: Counter[str], dropped: int) -> str:
+        """One sentence: should the user fix things before training?"""
+        errors, warnings = worst["error"], worst["warning"]
+        if errors:
+            cls = "bad"
+            text = (
+                f"<b>{errors} image(s) have errors</b> and would be left out of an export; "
+                f"{warnings} more have warnings worth a look. {dropped} of {len(self.result.records)} images would "
+                "be dropped in all (errors and duplicates)."
+            )
+        elif warnings:
+            cls, text = (
+                "meh",
+                f"<b>No errors.</b> {warnings} image(s) have warnings: look at them below before training.",
+            )
+        else:
+            cls, text = "good", "<b>No errors or warnings.</b> This dataset looks ready to train."
+        return f'<div class="verdict {cls}">{text}</div>'
+
+    def concepts_table(self) -> str:
+        """Concept, repeats, images, images with errors / warnings."""
+        rows = ""
+        for concept in self.result.dataset.concepts:
+            recs = [self.by_rel[i.rel] for i in concept.items if i.rel in self.by_rel]
+            err = sum(r.worst is Severity.ERROR for r in recs)
+            warn = sum(r.worst is Severity.WARNING for r in recs)
+            kind = "regularization" if concept.is_reg else "training"
+            rows += (
+                f"<tr><td><b>{escape(concept.name)}</b></td><td>{kind}</td><td class=num>{concept.repeats}</td>"
+                f"<td class=num>{len(recs)}</td><td class=num>{len(recs) * concept.repeats}</td>"
+                f"<td class=num>{err}</td><td class=num>{warn}</td></tr>"
+            )
+        head = (
+            "<tr><th>concept</th><th>kind</th><th class=num>repeats</th><th class=num>images</th>"
+            "<th class=num>images x repeats</th><th class=num>errors</th><th class=num>warnings</th></tr>"
+        )
+        return f'<div class="card" style="margin-top:12px"><table>{head}{rows}</table></div>'
+
+    def plan_section(self) -> str:
+        """The training plan: headline numbers, the text-encoder explanation, size advice and notes."""
+        plan = self.plan or {}
+        if not plan:
+            return ""
+        stop = plan.get("stop_text_encoder_training")
+        time_s = (plan.get("time") or {}).get("seconds") if isinstance(plan.get("time"), dict) else None
+        ckpt: dict[str, Any] = plan["checkpoints"] if isinstance(plan.get("checkpoints"), dict) else {}
+        headline = [
+            (plan.get("total_steps"), "optimizer steps"),
+            (plan.get("steps_per_epoch"), "steps per epoch"),
+            (plan.get("epochs") or plan.get("max_train_epochs") or None, "epochs"),
+            (stop if stop is not None else "end", "text encoder stops at step"),
+            (plan.get("seed_formula_stop_step"), "tutorial formula stop step"),
+            (plan.get("vram_gb"), "VRAM estimate (GB)"),
+            (f"{time_s / 3600:.1f} h" if isinstance(time_s, (int, float)) else None, "time estimate"),
+            _checkpoint_card(ckpt),
+        ]
+        cards = "".join(
+            f'<div class="stat"><div class="n">{_fmt(value)}</div><div class="l">{escape(label)}</div></div>'
+            for value, label in headline
+            if value is not None and label
+        )
+        parts = [f'<div class="stats">{cards}</div>']
+        if plan.get("te_explanation"):
+            parts.append(f'<div class="verdict">{_fmt(plan["te_explanation"], 600)}</div>')
+        parts.append(self._advice(plan))
+        if not cards:  # a plan of another shape: show its scalar values
+            rows = "".join(
+                f"<tr><th>{escape(str(k))}</th><td>{_fmt(v, 300)}</td></tr>"
+                for k, v in plan.items()
+                if not isinstance(v, (dict, list))
+            )
+            parts.append(f'<div class="card"><table>{rows}</table></div>')
+        return f'<section id="plan"><h2>Training plan</h2>{"".join(parts)}</section>'
+
+    @staticmethod
+    def _advice(plan: dict[str, Any]) -> str:
+        """Size advice per concept, VRAM warnings and the planner's notes, as a list."""
+        lines = []
+        for advice in plan.get("size_advice") or []:
+            if isinstance(advice, dict):
+                verdict = str(advice.get("verdict", ""))
+                cls = "info" if verdict in ("ok", "good", "") else "warning"
+                label = (
+                    f'<span class="badge {cls}">{escape(verdict.replace("_", " "))}</span> '
+                    if verdict
+                    else ""
+                )
+                text = advice.get("advice") or advice.get("message") or ""
+                lines.append(
+                    f"<li>{label}<b>{escape(str(advice.get('concept', '')))}</b>: {_fmt(text, 600)}</li>"
+                )
+        vram = plan.get("vram")
+        warnings = vram.get("warnings") if isinstance(vram, dict) else None
+        for warning in list(warnings or []) + list(plan.get("notes") or []):
+            lines.append(f"<li>{_fmt(warning, 600)}</li>")
+        if not lines:
+            return ""
+        return f'<div class="card" style="margin-top:12px"><ul class="advice">{"".join(lines)}</ul></div>'
+
+    def findings_section(self) -> str:
+        """Per-item findings grouped by code, worst first, with thumbnails and evidence."""
+        groups: dict[str, list[Finding]] = {}
+        for finding in (f for r in self.result.records for f in r.findings):
+            groups.setdefault(finding.code, []).append(finding)
+        if not groups:
+            return '<section id="findings"><h2>Findings</h2><p class="muted">No findings on any image.</p></section>'
+
+        def order(code: str) -> tuple[int, int, str]:
+            sev = min(_SEVERITY_ORDER[f.severity.value] for f in groups[code])
+            return (sev, -len(groups[code]), code)
+
+        summary_rows = ""
+        blocks = ""
+        for code in sorted(groups, key=order):
+            findings = groups[code]
+            severity = min((f.severity for f in findings), key=lambda s: _SEVERITY_ORDER[s.value]).value
+            summary_rows += (
+                f'<tr><td><a href="#f-{escape(code)}"><code>{escape(code)}</code></a></td><td>{_badge(severity)}</td>'
+                f"<td class=num>{len(findings)}</td><td>{escape(findings[0].message)}</td></tr>"
+            )
+            blocks += self.finding_group(code, severity, findings)
+        table = (
+            '<div class="card"><table><tr><th>code</th><th>severity</th><th class=num>images</th>'
+            f"<th>example</th></tr>{summary_rows}</table></div>"
+        )
+        return (
+            f'<section id="findings"><h2>Findings</h2>{table}<div class="groups">{blocks}</div>'
+            f"{self.dataset_findings()}</section>"
+        )
+
+    def finding_group(self, code: str, severity: str, findings: list[Finding]) -> str:
+        """One code: a header and a grid of cards (duplicates point to their own section)."""
+        head = (
+            f'<h3 id="f-{escape(code)}">{_badge(severity)}<code>{escape(code)}</code>'
+            f'<span class="badge count">{len(findings)}</span></h3>'
+        )
+        if code in DUPLICATE_CODES:
+            return (
+                f'<div class="group card">{head}<div class="msg">Shown side by side under '
+                '<a href="#duplicates">Duplicates</a>.</div></div>'
+            )
+        ordered = [f for f in findings if f.path]
+        ordered.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
+        cards = [
+            self.card(f.path or "", escape(f.message), f.evidence, title=f.message)
+            for f in ordered[:CARDS_PER_CODE]
+        ]
+        grid = f'<div class="grid">{"".join(cards[:CARDS_OPEN])}</div>'
+        if len(cards) > CARDS_OPEN:  # long groups fold, so one common finding does not bury the others
+            grid += (
+                f"<details><summary>Show {len(cards) - CARDS_OPEN} more</summary>"
+                f'<div class="grid">{"".join(cards[CARDS_OPEN:])}</div></details>'
+            )
+        rest = ordered[CARDS_PER_CODE:]
+        more = ""
+        if rest:
+            names = escape(", ".join(f.path or "" for f in rest))
+            more = f'<details><summary>List the other {len(rest)}</summary><div class="more">{names}</div></details>'
+        return (
+            f'<div class="group card{" wide" if len(ordered) > 3 else ""}">{head}'
+            f'<div class="msg">{escape(findings[0].message)}</div>{grid}{more}</div>'
+        )
+
+    def dataset_findings(self) -> str:
+        """Findings about the whole dataset (no single image)."""
+        items = [f for f in self.result.findings if not f.path or f.path not in self.by_rel]
+        if not items:
+            return ""
+        items.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.code))
+        rows = "".join(
+            f"<tr><td>{_badge(f.severity.value)}</td><td><code>{escape(f.code)}</code></td><td>{escape(f.message)}"
+            f"{'<br><span class=mono>' + escape(f.path) + '</span>' if f.path else ''}</td>"
+            f"<td class=muted>{_fmt(f.evidence, 160)}</td></tr>"
+            for f in items
+        )
+        return (
+            '<h3 style="margin-top:18px">Dataset-wide findings</h3><div class="card" style="margin-top:8px">'
+            f"<table><tr><th>severity</th><th>code</th><th>message</th><th>evidence</th></tr>{rows}</table></div>"
+        )
+
+    def duplicates_section(self) -> str:
+        """Each duplicate cluster as a row of thumbnails, the keeper first and marked."""
+        clusters = duplicate_clusters(self.result)
+        if not clusters:
+            return '<section id="duplicates"><h2>Duplicates</h2><p class="muted">No duplicates found.</p></section>'
+        evidence: dict[str, Finding] = {}
+        for f in self.result.all_findings():
+            if f.code in DUPLICATE_CODES and f.path:
+                evidence.setdefault(f.path, f)
+        blocks = ""
+        for cluster in clusters:
+            members = [cluster.keeper] + [m for m in cluster.members if m != cluster.keeper]
+            cards = ""
+            for rel in members:
+                if rel == cluster.keeper:
+                    cards += self.card(rel, '<span class="badge keeper">keeper</span>', None, "keeper")
+                else:
+                    dup = evidence.get(rel)
+                    why = f'<span class="badge {dup.severity.value}">{escape(dup.code)}</span>' if dup else ""
+                    ev = {
+                        k: v
+                        for k, v in (dup.evidence if dup else {}).items()
+                        if k not in ("keeper", "thresholds")
+                    }
+                    cards += self.card(rel, why, ev, "dropped")
+            blocks += f'<div class="card"><div class="cluster">{cards}</div></div>'
+        note = (
+            f'<p class="muted">{len(clusters)} cluster(s). An export keeps the keeper of each and leaves the others '
+            "out; choose another keeper in <code>dreamcurate review</code>.</p>"
+        )
+        return f'<section id="duplicates"><h2>Duplicates</h2>{note}<div class="clusters">{blocks}</div></section>'
+
+    def _audit(self, train: list[ItemRecord]) -> Any:
+        """The caption audit of the training items (shared parser, CLIP token counts), or None if unavailable."""
+        try:
+            from curator.captions.audit import AuditSettings, audit_captions, load_workspace_captions
+            from curator.dataset.workspace import Workspace
+
+            result = self.result
+            settings = AuditSettings(
+                trigger=result.settings.trigger, max_token_length=result.settings.max_token_length
+            )
+            workspace = Workspace.for_dataset(result.dataset.root, result.settings.workspace)
+            return audit_captions(load_workspace_captions([r.item for r in train], workspace), settings)
+        except Exception:  # the simple count below still shows the tags
+            return None
+
+    def tags_section(self) -> str:
+        """Tag frequency over the training captions (top 30), CLIP token lengths against the limit, keep_tokens."""
+        train = [r for r in self.result.records if not r.item.is_reg]
+        audit = self._audit(train)
+        freq: Counter[str] = Counter()
+        if audit is not None:
+            display: dict[str, str] = {}
+            for concept in audit.concepts.values():
+                freq.update(concept.frequency)
+                display.update(concept.display)
+            tag_lists = [r.normalized for r in audit.records if r.caption]
+            top = [(display.get(t, t), n) for t, n in freq.most_common(30)]
+        else:
+            tag_lists = [tuple(_caption_tags(r)) for r in train]
+            freq = Counter(tag for tags in tag_lists for tag in set(tags))
+            top = freq.most_common(30)
+        with_caption = sum(1 for r in train if r.item.caption_path is not None)
+        once = sum(1 for n in freq.values() if n == 1)
+        lengths = [len(t) for t in tag_lists if t]
+        mean_tags = sum(lengths) / len(lengths) if lengths else 0
+        facts = (
+            f'<p class="muted">{with_caption} of {len(train)} training images have a caption; {len(freq)} distinct '
+            f"tags, {once} used only once; {mean_tags:.1f} tags per caption on average.</p>"
+        )
+        chart = bar_chart([(t, float(n)) for t, n in top], total=len(train) or None)
+        extra = self._token_chart(audit) + self._keep_tokens(audit)
+        extra_html = f'<div class="two" style="margin-top:14px">{extra}</div>' if extra else ""
+        return f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div>{extra_html}</section>'
+
+    def _token_chart(self, audit: Any) -> str:
+        tokens = [r.tokens for r in audit.records if r.caption and r.tokens >= 0] if audit is not None else []
+        if not tokens:
+            return ""
+        limit = self.result.settings.max_token_length
+        over = sum(t > limit for t in tokens)
+        return (
+            f'<div class="card"><h3>CLIP tokens per caption<span class="muted" style="font-weight:400">'
+            f"{over} of {len(tokens)} over {limit}</span></h3>{histogram(tokens, float(limit), 'tokens')}</div>"
+        )
+
+    @staticmethod
+    def _keep_tokens(audit: Any) -> str:
+        if audit is None or not audit.concepts:
+            return ""
+        rows = "".join(
+            f"<tr><td><b>{escape(c.name)}</b></td><td class=num>{c.keep_tokens.n}</td>"
+            f"<td>{escape(', '.join(c.keep_tokens.prefix))}</td><td class=muted>{escape(c.keep_tokens.reason)}</td></tr>"
+            for c in audit.concepts.values()
+        )
+        return (
+            '<div class="card"><h3>keep_tokens advice</h3><table><tr><th>concept</th><th class=num>keep</th>'
+            f"<th>kept tags</th><th>why</th></tr>{rows}</table></div>"
+        )
+
+    def buckets_section(self) -> str:
+        """How the training images fall into Kohya buckets (from the plan when given, else computed here)."""
+        rows: list[tuple[str, float]] = []
+        plan_buckets = (self.plan or {}).get("buckets")
+        if isinstance(plan_buckets, list) and all(isinstance(b, dict) for b in plan_buckets):
+            key = "images" if all("images" in b for b in plan_buckets) else "count"
+            rows = [
+                (f"{b.get('width')}\u00d7{b.get('height')}", float(b.get(key) or 0)) for b in plan_buckets
+            ]
+            rows.sort(key=lambda row: -row[1])
+            source = "from the training plan, images counted once"
+        else:
+            s = self.result.settings
+            settings = BucketSettings.of(s)
+            counts: Counter[tuple[int, int]] = Counter()
+            for r in self.result.records:
+                if r.decoded and not r.item.is_reg and r.width > 0 and r.height > 0:
+                    counts[select_bucket(r.width, r.height, settings).bucket] += 1
+            rows = [
+                (f"{w}\u00d7{h}", float(n)) for (w, h), n in sorted(counts.items(), key=lambda kv: -kv[1])
+            ]
+            source = f"resolution {s.resolution}, buckets {s.min_bucket_reso}..{s.max_bucket_reso} step {s.bucket_reso_steps}"
+        rows = [r for r in rows if r[1] > 0]
+        total = sum(v for _, v in rows)
+        chart = bar_chart(rows, total=total or None)
+        return (
+            f'<section id="buckets"><h2>Bucket distribution</h2><p class="muted">Images per aspect-ratio bucket '
+            f'({escape(source)}).</p><div class="card">{chart}</div></section>'
+        )
+
+    def _thresholds(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for f in self.result.all_findings():
+            name, threshold = f.evidence.get("metric"), f.evidence.get("threshold")
+            if (
+                isinstance(name, str)
+                and isinstance(threshold, (int, float))
+                and not isinstance(threshold, bool)
+            ):
+                out.setdefault(name, float(threshold))
+        return out
+
+    def metrics_section(self) -> str:
+        """A histogram per numeric metric that most images have, with the check's threshold when known."""
+        decoded = [r for r in self.result.records if r.decoded]
+        values: dict[str, list[float]] = {}
+        for r in decoded:
+            for name, v in r.metrics.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    values.setdefault(name, []).append(float(v))
+        wanted = [
+            n
+            for n in sorted(values)
+            if len(values[n]) >= max(2, 0.3 * len(decoded)) and len(set(values[n])) > 1
+        ]
+        thresholds = self._thresholds()
+        wanted.sort(key=lambda n: (n not in thresholds, n))
+        charts = "".join(
+            f'<div class="card"><h3><code>{escape(n)}</code><span class="muted" style="font-weight:400">'
+            f"{len(values[n])} images</span></h3>{histogram(values[n], thresholds.get(n), n)}</div>"
+            for n in wanted[:MAX_HISTOGRAMS]
+        )
+        if not charts:
+            charts = '<p class="muted">No numeric metrics to chart.</p>'
+        return f'<section id="metrics"><h2>Metrics</h2><div class="charts">{charts}</div></section>'
+
+    def gallery_section(self) -> str:
+        """Every image (up to a limit) with its worst severity, folded away by default."""
+        records = self.result.records[:GALLERY_LIMIT]
+        cards = ""
+        for r in records:
+            codes = sorted({f.code for f in r.findings})
+            why = (
+                (_badge(r.worst.value) + " " + escape(", ".join(codes)))
+                if r.worst
+                else '<span class="muted">clean</span>'
+            )
+            cards += self.card(r.item.rel, why)
+        extra = len(self.result.records) - len(records)
+        more = f'<div class="more">{extra} more images not shown.</div>' if extra > 0 else ""
+        return (
+            f'<section id="images"><h2>All images</h2><details><summary>Show {len(records)} images</summary>'
+            f'<div class="grid">{cards}</div>{more}</details></section>'
+        )
+
+    def prefetch(self) -> None:
+        """Make every thumbnail the report shows, in threads (Pillow releases the GIL while decoding)."""
+        wanted = {r.item.rel for r in self.result.records[:GALLERY_LIMIT]}
+        wanted |= {f.path for f in self.result.all_findings() if f.path}
+        todo = [self.by_rel[rel] for rel in sorted(wanted) if rel in self.by_rel and self.by_rel[rel].decoded]
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            uris = list(pool.map(lambda r: thumbnail_uri(r.item.path), todo))
+        self._thumbs.update({r.item.rel: uri for r, uri in zip(todo, uris, strict=True)})
+
+    def render(self) -> str:
+        """The whole document."""
+        result = self.result
+        self.prefetch()
+        body = (
+            self.summary()
+            + self.plan_section()
+            + self.findings_section()
+            + self.duplicates_section()
+            + self.tags_section()
+            + self.buckets_section()
+            + self.metrics_section()
+            + self.gallery_section()
+        )
+        nav = [("summary", "Summary")]
+        if self.plan:
+            nav.append(("plan", "Plan"))
+        nav += [
+            ("findings", "Findings"),
+            ("duplicates", "Duplicates"),
+            ("tags", "Tags"),
+            ("buckets", "Buckets"),
+            ("metrics", "Metrics"),
+            ("images", "All images"),
+        ]
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        subtitle = f"{result.dataset.root} \u00b7 {len(result.records)} images \u00b7 scanned {when}"
+        return page(f"dreamcurate report: {result.dataset.root.name}", subtitle, nav, body)

@@ -48,8 +48,8 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_sd15_step.py needs a CUDA GPU")
+    from curator.settings.config import TrainConfig
     from trainer import loop
-    from trainer.config import TrainConfig
     from trainer.events import read_events
     from trainer.loop import train
     from trainer.models import io as model_io

@@ -55,7 +55,7 @@ def build_inputs(data: Path, count: int, work: Path) -> tuple[Path, Path, Path]:
 
 def run_ours(work: Path, steps: int, resolution: int, cache: bool) -> dict[str, float]:
     """Our trainer (``trainer.loop.train``) for ``steps`` steps; rate from its own step events."""
-    from trainer.config import TrainConfig
+    from curator.settings.config import TrainConfig
     from trainer.events import read_events
     from trainer.loop import train
 

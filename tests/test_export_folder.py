@@ -83,7 +83,7 @@ def test_dataset_toml_names_exactly_the_exported_folders(tmp_path: Path) -> None
 
 
 def test_train_toml_is_read_by_the_trainer_config(tmp_path: Path) -> None:
-    config_mod = pytest.importorskip("trainer.config")
+    config_mod = pytest.importorskip("curator.settings.config")
     export_dataset(_result(tmp_path), tmp_path / "out", ExportOptions(base_model="base.safetensors"))
     config = config_mod.read_config(tmp_path / "out" / "train.toml")
     assert config.train_data_dir == str(tmp_path / "out" / "img")

@@ -193,8 +193,8 @@ class _OneProcess:
 
 
 def test_saving_state_removes_only_our_old_states(tmp_path: Path) -> None:
+    from curator.settings.config import ConfigError
     from trainer.checkpoint import Progress, latest_progress, save_state
-    from trainer.config import ConfigError
 
     def progress(step: int) -> Progress:
         return Progress(step, 1, 0, 0, None, {})

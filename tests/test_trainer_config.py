@@ -9,8 +9,8 @@ import pytest
 import tomllib
 from click.testing import CliRunner
 
+from curator.settings.config import ConfigError, TrainConfig, config_to_toml, read_config, write_config
 from trainer.commands.train import apply_overrides, train
-from trainer.config import ConfigError, TrainConfig, config_to_toml, read_config, write_config
 
 
 def test_toml_round_trip_keeps_every_field(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from curator.dataset.discover import Item
-from trainer.config import TrainConfig
+from curator.settings.config import TrainConfig
 from trainer.data import Batch, LatentCache, Sample, batch_captions, load_pixels, oriented_size
 
 torch = pytest.importorskip("torch")

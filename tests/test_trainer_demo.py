@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from curator.cli import cli
-from trainer.config import read_config
+from curator.settings.config import read_config
 from trainer.events import read_events
 
 

@@ -12,7 +12,7 @@ import pytest
 from trainer_testkit import SQUARE, WIDE, fast_config, make_images
 
 from curator.plan import steps as plan
-from trainer.config import write_config
+from curator.settings.config import write_config
 from trainer.data import bucket_settings, build_training_data
 from trainer.events import read_events
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import ConfigError, TrainConfig, read_config, write_config
-from trainer.sample_prompts import SamplePrompt, load_sample_prompts
+from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
+from curator.settings.prompts import SamplePrompt, load_sample_prompts
 
 PROMPT_FILE = """# Kohya sample prompts
 sks dog, on a beach --n blurry, lowres --w 512 --h 768 --d 7 --s 28 --l 6.5

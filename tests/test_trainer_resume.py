@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from trainer_testkit import SQUARE, fast_config, make_images
 
-from trainer.config import write_config
+from curator.settings.config import write_config
 from trainer.events import read_events
 
 REPO = Path(__file__).resolve().parents[1]

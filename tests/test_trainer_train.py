@@ -11,7 +11,7 @@ from trainer_testkit import SQUARE, TALL, WIDE, fast_config, make_images
 
 from curator.dataset.discover import discover
 from curator.plan import steps as plan
-from trainer.config import ConfigError, TrainConfig
+from curator.settings.config import ConfigError, TrainConfig
 from trainer.data import bucket_settings
 
 torch = pytest.importorskip("torch")
@@ -248,8 +248,8 @@ def test_every_loss_and_caption_option_trains(tiny_model: Path, tmp_path: Path) 
 def test_cli_data_error_is_one_line(tiny_model: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
+    from curator.settings.config import write_config
     from trainer.commands.train import train as train_command
-    from trainer.config import write_config
 
     (tmp_path / "empty").mkdir()
     write_config(fast_config(tiny_model, tmp_path / "empty", tmp_path / "out"), tmp_path / "t.toml")

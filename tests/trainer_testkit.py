@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainer.config import TrainConfig
+from curator.settings.config import TrainConfig
 
 
 def make_images(

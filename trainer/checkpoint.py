@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from curator.fsutil import atomic_write_text
-from trainer.config import ConfigError, TrainConfig
+from curator.settings.config import ConfigError, TrainConfig
 
 STATE_DIRNAME = "state"
 PROGRESS_FILENAME = "progress.json"

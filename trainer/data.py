@@ -20,7 +20,7 @@ from typing import Any
 
 from curator.dataset.discover import Dataset, Item
 from curator.plan.buckets import BucketSettings, select_bucket
-from trainer.config import TrainConfig
+from curator.settings.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curator.settings.config import ConfigError, TrainConfig
 from trainer import checkpoint
-from trainer.config import ConfigError, TrainConfig
 from trainer.data import (
     Batch,
     LatentCache,
@@ -204,7 +204,7 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     notices: list[str] = []
     accelerator = make_accelerator(config, notices)
     if config.sample_prompts:
-        from trainer.sample_prompts import load_sample_prompts
+        from curator.settings.prompts import load_sample_prompts
 
         load_sample_prompts(config.sample_prompts, notices)  # a bad prompt file stops the run before any work
     progress = checkpoint.latest_progress(output_dir) if resume else None
@@ -516,7 +516,7 @@ def _progress(run: Run) -> checkpoint.Progress:
 
 def render(run: Run, stem: str) -> None:
     """Render the sample prompts with the current weights (main process only)."""
-    from trainer.sample_prompts import load_sample_prompts
+    from curator.settings.prompts import load_sample_prompts
     from trainer.sampling import render_samples
 
     if not run.accelerator.is_main_process:

@@ -8,7 +8,7 @@ Example::
     paths = render_samples(model, ["a photo of sks dog"], out_dir, "model-000040", steps=20, size=(512, 512),
                            seed=42, sampler="ddim")
 
-A prompt may also be a :class:`trainer.sample_prompts.SamplePrompt`, whose own negative prompt, size, seed, steps
+A prompt may also be a :class:`curator.settings.prompts.SamplePrompt`, whose own negative prompt, size, seed, steps
 and guidance scale win over the arguments.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.sample_prompts import SamplePrompt
+from curator.settings.prompts import SamplePrompt
 
 SAMPLERS = {
     "ddim": "DDIMScheduler",

@@ -341,7 +341,7 @@ class Backend:
 
     def events_path(self, config: Path) -> Path:
         """Where the trainer started with ``config`` writes its JSON-lines events."""
-        from trainer.config import read_config
+        from curator.settings.config import read_config
         from trainer.events import EVENTS_FILENAME
 
         # relative paths in a config are relative to the working directory, which the subprocess inherits

@@ -4,7 +4,7 @@
   bucket settings and ``batch_size``, one ``[[datasets.subsets]]`` per exported folder with ``image_dir``,
   ``num_repeats``, ``class_tokens``, ``is_reg``, ``caption_extension``, ``keep_tokens``). With a dataset config
   Kohya ignores the ``N_`` prefix of the folder names, so every subset states its repeats explicitly.
-- ``train.toml``: our trainer's config, with keys named as Kohya's arguments and ``trainer.config.TrainConfig``'s
+- ``train.toml``: our trainer's config, with keys named as Kohya's arguments and ``curator.settings.config.TrainConfig``'s
   fields. ``curator`` may not import ``trainer``, so it is written from plain data; settings left out take the
   trainer's defaults.
 """

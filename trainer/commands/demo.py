@@ -82,7 +82,7 @@ def curate_and_train(root: Path, out: Path, console: Console, progress: bool = T
 
 def show_outputs(curated: Path, console: Console) -> None:
     """Stage 5: where everything is."""
-    from trainer.config import read_config
+    from curator.settings.config import read_config
 
     config = read_config(curated / "train.toml")
     output_dir = Path(config.output_dir)

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
+from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
 from trainer.commands.train import _given, _option_for, apply_overrides, usage_error
-from trainer.config import ConfigError, TrainConfig, read_config, write_config
 
 #: TrainConfig fields offered as options of ``run`` (the rest: edit OUT/train.toml and use ``dreamcurate train``)
 RUN_FIELDS = (

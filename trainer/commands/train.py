@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from trainer.config import ConfigError, TrainConfig, read_config, write_config
+from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
 
 
 def _option_for(spec: dataclasses.Field) -> Any:

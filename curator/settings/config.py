@@ -295,7 +295,7 @@ def _check_paths(c: TrainConfig) -> None:
     if c.reg_data_dir and not Path(c.reg_data_dir).is_dir():
         raise ConfigError(f"reg_data_dir is not a folder: {c.reg_data_dir}")
     if c.sample_prompts:
-        from trainer.sample_prompts import load_sample_prompts
+        from curator.settings.prompts import load_sample_prompts
 
         # A missing or malformed prompt file fails now, not at the first save point.
         load_sample_prompts(c.sample_prompts)
@@ -364,7 +364,7 @@ def read_config(path: Path, ignored: list[str] | None = None) -> TrainConfig:
 
 def _beside(config_path: Path, entry: str) -> str:
     """A relative prompt-file entry as a path from the working directory (it was written relative to the config)."""
-    from trainer.sample_prompts import is_prompt_file
+    from curator.settings.prompts import is_prompt_file
 
     if not is_prompt_file(entry) or Path(entry.strip()).is_absolute():
         return entry

@@ -20,7 +20,7 @@ from typing import Any
 
 import tomllib
 
-from trainer.config import ConfigError
+from curator.settings.config import ConfigError
 
 PROMPT_FILE_SUFFIXES = (".txt", ".toml", ".json")
 

@@ -4,9 +4,8 @@
   bucket settings and ``batch_size``, one ``[[datasets.subsets]]`` per exported folder with ``image_dir``,
   ``num_repeats``, ``class_tokens``, ``is_reg``, ``caption_extension``, ``keep_tokens``). With a dataset config
   Kohya ignores the ``N_`` prefix of the folder names, so every subset states its repeats explicitly.
-- ``train.toml``: our trainer's config, with keys named as Kohya's arguments and ``curator.settings.config.TrainConfig``'s
-  fields. ``curator`` may not import ``trainer``, so it is written from plain data; settings left out take the
-  trainer's defaults.
+- ``train.toml``: our trainer's config: every ``curator.settings.config.TrainConfig`` field (Kohya's argument
+  names), the settings the plan used, with the export's paths.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from curator.export import tomlwrite
+from curator.settings.config import TrainConfig, config_to_toml
 
 
 @dataclass(frozen=True)
@@ -40,26 +40,12 @@ class ExportedFolder:
         return f"{self.subdir}/{self.folder}"
 
 
-@dataclass
-class TrainingSettings:
-    """The dataset-level training settings both configs share (Kohya names)."""
-
-    resolution: int = 512
-    enable_bucket: bool = True
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
-    train_batch_size: int = 1
-    caption_extension: str = ".txt"
-    shuffle_caption: bool = True
-    keep_tokens: int | None = None  # None: not written (the trainer's default applies)
-
-
-def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainingSettings) -> str:
-    """Kohya's dataset config naming exactly the exported folders, with absolute ``image_dir`` under ``out``."""
+def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainConfig) -> str:
+    """Kohya's dataset config naming exactly the exported folders (absolute ``image_dir`` under ``out``), with the
+    settings' batch size and bucket settings: a dataset config overrides Kohya's own ``--train_batch_size`` and
+    bucket arguments, so it must say what the plan counted."""
     general: dict[str, Any] = {"shuffle_caption": s.shuffle_caption, "caption_extension": s.caption_extension}
-    if s.keep_tokens is not None:
+    if s.keep_tokens:
         general["keep_tokens"] = s.keep_tokens
     subsets = []
     for f in folders:
@@ -71,7 +57,7 @@ def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainingSettings) 
             "caption_extension": s.caption_extension,
         }
         keep = f.keep_tokens if f.keep_tokens is not None else s.keep_tokens
-        if keep is not None and not f.is_reg:
+        if keep and not f.is_reg:
             subset["keep_tokens"] = keep
         subsets.append(subset)
     dataset = {
@@ -89,50 +75,24 @@ def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainingSettings) 
 
 
 def train_config(
-    out: Path,
-    folders: list[ExportedFolder],
-    s: TrainingSettings,
-    base_model: str = "",
-    plan: dict[str, Any] | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The trainer config as plain data (TrainConfig field names), filled from the export and the plan's JSON."""
-    plan = plan or {}
+    out: Path, folders: list[ExportedFolder], s: TrainConfig, base_model: str = ""
+) -> TrainConfig:
+    """The trainer's config: the settings the plan used, with the export's paths filled in."""
     has_reg = any(f.is_reg for f in folders)
     train = [f for f in folders if not f.is_reg]
-    config: dict[str, Any] = {
-        "pretrained_model_name_or_path": base_model,
-        "train_data_dir": str(out / "img"),
-        "reg_data_dir": str(out / "reg") if has_reg else "",
-        "resolution": s.resolution,
-        "enable_bucket": s.enable_bucket,
-        "min_bucket_reso": s.min_bucket_reso,
-        "max_bucket_reso": s.max_bucket_reso,
-        "bucket_reso_steps": s.bucket_reso_steps,
-        "bucket_no_upscale": s.bucket_no_upscale,
-        "caption_extension": s.caption_extension,
-        "shuffle_caption": s.shuffle_caption,
-        "keep_tokens": s.keep_tokens,
-        "train_batch_size": s.train_batch_size,
-        "output_dir": str(out / "model"),
-        "output_name": train[0].name if train else "model",
-    }
-    for key in (
-        "max_train_epochs",
-        "max_train_steps",
-        "stop_text_encoder_training",
-        "gradient_accumulation_steps",
-    ):
-        if isinstance(plan.get(key), int) and not isinstance(plan.get(key), bool):
-            config[key] = plan[key]
-    config.update(overrides or {})
-    return {k: v for k, v in config.items() if v is not None}
-
-
-def train_toml(config: dict[str, Any]) -> str:
-    """``train.toml`` text of a :func:`train_config` dict."""
-    header = (
-        "dreamcurate training config (Kohya sd-scripts setting names), written by dreamcurate export\n"
-        "train it with: dreamcurate train train.toml   (settings not listed take the trainer's defaults)"
+    return s.replace(
+        pretrained_model_name_or_path=base_model or s.pretrained_model_name_or_path,
+        train_data_dir=str(out / "img"),
+        reg_data_dir=str(out / "reg") if has_reg else "",
+        output_dir=str(out / "model"),
+        output_name=train[0].name if train else s.output_name,
     )
-    return tomlwrite.dumps(config, header=header)
+
+
+def train_toml(config: TrainConfig) -> str:
+    """``train.toml`` text: every setting, each with its help line (what ``dreamcurate train`` and the plan read)."""
+    header = (
+        "# written by dreamcurate export: the settings the plan used (OUT/plan.json), Kohya sd-scripts names\n"
+        "# train it with: dreamcurate train train.toml\n"
+    )
+    return header + config_to_toml(config)

@@ -23,6 +23,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, ProgressBar, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from curator.review.curation import Policy
 from curator.scan.results import ScanResult, ScanSettings
 from curator.settings.config import TrainConfig
 from tui.backend import Backend, BackendError, JobCancelled, PlanSummary
@@ -467,11 +468,12 @@ def create_app(
     *,
     backend: Backend | None = None,
     training: TrainConfig | None = None,
+    policy: Policy | None = None,
     export_dir: Path | None = None,
 ) -> ReviewApp:
     """The review app for ``dataset_root`` (``backend`` replaces the real curator calls in tests)."""
     settings = settings or ScanSettings()
-    backend = backend or Backend(Path(dataset_root), settings)
+    backend = backend or Backend(Path(dataset_root), settings, policy)
     backend.prepare()
     return ReviewApp(backend, training, export_dir)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from curator.dataset.workspace import Workspace
+from curator.review.curation import Policy
 from curator.review.decisions import DecisionStore, cluster_key
 from curator.scan.results import ScanResult, ScanSettings
 from curator.settings.config import TrainConfig
@@ -73,9 +74,10 @@ class PlanSummary:
 class Backend:
     """Calls into ``curator`` and ``trainer`` for one dataset. Stateless apart from paths and settings."""
 
-    def __init__(self, dataset_root: Path, settings: ScanSettings) -> None:
+    def __init__(self, dataset_root: Path, settings: ScanSettings, policy: Policy | None = None) -> None:
         self.dataset_root = Path(dataset_root)
         self.settings = settings
+        self.policy = policy or Policy()  # the export policy (--strict, --drop, --target-size, --balance)
         self.workspace = Workspace.for_dataset(self.dataset_root, settings.workspace)
         self._store: DecisionStore | None = None
 
@@ -147,7 +149,7 @@ class Backend:
         """The one curation (review decisions, then the export policy): what export writes and the plan counts."""
         from curator.review.curation import build_curation
 
-        return build_curation(result, self.store())
+        return build_curation(result, self.store(), self.policy)
 
     def duplicate_clusters(self, result: ScanResult) -> list[Cluster]:
         """The duplicate clusters as export sees them (keepers chosen in review win)."""
@@ -215,20 +217,22 @@ class Backend:
 
     # -- tags -------------------------------------------------------------------------------------------------------
     def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
-        """Tag frequencies over the training captions (edited captions count as edited), most frequent first."""
-        from curator.captions.parse import parse_caption
+        """Tag frequencies over the training captions as ``dreamcurate tags`` counts them (the caption audit:
+        ``Blue_Eyes``, ``blue eyes`` and ``(blue eyes:1.2)`` are one tag, shown in its most common form; edited
+        captions count as edited), most frequent first."""
+        from collections import Counter
 
-        counts: dict[str, int] = {}
-        edits = self.store().captions()
-        for record in result.records:
-            if record.item.is_reg:
-                continue
-            text = edits.get(record.item.rel)
-            if text is None:
-                text = self.read_caption(record.item.caption_path)
-            for tag in parse_caption(text).tags:
-                counts[tag] = counts.get(tag, 0) + 1
-        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        from curator.captions.audit import AuditSettings, audit_captions, load_workspace_captions
+
+        items = [r.item for r in result.records if not r.item.is_reg]
+        records = load_workspace_captions(items, self.workspace, self.store().captions())
+        audit = audit_captions(records, AuditSettings(trigger=self.settings.trigger))
+        counts: Counter[str] = Counter()
+        display: dict[str, str] = {}
+        for concept in audit.concepts.values():
+            counts.update(concept.frequency)
+            display.update(concept.display)
+        return sorted(((display.get(t, t), n) for t, n in counts.items()), key=lambda kv: (-kv[1], kv[0]))
 
     @staticmethod
     def tag_edits(edit: TagEditForm) -> Any:

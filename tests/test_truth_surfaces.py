@@ -10,6 +10,7 @@ Kohya's listing skips).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -245,3 +246,49 @@ def test_every_surface_gives_the_same_numbers(tmp_path: Path, tiny_model: Path) 
     assert ran["start"]["total_steps"] == expected["total_steps"] == ran["steps"] == ran["optimizer_steps"]
     assert ran["start"]["steps_per_epoch"] == expected["steps_per_epoch"]
     assert ran["start"]["te_stop_step"] == expected["te_stop"]
+
+
+@pytest.mark.slow
+def test_the_plan_tab_settings_are_what_export_and_training_use(tmp_path: Path, tiny_model: Path) -> None:
+    asyncio.run(_plan_tab_to_training(tmp_path, tiny_model))
+
+
+async def _plan_tab_to_training(tmp_path: Path, tiny_model: Path) -> None:
+    from textual.widgets import Input
+
+    from curator.commands.options import scan_settings
+    from tui.app import create_app
+
+    train, reg = make_dataset(tmp_path)
+    _review(train)
+    start = TrainConfig(resolution=128, min_bucket_reso=64, max_bucket_reso=256)
+    kw = {"reg_root": reg, "caption_extension": ".caption", "no_progress": True}
+    app = create_app(train, scan_settings(kw, start), training=start)
+    async with app.run_test(size=(160, 50)) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.state.result is not None and app.state.plan is not None:
+                break
+        for name, value in (
+            ("max_train_epochs", "1"),
+            ("train_batch_size", "3"),
+            ("text_encoder_sensitivity", "0.25"),
+        ):
+            app.query_one(f"#plan-{name}", Input).value = value
+            await pilot.pause()
+        assert (app.state.settings.max_train_epochs, app.state.settings.train_batch_size) == (1, 3)
+        shown = app.state.plan.values
+        out = tmp_path / "out"
+        app.export_worker(out, str(tiny_model), False)
+        for _ in range(400):
+            await pilot.pause(0.05)
+            if app.export_config is not None:
+                break
+    exported = tomllib.loads((out / "train.toml").read_text())
+    assert (exported["max_train_epochs"], exported["train_batch_size"]) == (1, 3)
+    assert exported["text_encoder_sensitivity"] == 0.25
+    assert tomllib.loads((out / "dataset.toml").read_text())["datasets"][0]["batch_size"] == 3
+    assert _headline(json.loads((out / "plan.json").read_text())) == _headline(shown)
+    ran = _train(out / "train.toml", tiny_model, tmp_path / "model")
+    assert ran["start"]["total_steps"] == shown["total_steps"] == ran["steps"]
+    assert ran["start"]["te_stop_step"] == shown["stop_text_encoder_training"]

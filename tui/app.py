@@ -285,7 +285,8 @@ class ReviewApp(App[None]):
         caption = None
         if record is not None:
             caption = self.backend.caption_view(
-                self.caption_of(record.item.rel), self.state.settings.keep_tokens
+                self.caption_of(record.item.rel),
+                self.backend.keep_tokens(record.item.concept, self.state.settings),
             )
         self.query_one(PreviewPanel).show(record, caption)
 
@@ -299,7 +300,8 @@ class ReviewApp(App[None]):
 
     def on_browser_panel_edit_caption(self, message: BrowserPanel.EditCaption) -> None:
         rel = message.rel
-        keep = self.state.settings.keep_tokens
+        record = self.query_one(BrowserPanel).record(rel)
+        keep = self.backend.keep_tokens(record.item.concept if record else "", self.state.settings)
 
         def saved(text: str | None) -> None:
             if text is None:

@@ -80,6 +80,7 @@ class Backend:
         self.policy = policy or Policy()  # the export policy (--strict, --drop, --target-size, --balance)
         self.workspace = Workspace.for_dataset(self.dataset_root, settings.workspace)
         self._store: DecisionStore | None = None
+        self._curation: Curation | None = None  # the last plan's, for what the caption preview shows
 
     # -- scanning ---------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -154,6 +155,13 @@ class Backend:
     def duplicate_clusters(self, result: ScanResult) -> list[Cluster]:
         """The duplicate clusters as export sees them (keepers chosen in review win)."""
         return self.curation(result).clusters
+
+    def keep_tokens(self, concept: str, settings: TrainConfig) -> int:
+        """The keep_tokens training will use for ``concept``: the setting, else the caption audit's advice that the
+        export writes (as of the last plan)."""
+        if settings.keep_tokens or self._curation is None:
+            return settings.keep_tokens
+        return self._curation.keep_tokens().get(concept, 0)
 
     def training_settings(self) -> TrainConfig:
         """The training settings the plan tab starts from: the defaults, at the resolution and buckets scanned."""
@@ -295,7 +303,7 @@ class Backend:
         from curator.plan.build import PlanOptions
         from curator.review.curation import plan_curation
 
-        curation = self.curation(result)
+        curation = self._curation = self.curation(result)
         plan = plan_curation(curation, PlanOptions(settings))
         hours = plan.time["seconds"] / 3600
         stop = plan.stop_text_encoder_training
@@ -305,7 +313,12 @@ class Backend:
             ("steps per epoch", str(plan.steps_per_epoch)),
             ("total steps", str(plan.total_steps)),
             ("text encoder stops at", "the end" if stop is None else str(stop)),
-            ("tutorial formula", f"{plan.seed_formula_stop_step} (sensitivity x images x epochs)"),
+            (
+                "tutorial formula",
+                "-"
+                if plan.seed_formula_stop_step is None
+                else f"{plan.seed_formula_stop_step} (sensitivity x images x epochs)",
+            ),
             ("VRAM", f"{plan.vram_gb:.1f} GB"),
             ("time", f"{hours:.1f} h at {plan.time['its']:.2f} it/s ({plan.time['source']})"),
             ("checkpoints", f"{plan.checkpoints['count']} x {plan.checkpoints['each_gb']} GB"),

@@ -74,6 +74,9 @@ def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainConfig) -> st
     return tomlwrite.dumps({"general": general, "datasets": [dataset]}, header=header)
 
 
+DEFAULT_OUTPUT_NAME = TrainConfig().output_name
+
+
 def train_config(
     out: Path, folders: list[ExportedFolder], s: TrainConfig, base_model: str = ""
 ) -> TrainConfig:
@@ -85,7 +88,8 @@ def train_config(
         train_data_dir=str(out / "img"),
         reg_data_dir=str(out / "reg") if has_reg else "",
         output_dir=str(out / "model"),
-        output_name=train[0].name if train else s.output_name,
+        # a name of the user's stays; the default takes the first concept's name
+        output_name=train[0].name if train and s.output_name == DEFAULT_OUTPUT_NAME else s.output_name,
     )
 
 

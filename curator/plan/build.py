@@ -80,6 +80,7 @@ class PlanOptions:
             "gpu_class": self.gpu_class,
             "measured_its": self.measured_its,
             "model": self.model,
+            "base_model": self.base_model.to_json() if self.base_model else None,
             "kind": self.kind,
         }
 

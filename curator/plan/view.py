@@ -10,8 +10,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from curator.plan.build import Plan
 from curator.plan.estimates import disk_size
-from curator.plan.steps import Plan
 
 
 def _duration(seconds: float) -> str:

@@ -139,6 +139,16 @@ def usage_error(exc: ConfigError, overrides: dict[str, Any]) -> click.UsageError
 def settings_from_options(options: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
     """The settings a command runs with: ``base`` (the defaults, or a config file's) with the options given; every
     value checked, a bad one a usage error naming its option. Paths are not checked here."""
+    chosen = given(options)
+    for first, second in (
+        ("max_train_epochs", "max_train_steps"),
+        ("text_encoder_sensitivity", "stop_text_encoder_training"),
+    ):
+        if chosen.get(first) and chosen.get(second):
+            raise click.UsageError(
+                f"give --{first.replace('_', '-')} or --{second.replace('_', '-')}, not both "
+                f"({'epochs win over steps' if first == 'max_train_epochs' else 'an explicit stop step wins'} in Kohya)"
+            )
     try:
         return apply_overrides(base or TrainConfig(), options).validate(check_paths=False)
     except ConfigError as exc:

@@ -94,9 +94,12 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     _check_base(request.base)
-    options = {"reg_root": request.reg, "workspace": request.workspace}
-    options["caption_extension"] = request.caption_extension
-    options["no_progress"] = not request.progress
+    options: dict[str, Any] = {
+        "reg_root": request.reg,
+        "workspace": request.workspace,
+        "caption_extension": request.caption_extension,
+        "no_progress": not request.progress,
+    }
     result = scan_dataset(request.dataset, scan_settings(options, settings))
     print_summary(result, console)
 

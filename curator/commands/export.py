@@ -62,6 +62,9 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
         }
         parts = ", ".join(f"{n} {words.get(rule, rule)}" for rule, n in sorted(rules.items()))
         console.print(f"[bold]Left out[/] {parts} (manifest.json says why, image by image)")
+    if report.kept_entries:
+        shown = ", ".join(report.kept_entries[:5]) + (" ..." if len(report.kept_entries) > 5 else "")
+        console.print(f"Kept in {report.out} (not written by export): {shown}", markup=False)
     current = {f.name: f.repeats for f in report.folders if not f.is_reg}
     if suggested_note and report.suggested_repeats and report.suggested_repeats != current:
         parts = ", ".join(f"{name} {r}" for name, r in report.suggested_repeats.items())

@@ -8,8 +8,9 @@ Layout of ``OUT``::
     OUT/dataset.toml            Kohya sd-scripts dataset config naming exactly the exported folders
     OUT/train.toml              our trainer's config (Kohya argument names)
 
-Everything is written into a temporary folder beside ``OUT`` and renamed into place, so a crash or a kill leaves
-the old ``OUT`` or the new one, never half of one. The user's files are only read: images are hard-linked or
+Everything is written into a temporary folder beside ``OUT`` and swapped into place by
+:mod:`curator.export.replace`, so a crash or a kill leaves the old ``OUT`` or the new one, never half of one, and
+``--force`` replaces only what an earlier export wrote: a trained model or the user's files in ``OUT`` stay. The user's files are only read: images are hard-linked or
 copied (never moved), captions are copied, or written from the review's caption edits.
 
 Example::
@@ -24,13 +25,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from curator.export import kohya_config
+from curator.export import replace as replace_mod
 from curator.export.kohya_config import ExportedFolder, TrainingSettings
 from curator.fsutil import atomic_write_text
 from curator.review.decisions import DecisionStore
@@ -73,6 +74,7 @@ class ExportReport:
     suggested_repeats: dict[str, int]
     linked: int = 0
     copied: int = 0
+    kept_entries: list[str] = field(default_factory=list)  # entries of the old OUT not ours, left in place
 
     @property
     def kept(self) -> int:
@@ -134,22 +136,11 @@ def check_export_target(out: Path, force: bool, dataset_root: Path, reg_root: Pa
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
     # --force must never delete a folder of the user's own files
-    if out.is_dir() and not _is_replaceable(out):
+    if out.is_dir() and not replace_mod.is_replaceable(out):
         raise ExportError(
             f"refusing to replace {out}: it is not an earlier dreamcurate export (no manifest.json); "
             "pick another OUT or empty it yourself"
         )
-
-
-def _is_replaceable(out: Path) -> bool:
-    """True for an empty folder or one an earlier export wrote (its manifest.json carries our schema)."""
-    if not any(out.iterdir()):
-        return True
-    try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith("dreamcurate.export/")
 
 
 def _check_something_kept(result: ScanResult, verdicts: dict[str, Verdict]) -> None:
@@ -289,23 +280,32 @@ def _manifest(
     }
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is renamed away first and deleted after."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, old / out.name)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+def _prepare_out(result: ScanResult, out: Path, force: bool) -> None:
+    """Settle what a killed export left (finish or undo its swap, delete its temporaries), then check ``out``."""
+    protected = [result.dataset.root, *([result.dataset.reg_root] if result.dataset.reg_root else [])]
+    if out.parent.is_dir():
+        try:
+            replace_mod.recover(out)
+        except (replace_mod.ReplaceError, OSError) as exc:
+            raise ExportError(f"an interrupted export of {out} could not be settled: {exc}") from exc
+        replace_mod.remove_stale(out, protected)
+    _check_out(result, out.resolve(), force)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _remove_stale(out: Path) -> None:
-    """Delete temporary folders a killed export of the same OUT left behind (ours only, by name)."""
-    for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
-        for stale in out.parent.glob(pattern):
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
+def _install(tmp: Path, out: Path) -> list[str]:
+    """Replace ``out`` by the finished tree ``tmp``, keeping every entry of the old ``out`` an export did not write;
+    returns those entries."""
+    try:
+        replace_mod.finish_tree(tmp)
+        keep = replace_mod.foreign_entries(out) if out.is_dir() else []
+        replace_mod.check_collisions(tmp, keep)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # from here on the swap journal, not this process, decides what may be deleted: tmp may hold the old OUT
+    replace_mod.swap_into_place(tmp, out, keep)
+    return keep
 
 
 def _with_keep_tokens(
@@ -349,15 +349,13 @@ def export_dataset(
     """Export the curated dataset of ``result`` to ``out`` (see the module docstring). Raises :class:`ExportError`."""
     options = options or ExportOptions()
     out = Path(out).absolute()
-    _check_out(result, out.resolve(), options.force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out)
+    _prepare_out(result, out, options.force)
     verdicts, suggested = plan_verdicts(result, store, options)
     _check_something_kept(result, verdicts)
     repeats = suggested if options.balance else {}
     edits = store.captions() if store is not None else {}
     settings = replace(options.training or training_settings(result))  # a copy: the caller's stays as given
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = replace_mod.new_tree(out)
     try:
         folders, placed, linked, copied = _write_folders(
             result, verdicts, tmp, repeats, edits, options, settings.caption_extension
@@ -374,8 +372,11 @@ def export_dataset(
         atomic_write_text(tmp / "train.toml", kohya_config.train_toml(config))
         for name, source in options.extra_files.items():
             shutil.copyfile(source, tmp / Path(name).name)
-        _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExportReport(out, verdicts, folders, suggested, linked, copied)
+    try:
+        kept_entries = _install(tmp, out)
+    except replace_mod.ReplaceError as exc:
+        raise ExportError(str(exc)) from exc
+    return ExportReport(out, verdicts, folders, suggested, linked, copied, kept_entries)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from curator.commands.output import emit_text
+from curator.commands.output import ReportGuard, emit_text, guard_targets
 from curator.plan.estimates import DEFAULT_GPU_CLASS, ITS_TABLE
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ if TYPE_CHECKING:
     "--workspace", type=click.Path(file_okay=False, path_type=Path), help="Workspace folder (scan cache)."
 )
 @click.option("--json", "json_out", metavar="FILE", help="Write the plan as JSON ('-' = standard output).")
+@click.option("--force", is_flag=True, help="Overwrite a --json file that is not a dreamcurate report.")
 def plan(dataset: Path, **kw: Any) -> None:
     """Plan training on DATASET: buckets, steps, text-encoder stop step, checkpoints, memory, time, size advice."""
     from curator.dataset.discover import discover
@@ -105,6 +106,9 @@ def plan(dataset: Path, **kw: Any) -> None:
         raise click.UsageError(
             f"Dataset folder {'is not a folder' if dataset.exists() else 'does not exist'}: {dataset}"
         )
+    guard_targets(
+        {"--json": kw["json_out"]}, ReportGuard(dataset, kw["reg_root"], kw["workspace"], kw.pop("force"))
+    )
     options = _options(kw)
     try:
         ds = discover(dataset, reg_root=kw["reg_root"], caption_extension=kw["caption_extension"])

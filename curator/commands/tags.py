@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from curator.commands.output import emit_text
+from curator.commands.output import ReportGuard, emit_text, guard_targets
 
 if TYPE_CHECKING:
     from curator.captions.edit import TagEdits
@@ -67,7 +67,12 @@ def _replace_pair(
 @click.option("--concept", "concepts", multiple=True, metavar="NAME", help="Edit only these concepts.")
 @click.option("--apply", "do_apply", is_flag=True, help="Write the edits (atomic, with an undo journal).")
 @click.option("--undo", is_flag=True, help="Restore the captions of the last --apply.")
-@click.option("--force", is_flag=True, help="With --undo: restore captions edited since the apply as well.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --undo: restore captions edited since the apply as well; with --json: overwrite a file that is "
+    "not a dreamcurate report.",
+)
 def tags(
     dataset: Path,
     reg_root: Path | None,
@@ -101,6 +106,7 @@ def tags(
         raise click.UsageError(
             f"Dataset folder {'is not a folder' if dataset.exists() else 'does not exist'}: {dataset}"
         )
+    guard_targets({"--json": json_out}, ReportGuard(dataset, reg_root, workspace, force))
     ws = Workspace.for_dataset(dataset, workspace)
     if undo:
         if do_apply:

@@ -269,6 +269,12 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
         )
     if not c.caption_extension.startswith("."):
         raise ConfigError(f"caption_extension must start with a dot, got {c.caption_extension!r}")
+    from curator.dataset.discover import check_caption_extension
+
+    try:
+        check_caption_extension(c.caption_extension)
+    except ValueError as exc:
+        raise ConfigError(f"caption_extension: {exc}") from exc
     if not c.output_name or "/" in c.output_name or "\\" in c.output_name:
         raise ConfigError(f"output_name must be a plain file name, got {c.output_name!r}")
     if check_paths:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from curator.commands.output import ReportGuard, emit_text, guard_targets
+from curator.textsafe import safe
 
 if TYPE_CHECKING:
     from curator.captions.edit import TagEdits
@@ -190,6 +191,7 @@ def _edit(
     from rich.console import Console
 
     from curator.captions.edit import EditConflict, apply_changes, plan_changes, render_diff
+    from curator.dataset.workspace import WorkspaceBusy
 
     changes, notes = plan_changes(items, edits)
     quiet = json_out == "-"
@@ -203,7 +205,9 @@ def _edit(
         try:
             journal = apply_changes(changes, ws)
         except EditConflict as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(safe(exc)) from exc
+        except WorkspaceBusy as exc:
+            raise click.ClickException(f"{safe(exc)}; no caption was changed") from exc
         except OSError as exc:
             raise click.ClickException(
                 f"Could not write the captions: {exc} (run 'tags --undo' to restore)"
@@ -248,7 +252,7 @@ def _undo(ws: Workspace, force: bool) -> None:
     try:
         result = undo_last(ws, force=force)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"Could not undo: {exc}") from exc
+        raise click.ClickException(f"Could not undo: {safe(exc)}") from exc
     if result.journal is None:
         raise click.ClickException("Nothing to undo: no applied tag edits in this workspace")
     click.echo(f"Restored {len(result.restored)} caption(s) from {result.journal.name}.")

@@ -145,7 +145,8 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     findings = walker.findings
     if layout == "plain" and concepts and concepts[0].items:
         findings.append(_plain_layout_finding(concepts[0]))
-    extension, ext_findings = _assign_captions(concepts, caption_extension)
+    roots = [root, *([Path(reg_root)] if reg_root is not None else [])]
+    extension, ext_findings = _assign_captions(concepts, caption_extension, roots)
     findings += ext_findings
     if not any(c.items for c in concepts if not c.is_reg):
         findings.append(
@@ -438,23 +439,45 @@ def _plain_layout_finding(concept: Concept) -> Finding:
     )
 
 
-def _assign_captions(concepts: list[Concept], forced: str | None) -> tuple[str, list[Finding]]:
-    """Set each item's caption path for the extension training reads; report a mismatch, never guess."""
+def _leaves(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` is a symlink whose target lies outside every one of ``roots``."""
+    if not path.is_symlink():
+        return False
+    target = path.resolve()
+    return not any(target.is_relative_to(r.resolve()) for r in roots)
+
+
+def _assign_captions(
+    concepts: list[Concept], forced: str | None, roots: list[Path] | None = None
+) -> tuple[str, list[Finding]]:
+    """Set each item's caption path for the extension training reads; report a mismatch, never guess. A caption
+    that is a link leading out of the dataset is a finding and is never read (it could be any file of the user's)."""
     extension = _normalise_ext(forced) if forced else ".txt"
     other = ".caption" if extension == ".txt" else ".txt"
     with_ext = with_other = 0
+    linked_out: list[Finding] = []
     for concept in concepts:
         for index, item in enumerate(concept.items):
             stem = item.path.with_suffix("")
             wanted = Path(str(stem) + extension)
-            if wanted.is_file():
+            if roots and _leaves(wanted, roots):
+                linked_out.append(
+                    Finding(
+                        "caption_symlink_outside",
+                        Severity.WARNING,
+                        "Caption is a link to a file outside the dataset; not read, not exported, not edited",
+                        {"caption": wanted.name},
+                        item.rel,
+                    )
+                )
+            elif wanted.is_file():
                 with_ext += 1
                 concept.items[index] = Item(
                     item.path, item.rel, item.concept, item.repeats, wanted, item.is_reg
                 )
             elif Path(str(stem) + other).is_file():
                 with_other += 1
-    findings: list[Finding] = []
+    findings: list[Finding] = linked_out
     if with_other:
         source = "--caption-extension" if forced else "the default"
         findings.append(

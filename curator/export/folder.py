@@ -180,6 +180,7 @@ def _apply_subset(result: ScanResult, verdicts: dict[str, Verdict], size: int) -
 
 def _place_image(src: Path, dst: Path, hardlink: bool) -> bool:
     """Hard-link (True) or copy (False) ``src`` to ``dst``; never moves the source."""
+    src = src.resolve()  # a link (a relative one above all) would point nowhere from OUT: place what it names
     if hardlink:
         try:
             os.link(src, dst)

@@ -244,6 +244,9 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     check_base_model(config)
     data = build_training_data(config, accelerator.num_processes)
     model = load_models(config)
+    layers = getattr(model.text_encoder.config, "num_hidden_layers", config.clip_skip)
+    if config.clip_skip > layers:
+        raise ConfigError(f"clip_skip {config.clip_skip} is more than the text encoder's {layers} layers")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
     cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None

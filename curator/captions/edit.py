@@ -147,7 +147,7 @@ def plan_changes(items: Iterable[Item], edits: TagEdits) -> tuple[list[CaptionCh
             continue
         cap = read_caption(item.caption_path)
         if cap.status == "missing" or cap.raw is None:
-            reason = "not UTF-8" if cap.status == "not_utf8" else "no caption file"
+            reason = {"not_utf8": "not UTF-8", "missing": "no caption file"}.get(cap.status, "larger than 64 KiB")
             notes.append(f"{item.rel}: skipped ({reason})")
             continue
         assert item.caption_path is not None

@@ -43,13 +43,14 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
     from rich.console import Console
 
     from curator.review.selection import summarize
+    from curator.textsafe import markup, safe
 
     console = Console(highlight=False)
     console.print(
-        f"[bold]Exported[/] {report.kept} images to {report.out} ({report.linked} hard links, {report.copied} copies)"
+        f"[bold]Exported[/] {report.kept} images to {markup(report.out)} ({report.linked} hard links, {report.copied} copies)"
     )
     for folder in report.folders:
-        console.print(f"  {folder.rel}: {folder.count} images x {folder.repeats} repeats")
+        console.print(f"  {safe(folder.rel)}: {folder.count} images x {folder.repeats} repeats", markup=False)
     rules = summarize(v for v in report.verdicts.values() if not v.kept)
     if rules:
         words = {
@@ -64,16 +65,17 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
         console.print(f"[bold]Left out[/] {parts} (manifest.json says why, image by image)")
     if report.kept_entries:
         shown = ", ".join(report.kept_entries[:5]) + (" ..." if len(report.kept_entries) > 5 else "")
-        console.print(f"Kept in {report.out} (not written by export): {shown}", markup=False)
+        console.print(f"Kept in {safe(report.out)} (not written by export): {safe(shown)}", markup=False)
     current = {f.name: f.repeats for f in report.folders if not f.is_reg}
     if suggested_note and report.suggested_repeats and report.suggested_repeats != current:
         parts = ", ".join(f"{name} {r}" for name, r in report.suggested_repeats.items())
-        console.print(f"Repeats that balance the concepts: {parts} (use --balance to apply them)")
+        console.print(f"Repeats that balance the concepts: {safe(parts)} (use --balance to apply them)", markup=False)
     console.print(
         "Kohya: --dataset_config "
-        + str(report.out / "dataset.toml")
+        + safe(report.out / "dataset.toml")
         + "   ours: dreamcurate train "
-        + str(report.out / "train.toml")
+        + safe(report.out / "train.toml"),
+        markup=False,
     )
 
 

@@ -7,6 +7,7 @@ imported.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,6 +145,9 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
 
     if kw["epochs"] is not None and kw["steps"] is not None:
         raise click.UsageError("give --epochs or --steps, not both")
+    for name, value in kw.items():  # FloatRange lets nan through (every comparison with it is false)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise click.UsageError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     if kw["te_sensitivity"] is not None and kw["te_stop"] is not None:
         raise click.UsageError("give --te-sensitivity or --te-stop, not both")
     if kw["bucket_min"] > kw["bucket_max"]:

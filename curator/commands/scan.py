@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from curator.commands.output import ReportGuard, emit_text, guard_targets, output_errors
+from curator.textsafe import safe
 from curator.findings import Severity
 from curator.scan.results import ScanResult, ScanSettings
 
@@ -132,9 +133,9 @@ def scan(
         console = Console()
         print_summary(result, console)
         if json_out:
-            console.print(f"JSON report: {json_out}")
+            console.print(f"JSON report: {safe(json_out)}", markup=False)
         if html_out is not None:
-            console.print(f"HTML report: {html_out}")
+            console.print(f"HTML report: {safe(html_out)}", markup=False)
     if fail_on and _fails(result, Severity(fail_on)):
         sys.exit(1)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from curator.commands.output import ReportGuard, emit_text, guard_targets
-from curator.textsafe import safe
+from curator.textsafe import markup, safe, safe_block
 
 if TYPE_CHECKING:
     from curator.captions.edit import TagEdits
@@ -181,7 +181,7 @@ def _audit(
         console = Console()
         for f in ds.findings:
             if f.code.startswith("caption"):
-                console.print(f"[yellow]{f.code}[/]: {f.message}")
+                console.print(f"[yellow]{f.code}[/]: {markup(f.message)}")
         print_audit(audit, console, top)
 
 
@@ -235,13 +235,13 @@ def _edit(
     if quiet:
         return
     if not do_apply and changes:
-        console.print(render_diff(changes), markup=False)
+        console.print(safe_block(render_diff(changes)), markup=False)
     for note in notes:
-        console.print(note, markup=False)
+        console.print(safe(note), markup=False)
     if not changes:
         console.print("No caption would change.")
     elif do_apply:
-        console.print(f"Changed {len(changes)} caption(s). Undo with: dreamcurate tags {ds.root} --undo")
+        console.print(f"Changed {len(changes)} caption(s). Undo with: dreamcurate tags {safe(ds.root)} --undo", markup=False)
     else:
         console.print(f"{len(changes)} caption(s) would change. Dry run: add --apply to write.")
 
@@ -255,7 +255,7 @@ def _undo(ws: Workspace, force: bool) -> None:
         raise click.ClickException(f"Could not undo: {safe(exc)}") from exc
     if result.journal is None:
         raise click.ClickException("Nothing to undo: no applied tag edits in this workspace")
-    click.echo(f"Restored {len(result.restored)} caption(s) from {result.journal.name}.")
+    click.echo(f"Restored {len(result.restored)} caption(s) from {safe(result.journal.name)}.")
     if result.unchanged:
         click.echo(f"{len(result.unchanged)} caption(s) already held their old text.")
     if result.conflicts:

@@ -281,6 +281,20 @@ def _manifest(
     }
 
 
+def _check_config_names(result: ScanResult, out: Path) -> None:
+    """The configs (TOML, UTF-8 only) name OUT and each concept folder: a name that is not UTF-8 cannot be written
+    there, so refuse before anything is written, naming it."""
+    from curator.textsafe import safe
+
+    for what, name in [("OUT", str(out)), *(("concept", c.name) for c in result.dataset.concepts)]:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ExportError(
+                f"the {what} name {safe(name)} is not valid UTF-8, which dataset.toml cannot hold; rename it"
+            ) from None
+
+
 def _prepare_out(result: ScanResult, out: Path, force: bool) -> None:
     """Settle what a killed export left (finish or undo its swap, delete its temporaries), then check ``out``."""
     protected = [result.dataset.root, *([result.dataset.reg_root] if result.dataset.reg_root else [])]
@@ -291,6 +305,7 @@ def _prepare_out(result: ScanResult, out: Path, force: bool) -> None:
             raise ExportError(f"an interrupted export of {out} could not be settled: {exc}") from exc
         replace_mod.remove_stale(out, protected)
     _check_out(result, out.resolve(), force)
+    _check_config_names(result, out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from curator.findings import Finding, Severity
 from curator.fsutil import atomic_write_text
+from curator.textsafe import safe_block
 from curator.plan.buckets import BucketSettings, select_bucket
 from curator.report.assets import page
 from curator.report.charts import bar_chart, histogram
@@ -53,8 +54,8 @@ def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a file name that is not valid UTF-8 shows as "?" rather than failing the whole report
-    atomic_write_text(path, render_html(result, plan), errors="replace")
+    # control characters of names and captions (an HTML parse error) and bytes that are not UTF-8 show as escapes
+    atomic_write_text(path, safe_block(render_html(result, plan)), errors="replace")
     return path
 
 

@@ -8,11 +8,11 @@ Example::
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from curator.findings import Severity
 from curator.scan.results import ItemRecord, ScanResult
+from curator.textsafe import markup
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -46,8 +46,8 @@ def display_path(rel: str) -> str:
 
 
 def _safe(text: str) -> str:
-    """Printable and free of rich markup (a file named ``[red].png`` stays a name)."""
-    return escape(display_path(text))
+    """Printable and free of rich markup (a file named ``[red].png`` stays a name), control characters escaped."""
+    return markup(text)
 
 
 def print_summary(result: ScanResult, console: Console, worst: int = 10) -> None:

@@ -84,6 +84,8 @@ def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] 
     try:
         return config.validate()  # paths, and packages the settings need
     except ConfigError as exc:
+        if any(str(exc).startswith(name) for name in _given(overrides)):  # a path given as an option
+            raise usage_error(exc, overrides) from exc
         raise click.ClickException(str(exc)) from exc
 
 

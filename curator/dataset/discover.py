@@ -439,9 +439,24 @@ def _plain_layout_finding(concept: Concept) -> Finding:
     )
 
 
+#: the longest file name most file systems hold, in bytes
+NAME_MAX = 255
+
+
+def _is_file_path(path: Path) -> bool:
+    """``Path.is_file`` that answers False for a name the file system refuses (too long) instead of raising."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _leaves(path: Path, roots: list[Path]) -> bool:
     """Whether ``path`` is a symlink whose target lies outside every one of ``roots``."""
-    if not path.is_symlink():
+    try:
+        if not path.is_symlink():
+            return False
+    except OSError:
         return False
     target = path.resolve()
     return not any(target.is_relative_to(r.resolve()) for r in roots)
@@ -460,7 +475,18 @@ def _assign_captions(
         for index, item in enumerate(concept.items):
             stem = item.path.with_suffix("")
             wanted = Path(str(stem) + extension)
-            if roots and _leaves(wanted, roots):
+            if len(os.fsencode(wanted.name)) > NAME_MAX:
+                linked_out.append(
+                    Finding(
+                        "name_too_long",
+                        Severity.WARNING,
+                        f"Name too long for a caption beside it ({extension} makes it over {NAME_MAX} bytes); "
+                        "shorten the image's name",
+                        {"bytes": len(os.fsencode(wanted.name))},
+                        item.rel,
+                    )
+                )
+            elif roots and _leaves(wanted, roots):
                 linked_out.append(
                     Finding(
                         "caption_symlink_outside",
@@ -470,12 +496,12 @@ def _assign_captions(
                         item.rel,
                     )
                 )
-            elif wanted.is_file():
+            elif _is_file_path(wanted):
                 with_ext += 1
                 concept.items[index] = Item(
                     item.path, item.rel, item.concept, item.repeats, wanted, item.is_reg
                 )
-            elif Path(str(stem) + other).is_file():
+            elif _is_file_path(Path(str(stem) + other)):
                 with_other += 1
     findings: list[Finding] = linked_out
     if with_other:

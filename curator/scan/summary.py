@@ -35,6 +35,8 @@ MEANINGS: dict[str, str] = {
     "kohya_skips_extension": "Kohya's file listing skips this extension (gif, tiff, mixed case)",
     "plain_folder": "not a Kohya layout; one concept, 1 repeat assumed",
     "caption_extension_mismatch": "captions use the other extension than training reads",
+    "caption_symlink_outside": "caption links out of the dataset; not read",
+    "name_too_long": "name too long for a caption file beside it",
     "cache_unavailable": "scan cache not kept",
     "check_error": "a check failed (a bug; please report)",
 }

@@ -91,7 +91,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:  # its message may quote a file name: no raw control characters
-            exc.message = safe(exc.message)
+            vars(exc)["message"] = safe(exc.message)  # the attribute is Final for type checkers only
             raise
         except OSError as exc:
             raise click.ClickException(safe(os_error_line(exc))) from exc

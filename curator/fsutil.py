@@ -12,7 +12,6 @@ import os
 import tempfile
 from pathlib import Path
 
-
 #: bytes of the file's name kept in its temporary's name: ".NAME.XXXXXXXX.tmp" must fit in 255 bytes
 TEMP_NAME_BYTES = 200
 

@@ -55,7 +55,14 @@ def _entry(caption: str, old: bytes = b"attacker's text\n", current: bytes = b""
 
 @pytest.mark.parametrize(
     "caption",
-    ["../home/notes.txt", "{home}/notes.txt", "linked/notes.txt", "3_cat/0.png", "3_cat/../../home/notes.txt", ""],
+    [
+        "../home/notes.txt",
+        "{home}/notes.txt",
+        "linked/notes.txt",
+        "3_cat/0.png",
+        "3_cat/../../home/notes.txt",
+        "",
+    ],
 )
 def test_9_a_planted_journal_never_writes_outside_the_dataset(tmp_path: Path, caption: str) -> None:
     data, user = dataset(tmp_path / "data"), home(tmp_path / "home")
@@ -77,7 +84,9 @@ def test_9_a_journal_of_an_older_version_with_absolute_paths_is_refused(tmp_path
     assert digest(data / "3_cat", user) == before
 
 
-def test_5_a_second_writer_waits_then_names_the_holder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_5_a_second_writer_waits_then_names_the_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     import curator.dataset.workspace as workspace_mod
@@ -121,7 +130,9 @@ def test_11_a_caption_linked_out_of_the_dataset_is_never_read_copied_or_replaced
     assert invoke(["tags", data, "--add-trigger", "sks", "--apply"]).exit_code == 0
     assert caption.is_symlink() and (user / ".ssh" / "id_ed25519").read_text() == "PRIVATE KEY\n"
     assert invoke(["export", data, tmp_path / "out", "--resolution", "64"]).exit_code == 0
-    assert "PRIVATE KEY" not in "".join(p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*.txt"))
+    assert "PRIVATE KEY" not in "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*.txt")
+    )
     assert {k: v for k, v in digest(user).items()} == {k: v for k, v in before.items() if str(user) in k}
 
 

@@ -52,7 +52,10 @@ def test_4_reports_never_overwrite_the_dataset_or_a_users_file(tmp_path: Path, a
 def test_4_own_reports_are_replaced_and_force_overwrites(tmp_path: Path) -> None:
     data, home = dataset(tmp_path / "data"), tmp_path / "home"
     home.mkdir()
-    for args in (["scan", data, "--json", home / "r.json", "--html", home / "r.html"], ["plan", data, "--json", home / "p.json"]):
+    for args in (
+        ["scan", data, "--json", home / "r.json", "--html", home / "r.html"],
+        ["plan", data, "--json", home / "p.json"],
+    ):
         assert invoke(args).exit_code == 0
         assert invoke(args).exit_code == 0  # the second run replaces its own report
     assert json.loads((home / "r.json").read_text())["schema"].startswith("dreamcurate.")

@@ -49,7 +49,7 @@ def _name(rng: random.Random, limit: int) -> bytes:
 def _dataset(root: Path, rng: random.Random) -> Path:
     concept = root / os.fsdecode(b"3_" + _name(rng, 60))
     concept.mkdir(parents=True)
-    for n in range(3):
+    for _ in range(3):
         stem = _name(rng, 255 - len(".caption"))
         image = Path(os.fsdecode(os.fsencode(concept) + b"/" + stem + b".png"))
         make_image(image, rng.randint(0, 10_000), (64, 64))
@@ -80,7 +80,10 @@ class _Balance(HTMLParser):
 
 
 def _clean(result, what: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exception is None or isinstance(result.exception, SystemExit), (what, repr(result.exception))
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        what,
+        repr(result.exception),
+    )
     assert "Traceback" not in result.output, (what, result.output)
     assert not has_unsafe(result.output), (what, repr(result.output))
 
@@ -92,7 +95,17 @@ def test_hostile_names_and_captions_through_every_command(tmp_path: Path, seed: 
     data = _dataset(tmp_path / "da[ta]", rng)
     html, out = tmp_path / "r.html", tmp_path / "out"
     runs = {
-        "scan": ["scan", data, "--json", tmp_path / "r.json", "--html", html, "--no-progress", "--workers", "1"],
+        "scan": [
+            "scan",
+            data,
+            "--json",
+            tmp_path / "r.json",
+            "--html",
+            html,
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
         "tags": ["tags", data],
         "dry": ["tags", data, "--add-trigger", "sks", "--dedupe"],
         "apply": ["tags", data, "--add-trigger", "sks", "--apply"],

@@ -32,7 +32,9 @@ def test_6_training_never_replaces_its_own_base_model(tmp_path: Path) -> None:
         assert_one_line_error(result, "base model", str(base))
         assert digest(base.parent) == before
     epoch_named = base.rename(base.with_name("model-000040.safetensors"))  # an epoch save's name
-    result = invoke(["train", config, "--pretrained-model-name-or-path", epoch_named, "--output-dir", base.parent])
+    result = invoke(
+        ["train", config, "--pretrained-model-name-or-path", epoch_named, "--output-dir", base.parent]
+    )
     assert_one_line_error(result, "base model", str(epoch_named))
 
 
@@ -71,8 +73,16 @@ def test_10_a_planted_state_with_a_pickle_is_refused_unread(tmp_path: Path) -> N
     (state / "custom_checkpoint_0.pkl").write_bytes(pickle.dumps(_Planted(user / "pwned")))
     (state / "random_states_0.pkl").write_bytes(pickle.dumps(_Planted(user / "pwned")))
     files = {p.name: "0" * 64 for p in state.iterdir() if p.name != "progress.json"}
-    progress = {"schema": "dreamcurate.state/1", "step": 6, "epoch": 1, "groups_done": 0, "te_trained_steps": 0}
-    (state / "progress.json").write_text(json.dumps({**progress, "last_checkpoint": None, "config": {}, "files": files}))
+    progress = {
+        "schema": "dreamcurate.state/1",
+        "step": 6,
+        "epoch": 1,
+        "groups_done": 0,
+        "te_trained_steps": 0,
+    }
+    (state / "progress.json").write_text(
+        json.dumps({**progress, "last_checkpoint": None, "config": {}, "files": files})
+    )
     before = digest(user, out)
     result = invoke(["train", config, "--resume"])
     assert_one_line_error(result, "custom_checkpoint_0.pkl")

@@ -26,7 +26,9 @@ def _safetensors(path: Path, header: bytes) -> Path:
     ids=["nested", "metadata-not-text", "shape-not-a-list"],
     argvalues=[
         b"[" * 100_000 + b"]" * 100_000,
-        json.dumps({"__metadata__": {"steps": 5}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode(),
+        json.dumps(
+            {"__metadata__": {"steps": 5}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+        ).encode(),
         json.dumps({"w": {"dtype": "F32", "shape": "x", "data_offsets": [0, 4]}}).encode(),
     ],
 )
@@ -83,7 +85,9 @@ def test_15_one_255_byte_name_becomes_a_finding(tmp_path: Path) -> None:
     }
 
 
-def test_16_a_zip_bomb_checkpoint_is_refused_from_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_16_a_zip_bomb_checkpoint_is_refused_from_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
 
     bomb = tmp_path / "bomb.ckpt"

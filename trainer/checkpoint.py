@@ -149,7 +149,11 @@ def _stamped(progress: Progress, folder: Path) -> str:
     """progress.json: our schema and the sha256 of every file beside it, so a state is only loaded whole and as
     we wrote it."""
     data = json.loads(progress.to_json())
-    files = {p.name: _file_digest(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != PROGRESS_FILENAME}
+    files = {
+        p.name: _file_digest(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != PROGRESS_FILENAME
+    }
     data.update(schema=STATE_SCHEMA, files=files)
     return json.dumps(data, indent=1)
 
@@ -210,9 +214,15 @@ def check_state_files(progress: Progress) -> None:
             )
     if present != set(recorded):
         extra = sorted(present ^ set(recorded))
-        raise ConfigError(f"{folder}: its files differ from what was saved ({', '.join(extra[:3])}); refusing it")
+        raise ConfigError(
+            f"{folder}: its files differ from what was saved ({', '.join(extra[:3])}); refusing it"
+        )
     for name, digest in recorded.items():
-        if not (folder / name).is_file() or (folder / name).is_symlink() or _file_digest(folder / name) != digest:
+        if (
+            not (folder / name).is_file()
+            or (folder / name).is_symlink()
+            or _file_digest(folder / name) != digest
+        ):
             raise ConfigError(f"{folder}: {name} changed since it was saved; refusing to resume from it")
 
 
@@ -313,9 +323,11 @@ def earlier_run(config: TrainConfig) -> list[Path]:
     out = Path(config.output_dir)
     if not out.is_dir():
         return []
-    found = [p for p in sorted((out / STATE_DIRNAME).glob("step-*")) if _is_our_state(p)] if (
-        out / STATE_DIRNAME
-    ).is_dir() else []
+    found = (
+        [p for p in sorted((out / STATE_DIRNAME).glob("step-*")) if _is_our_state(p)]
+        if (out / STATE_DIRNAME).is_dir()
+        else []
+    )
     name = config.output_name
     found += [
         p

@@ -147,11 +147,15 @@ def plan_changes(items: Iterable[Item], edits: TagEdits) -> tuple[list[CaptionCh
             continue
         cap = read_caption(item.caption_path)
         if cap.status == "missing" or cap.raw is None:
-            reason = {"not_utf8": "not UTF-8", "missing": "no caption file"}.get(cap.status, "larger than 64 KiB")
+            reason = {"not_utf8": "not UTF-8", "missing": "no caption file"}.get(
+                cap.status, "larger than 64 KiB"
+            )
             notes.append(f"{item.rel}: skipped ({reason})")
             continue
         assert item.caption_path is not None
-        if Path(item.caption_path).is_symlink():  # an edit would replace the link by a file: say so, never do it
+        if Path(
+            item.caption_path
+        ).is_symlink():  # an edit would replace the link by a file: say so, never do it
             notes.append(f"{item.rel}: skipped (its caption is a symbolic link)")
             continue
         if item.caption_path in seen:
@@ -340,7 +344,13 @@ def _entry_target(entry: dict[str, Any], root: Path, journal: Path) -> tuple[Pat
     rel = entry["caption"]
     parts = rel.split("/")
     where = f"{journal.name}: entry {rel[:80]!r}"
-    if not rel or rel.startswith("/") or "\\" in rel or "\x00" in rel or any(p in ("", ".", "..") for p in parts):
+    if (
+        not rel
+        or rel.startswith("/")
+        or "\\" in rel
+        or "\x00" in rel
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         raise JournalError(f"{where} is not a path inside the dataset; nothing was restored")
     target = root / rel
     real_root = root.resolve()

@@ -58,7 +58,9 @@ class CaptionFile:
     zero_bytes: bool = False
     extra_lines: int = 0
     error: str | None = None
-    too_large: bool = False  # more than MAX_CAPTION_BYTES: only the start was read (raw is None: never edited)
+    too_large: bool = (
+        False  # more than MAX_CAPTION_BYTES: only the start was read (raw is None: never edited)
+    )
 
 
 #: what is read of a caption file: training reads its first line; a caption is a few hundred bytes

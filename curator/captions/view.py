@@ -34,7 +34,8 @@ def _tag_table(concept: ConceptAudit, top: int) -> Table:
 def _keep_tokens_table(concept: ConceptAudit) -> Table:
     advice = concept.keep_tokens
     table = Table(
-        title=f"keep_tokens for {markup(concept.name)}: advise {advice.n} ({markup(advice.reason)})", title_justify="left"
+        title=f"keep_tokens for {markup(concept.name)}: advise {advice.n} ({markup(advice.reason)})",
+        title_justify="left",
     )
     table.add_column("N", justify="right")
     table.add_column("most common first N tags")
@@ -66,7 +67,9 @@ def _findings_table(audit: CaptionAudit) -> Table:
     for (code, severity), count in sorted(counts.items(), key=lambda kv: (-kv[0][1].rank, kv[0][0])):
         example = next(f for f in audit.findings if f.code == code and f.severity is severity)
         where = f"{example.path}: " if example.path else ""
-        table.add_row(code, f"[{_STYLE[severity]}]{severity.value}[/]", str(count), markup(where + example.message))
+        table.add_row(
+            code, f"[{_STYLE[severity]}]{severity.value}[/]", str(count), markup(where + example.message)
+        )
     return table
 
 

@@ -69,7 +69,9 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
     current = {f.name: f.repeats for f in report.folders if not f.is_reg}
     if suggested_note and report.suggested_repeats and report.suggested_repeats != current:
         parts = ", ".join(f"{name} {r}" for name, r in report.suggested_repeats.items())
-        console.print(f"Repeats that balance the concepts: {safe(parts)} (use --balance to apply them)", markup=False)
+        console.print(
+            f"Repeats that balance the concepts: {safe(parts)} (use --balance to apply them)", markup=False
+        )
     console.print(
         "Kohya: --dataset_config "
         + safe(report.out / "dataset.toml")

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from curator.commands.output import ReportGuard, emit_text, guard_targets, output_errors
-from curator.textsafe import safe
 from curator.findings import Severity
 from curator.scan.results import ScanResult, ScanSettings
+from curator.textsafe import safe
 
 
 class UsageLine(click.ClickException):
@@ -67,7 +67,9 @@ class UsageLine(click.ClickException):
     help="Local CLIP checkpoint.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--force", is_flag=True, help="Overwrite a --json/--html file that is not a dreamcurate report.")
+@click.option(
+    "--force", is_flag=True, help="Overwrite a --json/--html file that is not a dreamcurate report."
+)
 def scan(
     dataset: Path,
     json_out: str | None,
@@ -94,9 +96,7 @@ def scan(
     if not dataset.is_dir():
         what = "does not exist" if not dataset.exists() else "is not a folder"
         raise UsageLine(f"Dataset folder {what}: {dataset}")
-    guard_targets(
-        {"--json": json_out, "--html": html_out}, ReportGuard(dataset, reg_root, workspace, force)
-    )
+    guard_targets({"--json": json_out, "--html": html_out}, ReportGuard(dataset, reg_root, workspace, force))
 
     if html_out is not None and importlib.util.find_spec("curator.report.html") is None:
         raise click.ClickException("HTML report not available in this build")

@@ -241,7 +241,10 @@ def _edit(
     if not changes:
         console.print("No caption would change.")
     elif do_apply:
-        console.print(f"Changed {len(changes)} caption(s). Undo with: dreamcurate tags {safe(ds.root)} --undo", markup=False)
+        console.print(
+            f"Changed {len(changes)} caption(s). Undo with: dreamcurate tags {safe(ds.root)} --undo",
+            markup=False,
+        )
     else:
         console.print(f"{len(changes)} caption(s) would change. Dry run: add --apply to write.")
 

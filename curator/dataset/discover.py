@@ -534,8 +534,15 @@ def check_caption_extension(ext: str) -> str:
     """``ext`` when it can name caption files (``.txt``, ``.caption``, ...); ValueError for an image extension or
     another kind of file (``tags --caption-extension .bmp --apply`` would otherwise rewrite images as text)."""
     name = ext[1:]
-    if not ext.startswith(".") or not name or len(name) > 16 or not all(ch.isalnum() or ch in "_-" for ch in name):
+    if (
+        not ext.startswith(".")
+        or not name
+        or len(name) > 16
+        or not all(ch.isalnum() or ch in "_-" for ch in name)
+    ):
         raise ValueError(f"caption extension {ext!r} is not a file extension like .txt or .caption")
     if ext.lower() in NOT_CAPTION_EXTENSIONS:
-        raise ValueError(f"caption extension {ext!r} names images or other files, not captions (use .txt or .caption)")
+        raise ValueError(
+            f"caption extension {ext!r} names images or other files, not captions (use .txt or .caption)"
+        )
     return ext

@@ -45,7 +45,9 @@ class Workspace:
     @classmethod
     def for_dataset(cls, dataset_root: Path, workspace: Path | None = None) -> Workspace:
         """The workspace of ``dataset_root``: ``workspace`` when given, else ``dataset_root/.dreamcurate``."""
-        return cls(Path(workspace) if workspace else Path(dataset_root) / WORKSPACE_DIRNAME, Path(dataset_root))
+        return cls(
+            Path(workspace) if workspace else Path(dataset_root) / WORKSPACE_DIRNAME, Path(dataset_root)
+        )
 
     @property
     def lock_file(self) -> Path:
@@ -78,7 +80,6 @@ class Workspace:
             yield
         finally:
             os.close(fd)  # releases the lock
-
 
     def ensure(self) -> Workspace:
         """Create the folder if needed; returns self. Raises :class:`WorkspaceError` (an ``OSError``) with a

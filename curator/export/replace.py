@@ -73,7 +73,9 @@ def _read_marker(tree: Path) -> dict[str, Any] | None:
 
 
 def _write_marker(tree: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(tree / MARKER, json.dumps(data, indent=1, ensure_ascii=False) + "\n", errors="backslashreplace")
+    atomic_write_text(
+        tree / MARKER, json.dumps(data, indent=1, ensure_ascii=False) + "\n", errors="backslashreplace"
+    )
 
 
 def new_tree(out: Path) -> Path:
@@ -91,7 +93,9 @@ def finish_tree(tmp: Path) -> None:
     marker = _read_marker(tmp)
     if marker is None:
         raise ReplaceError(f"{tmp}: the export's marker file is missing")
-    files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if not p.is_dir() and p.name != MARKER)
+    files = sorted(
+        p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if not p.is_dir() and p.name != MARKER
+    )
     umask = _current_umask()
     for folder in [p for p in tmp.rglob("*") if p.is_dir() and not p.is_symlink()]:
         os.chmod(folder, 0o777 & ~umask)
@@ -204,8 +208,17 @@ def swap_into_place(tmp: Path, out: Path, keep: list[str]) -> None:
     token = (_read_marker(tmp) or {}).get("token")
     old = out.parent / f".{out.name}.old-{secrets.token_hex(6)}"
     journal = _journal_path(out)
-    data = {"schema": JOURNAL_SCHEMA, "out": out.name, "token": token, "new": tmp.name, "old": old.name, "keep": keep}
-    atomic_write_text(journal, json.dumps(data, indent=1, ensure_ascii=False) + "\n", errors="backslashreplace")
+    data = {
+        "schema": JOURNAL_SCHEMA,
+        "out": out.name,
+        "token": token,
+        "new": tmp.name,
+        "old": old.name,
+        "keep": keep,
+    }
+    atomic_write_text(
+        journal, json.dumps(data, indent=1, ensure_ascii=False) + "\n", errors="backslashreplace"
+    )
     if not os.path.lexists(out):
         os.rename(tmp, out)
     elif _exchange(tmp, out):
@@ -220,7 +233,9 @@ def _finish(out: Path, old: Path, keep: list[str], journal: Path) -> None:
     if old.is_dir() and not old.is_symlink():
         left = _move_kept(old, out, keep)
         if left:
-            raise ReplaceError(f"could not move {', '.join(left)} into the new export; they are still in {old}")
+            raise ReplaceError(
+                f"could not move {', '.join(left)} into the new export; they are still in {old}"
+            )
         _delete_tree(old)
     journal.unlink(missing_ok=True)
 
@@ -238,9 +253,14 @@ def _load_journal(out: Path) -> dict[str, Any] | None:
         isinstance(data, dict)
         and data.get("schema") == JOURNAL_SCHEMA
         and data.get("out") == out.name
-        and all(isinstance(data.get(k), str) and data[k].startswith(prefix) and "/" not in data[k] for k in ("new", "old"))
+        and all(
+            isinstance(data.get(k), str) and data[k].startswith(prefix) and "/" not in data[k]
+            for k in ("new", "old")
+        )
         and isinstance(data.get("keep"), list)
-        and all(isinstance(k, str) and ".." not in k.split("/") and not k.startswith("/") for k in data["keep"])
+        and all(
+            isinstance(k, str) and ".." not in k.split("/") and not k.startswith("/") for k in data["keep"]
+        )
     )
     if not valid:
         raise ReplaceError(f"{path} is not a journal dreamcurate wrote; look at it and remove it yourself")

@@ -27,13 +27,13 @@ from typing import Any
 
 from curator.findings import Finding, Severity
 from curator.fsutil import atomic_write_text
-from curator.textsafe import safe_block
 from curator.plan.buckets import BucketSettings, select_bucket
 from curator.report.assets import page
 from curator.report.charts import bar_chart, histogram
 from curator.report.thumbs import thumbnail_uri
 from curator.review.selection import DUPLICATE_CODES, duplicate_clusters, select
 from curator.scan.results import ItemRecord, ScanResult
+from curator.textsafe import safe_block
 
 #: Cards shown per finding code before the rest are listed by name.
 CARDS_PER_CODE = 48

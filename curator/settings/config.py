@@ -269,7 +269,9 @@ def _validate_bounds(c: TrainConfig) -> None:
         if getattr(c, name) < least:
             raise ConfigError(f"{name} must be at least {least}, got {getattr(c, name)}")
     if any(ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F for ch in c.output_name):
-        raise ConfigError(f"output_name must be a plain file name without control characters, got {c.output_name!r}")
+        raise ConfigError(
+            f"output_name must be a plain file name without control characters, got {c.output_name!r}"
+        )
 
 
 def _validate(c: TrainConfig, check_paths: bool) -> None:

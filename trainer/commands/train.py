@@ -93,8 +93,9 @@ def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] 
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="continue the newest saved state in output_dir")
 @click.option(
-    "--fresh", is_flag=True, help="start over in an output_dir that holds an earlier run (its state and checkpoints "
-    "are replaced)"
+    "--fresh",
+    is_flag=True,
+    help="start over in an output_dir that holds an earlier run (its state and checkpoints are replaced)",
 )
 @click.option(
     "--init", "init", is_flag=True, help="write CONFIG with every default (and the options given), then exit"

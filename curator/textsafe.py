@@ -16,6 +16,10 @@ Example::
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 #: C0 controls, DEL, C1 controls, bidi overrides and isolates, zero-width and line/paragraph separators, and lone
 #: surrogates (the bytes of a name that is not UTF-8)
@@ -53,3 +57,11 @@ def markup(text: object) -> str:
 def has_unsafe(text: str) -> bool:
     """Whether ``text`` holds a character :func:`safe` would escape (the property tests use it)."""
     return _UNSAFE_BLOCK.search(text) is not None
+
+
+def text(value: object, style: str = "") -> Text:
+    """A Rich ``Text`` of :func:`safe` ``value``: for tables and widgets, which would read a plain ``str`` as markup
+    (a caption holding ``[/bold]`` would raise MarkupError there)."""
+    from rich.text import Text
+
+    return Text(safe(value), style=style)

@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from curator.findings import Severity
 from curator.scan.results import ScanResult
+from curator.textsafe import text as safe_text
 from tui.backend import PlanSummary
 
 
@@ -22,7 +23,9 @@ def concepts_table(result: ScanResult, decisions: dict[str, str]) -> Table:
         rels = [item.rel for item in concept.items]
         dropped = sum(1 for rel in rels if decisions.get(rel) == "drop")
         name = concept.name + (" (reg)" if concept.is_reg else "")
-        table.add_row(name, str(concept.repeats), str(len(rels)), str(dropped), str(len(rels) - dropped))
+        table.add_row(
+            safe_text(name), str(concept.repeats), str(len(rels)), str(dropped), str(len(rels) - dropped)
+        )
     return table
 
 

@@ -207,3 +207,24 @@ def test_kill_9_during_undo_then_undo_again_restores_everything(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert _captions(data) == before
     assert not [p for p in (data / "3_cat").iterdir() if p.name.startswith(".")]
+
+
+def test_17_a_failure_before_any_caption_changed_does_not_send_the_user_to_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import curator.captions.edit as edit
+
+    data = dataset(tmp_path / "data")
+    before = _captions(data)
+    real = edit.fsutil.atomic_write_bytes
+
+    def full_disk(path: Path, payload: bytes) -> None:
+        if path.suffix == ".txt":
+            raise OSError(28, "No space left on device")
+        real(path, payload)
+
+    monkeypatch.setattr(edit.fsutil, "atomic_write_bytes", full_disk)
+    result = invoke(["tags", data, "--add-trigger", "sks", "--apply"])
+    assert_one_line_error(result, "no caption was changed")
+    assert "--undo" not in result.output and _captions(data) == before
+    assert not list((data / ".dreamcurate" / "journal").glob("*.json"))

@@ -270,11 +270,23 @@ def apply_changes(changes: list[CaptionChange], workspace: Workspace) -> Journal
                 f"cannot write the undo journal in {workspace.journal_dir} ({exc.strerror or exc}); "
                 "no caption was changed"
             ) from exc
-        for c in changes:
-            fsutil.atomic_write_bytes(c.path, c.new)
+        _write_all(changes, journal)
         journal.state = "applied"
         journal.save()
     return journal
+
+
+def _write_all(changes: list[CaptionChange], journal: Journal) -> None:
+    """Replace each caption; a failure before the first write drops the journal and says nothing changed (so no
+    message sends the user to ``--undo`` for nothing)."""
+    for done, c in enumerate(changes):
+        try:
+            fsutil.atomic_write_bytes(c.path, c.new)
+        except OSError as exc:
+            if done:
+                raise
+            journal.path.unlink(missing_ok=True)
+            raise EditConflict(f"cannot write {c.rel} ({exc.strerror or exc}); no caption was changed") from exc
 
 
 def _new_journal(changes: list[CaptionChange], workspace: Workspace, root: Path) -> Journal:

@@ -117,3 +117,19 @@ def test_16_a_huge_caption_costs_no_more_than_a_small_one(tmp_path: Path) -> Non
     before = huge.stat().st_mtime_ns
     assert invoke(["tags", data, "--add-trigger", "sks", "--apply"]).exit_code == 0
     assert huge.stat().st_mtime_ns == before  # never rewritten from a part of it
+
+
+def test_16_a_resolution_the_plan_says_cannot_fit_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.memory
+    from trainer.models.tiny import write_tiny_model
+
+    base = write_tiny_model(tmp_path / "tiny.safetensors")
+    make_images(tmp_path / "data" / "1_sks", [SQUARE])
+    config = tmp_path / "train.toml"
+    write_config(fast_config(base, tmp_path / "data", tmp_path / "out", max_bucket_reso=1024), config)
+    monkeypatch.setattr(trainer.memory, "available_gb", lambda device: 1.0)  # a 1 GB device
+    result = invoke(["train", config, "--resolution", "1024"])
+    assert_one_line_error(result, "resolution 1024", "GB")
+    assert not list((tmp_path / "out").glob("*.safetensors"))  # (runs that fit: every other trainer test)

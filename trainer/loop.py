@@ -33,6 +33,7 @@ from trainer.data import (
     load_batch_pixels,
 )
 from trainer.events import EVENTS_FILENAME, EventLog
+from trainer.memory import check_fits
 
 #: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
 NAN_AT_STEP_ENV = "DREAMCURATE_TEST_NAN_AT_STEP"
@@ -249,6 +250,7 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         raise ConfigError(f"clip_skip {config.clip_skip} is more than the text encoder's {layers} layers")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
+    check_fits(config, model, accelerator.device, accelerator.mixed_precision, te_training)
     cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
     if not config.cache_latents:
         model.vae.to(accelerator.device)

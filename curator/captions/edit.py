@@ -286,7 +286,9 @@ def _write_all(changes: list[CaptionChange], journal: Journal) -> None:
             if done:
                 raise
             journal.path.unlink(missing_ok=True)
-            raise EditConflict(f"cannot write {c.rel} ({exc.strerror or exc}); no caption was changed") from exc
+            raise EditConflict(
+                f"cannot write {c.rel} ({exc.strerror or exc}); no caption was changed"
+            ) from exc
 
 
 def _new_journal(changes: list[CaptionChange], workspace: Workspace, root: Path) -> Journal:

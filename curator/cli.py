@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from curator.textsafe import safe
+
 #: name -> ("module:attribute" of a click command, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("curator.commands.scan:scan", "Analyse a dataset: findings per image and for the whole set."),
@@ -88,8 +90,11 @@ class LazyGroup(click.Group):
         _tolerant_output()
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:  # its message may quote a file name: no raw control characters
+            vars(exc)["message"] = safe(exc.message)  # the attribute is Final for type checkers only
+            raise
         except OSError as exc:
-            raise click.ClickException(os_error_line(exc)) from exc
+            raise click.ClickException(safe(os_error_line(exc))) from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]

@@ -33,6 +33,7 @@ from trainer.data import (
     load_batch_pixels,
 )
 from trainer.events import EVENTS_FILENAME, EventLog
+from trainer.memory import check_fits
 
 #: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
 NAN_AT_STEP_ENV = "DREAMCURATE_TEST_NAN_AT_STEP"
@@ -207,7 +208,7 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
         from curator.settings.prompts import load_sample_prompts
 
         load_sample_prompts(config.sample_prompts, notices)  # a bad prompt file stops the run before any work
-    progress = checkpoint.latest_progress(output_dir) if resume else None
+    progress = checkpoint.latest_progress(output_dir, verify=True) if resume else None
     if resume and progress is None:
         raise ConfigError(f"--resume: no saved training state in {output_dir / checkpoint.STATE_DIRNAME}")
     if progress is not None:
@@ -244,8 +245,12 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     check_base_model(config)
     data = build_training_data(config, accelerator.num_processes)
     model = load_models(config)
+    layers = getattr(model.text_encoder.config, "num_hidden_layers", config.clip_skip)
+    if config.clip_skip > layers:
+        raise ConfigError(f"clip_skip {config.clip_skip} is more than the text encoder's {layers} layers")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
+    check_fits(config, model, accelerator.device, accelerator.mixed_precision, te_training)
     cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
     if not config.cache_latents:
         model.vae.to(accelerator.device)
@@ -265,8 +270,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     else:
         unet, optimizer = accelerator.prepare(model.unet, optimizer)
         text_encoder = model.text_encoder.to(accelerator.device)
-    # Not prepared: accelerate would step it once per process; ours steps once per optimizer step.
-    accelerator.register_for_checkpointing(lr_scheduler)
+    # Not prepared: accelerate would step it once per process; ours steps once per optimizer step. Not registered
+    # for checkpointing either: accelerate would pickle it; checkpoint.save_state writes it as JSON.
     result = TrainResult(0, schedule.epochs, 0, schedule.te_stop_step, None)
     run = Run(
         config,
@@ -291,7 +296,7 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
 
 def restore(run: Run, progress: checkpoint.Progress) -> None:
     """Continue from a saved state: weights, optimizer, scheduler, RNG, and our position in the schedule."""
-    run.accelerator.load_state(str(progress.state_dir))
+    checkpoint.load_state(run.accelerator, progress, run.lr_scheduler)
     run.step, run.epoch, run.groups_done = progress.step, progress.epoch, progress.groups_done
     run.result.te_steps = run.result.te_optimizer_steps = progress.te_trained_steps
     run.last_checkpoint = Path(progress.last_checkpoint) if progress.last_checkpoint else None
@@ -490,7 +495,7 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
     run.last_checkpoint = path  # every process knows it, so any one of them can name it in a message
     state_dir = None
     if config.save_state and not (final and run.last_saved_step == run.step):
-        state_dir = checkpoint.save_state(accelerator, run.output_dir, _progress(run))
+        state_dir = checkpoint.save_state(accelerator, run.output_dir, _progress(run), run.lr_scheduler)
     run.last_saved_step = run.step
     run.events.emit(
         "checkpoint",

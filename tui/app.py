@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from curator.review.curation import Policy
 from curator.scan.results import ScanResult, ScanSettings
 from curator.settings.config import TrainConfig
+from curator.textsafe import safe
 from tui.backend import Backend, BackendError, JobCancelled, PlanSummary
 from tui.jobs import EventTail
 from tui.messages import (
@@ -139,7 +140,7 @@ class ReviewApp(App[None]):
     def note(self, line: str) -> None:
         """Record ``line`` in the state log and show it as a notification."""
         self.state.log.append(line)
-        self.notify(line, timeout=3)
+        self.notify(safe(line), timeout=3, markup=False)
 
     # -- the one place errors are shown ------------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -160,7 +161,9 @@ class ReviewApp(App[None]):
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.state.log.append(f"error in {message.job}: {message.message}")
-        self.notify(message.message, title=f"{message.job} failed", severity="error", timeout=8)
+        self.notify(
+            safe(message.message), title=f"{message.job} failed", severity="error", timeout=8, markup=False
+        )
         if message.job == "scan":
             self.state.scanning = False
             self.query_one("#scan-progress").display = False

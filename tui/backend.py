@@ -282,13 +282,18 @@ class Backend:
             apply_changes(changes, self.workspace.ensure())
         except EditConflict as exc:
             raise BackendError(str(exc)) from exc
+        except OSError as exc:  # the lock held by another writer, a disk error mid-way (the journal has it)
+            raise BackendError(f"{exc} (Undo last restores what was written)") from exc
         return f"{len(changes)} captions changed (Undo last, or dreamcurate tags --undo)"
 
     def tag_undo(self) -> str:
         """Undo the last applied batch edit (``tags --undo``); returns a one-line summary."""
         from curator.captions.edit import undo_last
 
-        undone = undo_last(self.workspace)
+        try:
+            undone = undo_last(self.workspace)
+        except (OSError, ValueError) as exc:  # a journal that is not safe to restore, the lock, a disk error
+            raise BackendError(f"could not undo: {exc}") from exc
         if undone.journal is None:
             return "no batch edit to undo"
         text = f"{len(undone.restored)} captions restored"

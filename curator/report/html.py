@@ -37,6 +37,7 @@ from curator.report.thumbs import thumbnail_uri
 from curator.review.curation import RULE_WORDS, Curation
 from curator.review.selection import DUPLICATE_CODES
 from curator.scan.results import ItemRecord
+from curator.textsafe import safe_block
 
 #: Cards shown per finding code before the rest are listed by name.
 CARDS_PER_CODE = 48
@@ -57,8 +58,8 @@ def write_html(curation: Curation, path: Path, plan: Any = None) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a file name that is not valid UTF-8 shows as "?" rather than failing the whole report
-    atomic_write_text(path, render_html(curation, plan), errors="replace")
+    # control characters of names and captions (an HTML parse error) and bytes that are not UTF-8 show as escapes
+    atomic_write_text(path, safe_block(render_html(curation, plan)), errors="replace")
     return path
 
 

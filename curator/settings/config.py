@@ -235,7 +235,47 @@ _POSITIVE = (
 )
 
 
+#: upper bounds: past these a value is a typo or an attack, and would fail deep inside a library with a traceback
+_AT_MOST = {
+    "seed": 2**32 - 1,  # numpy's and torch's seeding take 32 bits
+    "clip_skip": 12,  # SD 1.x's text encoder has 12 layers (SD 2.x's 23; skipping more leaves nothing)
+    "sample_steps": 1000,  # the schedulers' training timesteps
+    "resolution": 4096,
+    "min_bucket_reso": 4096,
+    "max_bucket_reso": 4096,
+    "train_batch_size": 1024,
+    "gradient_accumulation_steps": 1024,
+    "keep_tokens": 255,
+    "max_train_epochs": 1_000_000,
+    "max_train_steps": 100_000_000,
+}
+#: at least: smaller than this the VAE's 8x downsampling leaves nothing for the UNet to learn from
+_AT_LEAST = {"resolution": 64}
+
+
+def _validate_bounds(c: TrainConfig) -> None:
+    for spec in fields(c):
+        value = getattr(c, spec.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{spec.name} must be a finite number, got {value}")
+        texts = value if isinstance(value, list) else [value]
+        for text in texts:
+            if isinstance(text, str) and "\x00" in text:
+                raise ConfigError(f"{spec.name} holds a NUL character")
+    for name, most in _AT_MOST.items():
+        if getattr(c, name) > most:
+            raise ConfigError(f"{name} must be at most {most:,}, got {getattr(c, name):,}")
+    for name, least in _AT_LEAST.items():
+        if getattr(c, name) < least:
+            raise ConfigError(f"{name} must be at least {least}, got {getattr(c, name)}")
+    if any(ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F for ch in c.output_name):
+        raise ConfigError(
+            f"output_name must be a plain file name without control characters, got {c.output_name!r}"
+        )
+
+
 def _validate(c: TrainConfig, check_paths: bool) -> None:
+    _validate_bounds(c)
     for name, choices in _CHOICES.items():
         if choices is not None and getattr(c, name) not in choices:
             allowed = ", ".join(str(x) for x in choices)
@@ -269,6 +309,12 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
         )
     if not c.caption_extension.startswith("."):
         raise ConfigError(f"caption_extension must start with a dot, got {c.caption_extension!r}")
+    from curator.dataset.discover import check_caption_extension
+
+    try:
+        check_caption_extension(c.caption_extension)
+    except ValueError as exc:
+        raise ConfigError(f"caption_extension: {exc}") from exc
     if not c.output_name or "/" in c.output_name or "\\" in c.output_name:
         raise ConfigError(f"output_name must be a plain file name, got {c.output_name!r}")
     if check_paths:
@@ -294,6 +340,13 @@ def _check_paths(c: TrainConfig) -> None:
         raise ConfigError(f"train_data_dir is not a folder: {c.train_data_dir}")
     if c.reg_data_dir and not Path(c.reg_data_dir).is_dir():
         raise ConfigError(f"reg_data_dir is not a folder: {c.reg_data_dir}")
+    if c.reg_data_dir:
+        train, reg = Path(c.train_data_dir).resolve(), Path(c.reg_data_dir).resolve()
+        if train == reg or reg in train.parents:
+            raise ConfigError(
+                f"reg_data_dir {c.reg_data_dir} is (or holds) the train_data_dir {c.train_data_dir}; "
+                "give a separate folder"
+            )
     if c.sample_prompts:
         from curator.settings.prompts import load_sample_prompts
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
-from curator.settings.options import apply_overrides, training_options, usage_error
+from curator.settings.options import apply_overrides, given, training_options, usage_error
 
 
 def _with_field_options(command: Any) -> Any:
@@ -41,6 +41,8 @@ def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] 
     try:
         return config.validate()  # paths, and packages the settings need
     except ConfigError as exc:
+        if any(str(exc).startswith(name) for name in given(overrides)):  # a path given as an option
+            raise usage_error(exc, overrides) from exc
         raise click.ClickException(str(exc)) from exc
 
 
@@ -48,11 +50,18 @@ def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] 
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="continue the newest saved state in output_dir")
 @click.option(
+    "--fresh",
+    is_flag=True,
+    help="start over in an output_dir that holds an earlier run (its state and checkpoints are replaced)",
+)
+@click.option(
     "--init", "init", is_flag=True, help="write CONFIG with every default (and the options given), then exit"
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar (events.jsonl is written either way)")
 @_with_field_options
-def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **overrides: Any) -> None:
+def train(
+    config_path: Path, resume: bool, fresh: bool, init: bool, no_progress: bool, **overrides: Any
+) -> None:
     """Train a DreamBooth model from the TOML file CONFIG (Kohya sd-scripts setting names).
 
     Progress goes to OUTPUT_DIR/events.jsonl (JSON lines) as well as the terminal. Options override CONFIG.
@@ -66,7 +75,9 @@ def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **over
         click.echo(
             f"notice: ignoring Kohya settings this trainer does not implement: {', '.join(ignored)}", err=True
         )
-    _run(config, resume, not no_progress)
+    if resume and fresh:
+        raise click.UsageError("--resume and --fresh cannot be combined")
+    _run(config, resume, not no_progress, fresh)
 
 
 def _init(config_path: Path, overrides: dict[str, Any]) -> None:
@@ -80,13 +91,15 @@ def _init(config_path: Path, overrides: dict[str, Any]) -> None:
     click.echo(f"wrote {config_path}")
 
 
-def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
+def _run(config: TrainConfig, resume: bool, progress: bool, fresh: bool = False) -> None:
+    from trainer import checkpoint
     from trainer.data import DataError
     from trainer.loop import TrainingError
     from trainer.loop import train as run_training
     from trainer.models.errors import ModelError
 
     try:
+        checkpoint.check_fresh_start(config, resume, fresh)
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:
         raise click.ClickException(str(exc)) from exc

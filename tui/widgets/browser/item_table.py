@@ -14,6 +14,7 @@ from textual.widgets.data_table import ColumnKey, RowKey
 
 from curator.findings import Severity
 from curator.scan.results import ItemRecord
+from curator.textsafe import text as safe_text
 from tui.state import DECISION_MARKS, finding_codes, format_metric, severity_mark, worst_severity
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
@@ -82,8 +83,8 @@ class ItemTable(DataTable[Text | str]):
         metric = format_metric(record.metrics[self.metric]) if self.metric in record.metrics else ""
         return (
             mark,
-            PurePosixPath(record.item.rel).name,
-            record.item.concept,
+            safe_text(PurePosixPath(record.item.rel).name),
+            safe_text(record.item.concept),
             _decision_text(decision),
             finding_codes(record),
             metric,

@@ -16,6 +16,8 @@ from textual.worker import get_current_worker
 
 from curator.review.selection import Cluster
 from curator.scan.results import ScanResult
+from curator.textsafe import safe
+from curator.textsafe import text as safe_text
 from tui.state import duplicate_note
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
 
@@ -75,7 +77,9 @@ class DuplicatesPanel(Horizontal):
         table = self.query_one("#dup-clusters", DataTable)
         table.clear()
         for index, cluster in enumerate(self.clusters):
-            table.add_row(PurePosixPath(cluster.keeper).name, str(len(cluster.members)), key=str(index))
+            table.add_row(
+                safe_text(PurePosixPath(cluster.keeper).name), str(len(cluster.members)), key=str(index)
+            )
         index = min(self.cluster_index, max(len(clusters) - 1, 0))
         if clusters:
             table.move_cursor(row=index, animate=False)
@@ -111,7 +115,7 @@ class DuplicatesPanel(Horizontal):
             card.query_one(".dup-label", Static).update(self._label(rel, keeper))
 
     def _label(self, rel: str, keeper: str) -> Text:
-        text = Text(PurePosixPath(rel).name + "\n", style="bold")
+        text = Text(safe(PurePosixPath(rel).name) + "\n", style="bold")
         record = self.result.record(rel) if self.result else None
         if record is not None:
             text.append(f"{record.width}x{record.height}\n")

@@ -17,6 +17,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from curator.scan.results import ItemRecord
+from curator.textsafe import safe
 from tui.backend import CaptionView
 from tui.state import format_metric
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
@@ -36,7 +37,7 @@ def caption_text(view: CaptionView) -> Text:
             style = "bold"
         else:
             style = ""
-        text.append(tag, style=style)
+        text.append(safe(tag), style=style)
     return text
 
 
@@ -52,8 +53,10 @@ def token_line(view: CaptionView) -> Text:
 
 def details(record: ItemRecord) -> Group:
     """Size, metrics and findings (with evidence) of ``record``."""
-    head = Text(record.item.rel, style="bold")
-    head.append(f"  {record.width}x{record.height}  concept {record.item.concept} x{record.item.repeats}")
+    head = Text(safe(record.item.rel), style="bold")
+    head.append(
+        f"  {record.width}x{record.height}  concept {safe(record.item.concept)} x{record.item.repeats}"
+    )
     metrics = Table.grid(padding=(0, 1))
     for key in sorted(record.metrics):
         metrics.add_row(Text(key, style="dim"), format_metric(record.metrics[key]))

@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Select, Static
 
+from curator.textsafe import text as safe_text
 from tui.backend import TagChange
 from tui.state import TagEditForm
 
@@ -73,7 +74,7 @@ class TagsPanel(Horizontal):
         table = self.query_one("#tag-freq", DataTable)
         table.clear()
         for tag, count in counts:
-            table.add_row(tag, str(count))
+            table.add_row(safe_text(tag), str(count))
 
     def edit(self) -> TagEditForm:
         """The edit the form describes."""
@@ -110,7 +111,7 @@ class TagsPanel(Horizontal):
         table = self.query_one("#tag-changes", DataTable)
         table.clear()
         for change in changes:
-            table.add_row(change.rel, change.before, change.after)
+            table.add_row(safe_text(change.rel), safe_text(change.before), safe_text(change.after))
         status = f"{len(changes)} captions would change." if changes else "This edit changes nothing."
         self.query_one("#tag-status", Static).update(status)
         self.query_one("#tag-apply", Button).disabled = not changes

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Log, ProgressBar, Sparkline, Static
 
+from curator.textsafe import text as safe_text
 from tui.state import TrainState
 from tui.widgets.preview.image import make_image_widget, set_image
 
@@ -121,7 +122,7 @@ class TrainPanel(Vertical):
         if kind != "step":
             self.log_line(_describe(event))
         if kind == "error":
-            self.query_one("#train-status", Static).update(f"error: {event.get('message', '?')}")
+            self.query_one("#train-status", Static).update(safe_text(f"error: {event.get('message', '?')}"))
 
     def _step_status(self, event: dict[str, Any]) -> str:
         status = f"step {self.state.step}/{self.state.total or '?'}"

@@ -33,6 +33,7 @@ from trainer.data import (
     load_batch_pixels,
 )
 from trainer.events import EVENTS_FILENAME, EventLog
+from trainer.text import freeze_skipped_layers
 
 #: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
 NAN_AT_STEP_ENV = "DREAMCURATE_TEST_NAN_AT_STEP"
@@ -251,6 +252,7 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         model.vae.to(accelerator.device)
     model.text_encoder.requires_grad_(te_training)
     model.text_encoder.train(te_training)
+    freeze_skipped_layers(model.text_encoder, config.clip_skip)
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
         if te_training:

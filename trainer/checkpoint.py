@@ -145,16 +145,21 @@ def check_resumable(config: TrainConfig, progress: Progress) -> None:
         )
 
 
-def training_metadata(config: TrainConfig, step: int, epoch: int, family: str) -> dict[str, str]:
-    """Metadata written into a checkpoint's safetensors header."""
+def training_metadata(
+    config: TrainConfig, step: int, epoch: int, family: str, v_prediction: bool = False
+) -> dict[str, str]:
+    """Metadata written into a checkpoint's safetensors header (ours, Kohya's ``ss_*``, the model spec)."""
+    from trainer.modelspec import base_model_version, modelspec_metadata
+
     return {
         "dreamcurate.step": str(step),
         "dreamcurate.epoch": str(epoch),
         "dreamcurate.config": json.dumps(config.to_dict()),
         "ss_training_comment": "trained with dreamcurate",
-        "ss_base_model_version": family,
+        "ss_base_model_version": base_model_version(family, v_prediction),
         "ss_steps": str(step),
         "ss_epoch": str(epoch),
+        **modelspec_metadata(config, family, v_prediction),
     }
 
 

@@ -41,6 +41,26 @@ class Batch:
     samples: tuple[Sample, ...]
 
 
+@dataclass(frozen=True)
+class Augment:
+    """How one image is seen at one step: flipped (flip_aug), and where it is cropped (random_crop: a position drawn
+    from ``crop_seed``; None: the centre)."""
+
+    flip: bool = False
+    crop_seed: str | None = None
+
+
+def batch_augments(batch: Batch, config: TrainConfig, epoch: int, index: int) -> list[Augment]:
+    """Kohya's flip_aug (each image flipped with probability 1/2) and random_crop, reproducible from (seed, epoch,
+    batch index, position) like the captions, so a resumed run and any number of loader threads see the same."""
+    augments = []
+    for position in range(len(batch.samples)):
+        key = f"{config.seed}:{epoch}:{index}:{position}:augment"
+        flip = config.flip_aug and random.Random(key).random() < 0.5
+        augments.append(Augment(flip, key if config.random_crop else None))
+    return augments
+
+
 def bucket_settings(config: TrainConfig) -> BucketSettings:
     """The bucket settings of a config (the same object the plan uses)."""
     return BucketSettings.of(config)
@@ -56,8 +76,9 @@ def oriented_size(path: Path) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def load_pixels(sample: Sample) -> Any:
-    """The image as a float tensor (3, H, W) in [-1, 1]: EXIF orientation, RGB, scale to cover, centre crop."""
+def load_pixels(sample: Sample, augment: Augment = Augment()) -> Any:
+    """The image as a float tensor (3, H, W) in [-1, 1]: EXIF orientation, RGB, scale to cover, crop (centre, or at
+    random with ``augment.crop_seed``: Kohya's inclusive ``randint(0, excess)`` per side), flip."""
     import numpy as np
     import torch
     from PIL import Image, ImageOps
@@ -77,8 +98,14 @@ def load_pixels(sample: Sample) -> Any:
             image.load()
     if image.size != (resized_w, resized_h):
         image = image.resize((resized_w, resized_h), Image.Resampling.LANCZOS)
-    left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    if augment.crop_seed is None:
+        left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    else:
+        rng = random.Random(augment.crop_seed + ":crop")
+        left, top = rng.randint(0, resized_w - width), rng.randint(0, resized_h - height)
     image = image.crop((left, top, left + width, top + height))
+    if augment.flip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
@@ -95,11 +122,25 @@ def _to_rgb(image: Any) -> Any:
     return image.convert("RGB")
 
 
-def load_batch_pixels(batch: Batch) -> Any:
-    """(B, 3, H, W) pixels of a batch."""
+def load_batch_pixels(batch: Batch, augments: list[Augment] | None = None, workers: int = 0) -> Any:
+    """(B, 3, H, W) pixels of a batch, decoded on ``workers`` threads (PIL releases the GIL while decoding)."""
     import torch
 
-    return torch.stack([load_pixels(sample) for sample in batch.samples])
+    views = augments or [Augment()] * len(batch.samples)
+    pairs = list(zip(batch.samples, views, strict=True))
+    if workers > 1 and len(pairs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(workers, len(pairs))) as pool:
+            return torch.stack(list(pool.map(lambda pair: load_pixels(*pair), pairs)))
+    return torch.stack([load_pixels(sample, view) for sample, view in pairs])
+
+
+def loader_workers(config: TrainConfig) -> int:
+    """Decoding threads: max_data_loader_n_workers, at most the CPU count (as Kohya caps it)."""
+    import os
+
+    return min(config.max_data_loader_n_workers, os.cpu_count() or 1)
 
 
 def item_caption(item: Item) -> str:
@@ -121,6 +162,9 @@ def caption_options(config: TrainConfig) -> Any:
         shuffle_caption=config.shuffle_caption,
         keep_tokens=config.keep_tokens,
         keep_tokens_separator=config.keep_tokens_separator,
+        caption_tag_dropout_rate=config.caption_tag_dropout_rate,
+        caption_prefix=config.caption_prefix,
+        caption_suffix=config.caption_suffix,
     )
 
 
@@ -131,10 +175,14 @@ def batch_captions(batch: Batch, config: TrainConfig, epoch: int, index: int) ->
 
     rng = random.Random(f"{config.seed}:{epoch}:{index}")
     options = caption_options(config)
+    # Kohya's caption dropout: the whole caption, for one image this step, or for every image of every N-th epoch
+    every_n = config.caption_dropout_every_n_epochs
+    epoch_dropped = every_n > 0 and epoch % every_n == 0
     captions = []
     for sample in batch.samples:
-        if config.caption_dropout_rate > 0 and rng.random() < config.caption_dropout_rate:
-            captions.append("")  # Kohya's caption dropout: the whole caption, this step
+        dropped = config.caption_dropout_rate > 0 and rng.random() < config.caption_dropout_rate
+        if dropped or epoch_dropped:
+            captions.append("")
         else:
             captions.append(process_caption(item_caption(sample.item), options, rng))
     return captions
@@ -166,12 +214,20 @@ def schedule_for(
     )
     total = plan.total_steps(per_epoch, config.max_train_epochs or None, config.max_train_steps or None)
     epochs = config.max_train_epochs or plan.epochs_for_steps(total, per_epoch)
-    if config.stop_text_encoder_training == -1:
-        explicit: int | None = 0
-    else:
-        explicit = config.stop_text_encoder_training or None
-    stop = plan.text_encoder_stop_step(total, config.text_encoder_sensitivity or None, explicit)
+    stop = plan.text_encoder_stop_step(
+        total, config.text_encoder_sensitivity or None, explicit_te_stop(config)
+    )
     return Schedule(per_epoch, total, epochs, stop)
+
+
+def explicit_te_stop(config: TrainConfig) -> int | None:
+    """The text-encoder stop step a config names, as sd-scripts' train_db.py reads it: unset -> None (see the
+    sensitivity, else to the end); 0 or negative -> 0 (never trained: Kohya stops it before step 1); N -> N. A
+    learning_rate_te of 0 trains it at rate 0 in Kohya, i.e. not at all: 0 too (we then skip its backward pass)."""
+    stop = config.stop_text_encoder_training
+    if config.learning_rate_te == 0 or (stop is not None and stop <= 0):
+        return 0
+    return stop
 
 
 @dataclass
@@ -274,19 +330,20 @@ class LatentCache:
         if disk_dir is not None:
             disk_dir.mkdir(parents=True, exist_ok=True)
 
-    def key(self, sample: Sample) -> str:
-        """The cache key of a sample."""
+    def key(self, sample: Sample, flipped: bool = False) -> str:
+        """The cache key of a sample (its flipped view, for flip_aug, has its own)."""
         stat = sample.item.path.stat()
         raw = (
             f"{sample.item.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample.bucket}|{sample.resized}"
         )
-        return hashlib.sha1(f"{raw}|{self.vae_id}".encode()).hexdigest()
+        flip = "|flipped" if flipped else ""
+        return hashlib.sha1(f"{raw}|{self.vae_id}{flip}".encode()).hexdigest()
 
-    def get(self, sample: Sample) -> Any | None:
+    def get(self, sample: Sample, flipped: bool = False) -> Any | None:
         """The cached latent (C, h, w) on the CPU, or None."""
         import torch
 
-        key = self.key(sample)
+        key = self.key(sample, flipped)
         if key in self._memory:
             return self._memory[key]
         if self.disk_dir is not None:
@@ -300,16 +357,16 @@ class LatentCache:
                 return latent
         return None
 
-    def require(self, sample: Sample) -> Any:
+    def require(self, sample: Sample, flipped: bool = False) -> Any:
         """The cached latent; a DataError names the image when its file changed after caching."""
-        latent = self.get(sample)
+        latent = self.get(sample, flipped)
         if latent is None:
             raise DataError(
                 f"{sample.item.path} changed during training (its cached latent no longer matches)"
             )
         return latent
 
-    def put(self, sample: Sample, latent: Any) -> Any:
+    def put(self, sample: Sample, latent: Any, flipped: bool = False) -> Any:
         """Store a latent (C, h, w); returns it."""
         import io
 
@@ -318,7 +375,7 @@ class LatentCache:
         from curator.fsutil import atomic_write_bytes
 
         latent = latent.detach().to("cpu").contiguous()
-        key = self.key(sample)
+        key = self.key(sample, flipped)
         self._memory[key] = latent
         if self.disk_dir is not None:
             buffer = io.BytesIO()

@@ -52,6 +52,7 @@ def _with_run_options(command: Any) -> Any:
 def _plan_inputs(config: TrainConfig, base: Path | None = None) -> Any:
     """The plan's inputs from the run's training settings and base model (its real sizes for memory and disk)."""
     from curator.plan.handoff import PlanInputs
+    from trainer.data import explicit_te_stop
 
     return PlanInputs(
         batch=config.train_batch_size,
@@ -59,7 +60,7 @@ def _plan_inputs(config: TrainConfig, base: Path | None = None) -> Any:
         steps=config.max_train_steps or None,
         grad_accum=config.gradient_accumulation_steps,
         sensitivity=config.text_encoder_sensitivity or None,
-        te_stop=config.stop_text_encoder_training if config.stop_text_encoder_training > 0 else None,
+        te_stop=explicit_te_stop(config),
         resolution=config.resolution,
         save_precision=config.save_precision,
         base_model=str(base) if base else "",

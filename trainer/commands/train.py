@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
+from curator.settings.config import ConfigError, TrainConfig, field_kind, read_config, write_config
 
 
 def _option_for(spec: dataclasses.Field) -> Any:
@@ -25,7 +25,7 @@ def _option_for(spec: dataclasses.Field) -> Any:
         return click.option(f"{flag}/{no_flag}", spec.name, default=None, help=help_text)
     if isinstance(default, list):
         return click.option(flag, spec.name, multiple=True, help=help_text + " (repeat the option)")
-    kind = {int: int, float: float, str: str}[type(default)]
+    kind = {int: int, float: float, str: str}[field_kind(spec)]
     return click.option(flag, spec.name, type=kind, default=None, help=help_text)
 
 
@@ -63,11 +63,16 @@ def usage_error(exc: ConfigError, overrides: dict[str, Any]) -> click.UsageError
     return click.BadParameter(message, param_hint=f"'{flag}'")
 
 
-def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] | None = None) -> TrainConfig:
+def configured(
+    config_path: Path,
+    overrides: dict[str, Any],
+    ignored: list[str] | None = None,
+    skip_unsupported: bool = False,
+) -> TrainConfig:
     """CONFIG read and the options applied, every value checked: a problem the options bring in is a usage error
     (exit 2); a problem of the file's own stays a ClickException (exit 1) that names the file."""
     try:
-        from_file = read_config(config_path, ignored)
+        from_file = read_config(config_path, ignored, skip_unsupported)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     file_problem = ""
@@ -94,8 +99,15 @@ def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] 
     "--init", "init", is_flag=True, help="write CONFIG with every default (and the options given), then exit"
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar (events.jsonl is written either way)")
+@click.option(
+    "--skip-unsupported",
+    is_flag=True,
+    help="train without the Kohya settings this trainer does not implement (named in a notice) instead of stopping",
+)
 @_with_field_options
-def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **overrides: Any) -> None:
+def train(
+    config_path: Path, resume: bool, init: bool, no_progress: bool, skip_unsupported: bool, **overrides: Any
+) -> None:
     """Train a DreamBooth model from the TOML file CONFIG (Kohya sd-scripts setting names).
 
     Progress goes to OUTPUT_DIR/events.jsonl (JSON lines) as well as the terminal. Options override CONFIG.
@@ -104,10 +116,11 @@ def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **over
         _init(config_path, overrides)
         return
     ignored: list[str] = []
-    config = configured(config_path, overrides, ignored)
+    config = configured(config_path, overrides, ignored, skip_unsupported)
     if ignored:
         click.echo(
-            f"notice: ignoring Kohya settings this trainer does not implement: {', '.join(ignored)}", err=True
+            f"notice: training without Kohya settings this trainer does not implement: {', '.join(ignored)}",
+            err=True,
         )
     _run(config, resume, not no_progress)
 

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from trainer_testkit import SQUARE, fast_config, make_images
 
 from curator.dataset.discover import Item
-from curator.settings.config import ConfigError, TrainConfig, read_config
+from curator.settings.config import ConfigError, TrainConfig
 from trainer.data import Augment, Batch, Sample, batch_augments, batch_captions, load_pixels, schedule_for
 
 torch = pytest.importorskip("torch")

@@ -219,6 +219,10 @@ class TrainConfig:
             near = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise ConfigError(f"{source}: unknown setting '{key}'{hint}")
+        if "max_train_steps" in flat and "max_train_epochs" not in flat:
+            # A file that names only the step count means it (Kohya's max_train_epochs is unset by default; ours
+            # would otherwise win with 200 epochs)
+            flat["max_train_epochs"] = 0
         values = {name: _coerce(name, value, known[name], source) for name, value in flat.items()}
         return cls(**values)
 

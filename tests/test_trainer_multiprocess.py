@@ -43,7 +43,7 @@ def test_two_processes_take_the_planned_steps(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
     events = read_events(tmp_path / "out" / "events.jsonl")
-    start = events[0]
+    start = next(e for e in events if e["event"] == "start")
     assert start["event"] == "start" and start["processes"] == 2 and start["total_steps"] == 2 * per_epoch
     assert [e["step"] for e in events if e["event"] == "te_stop"] == [plan.text_encoder_stop_step(4, 0.5)]
     assert events[-1]["event"] == "end" and events[-1]["step"] == 4

@@ -40,6 +40,7 @@ from trainer.loss import diffusion_loss, min_snr_weights
 from trainer.noise import sample_noise, sample_timesteps, training_scheduler
 from trainer.optim import make_lr_scheduler, make_optimizer
 from trainer.precision import allow_fp16_gradients, full_precision_dtype
+from trainer.startup import stage
 from trainer.text import freeze_skipped_layers
 
 #: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
@@ -147,6 +148,18 @@ def load_models(config: TrainConfig) -> Any:
     return model
 
 
+def describe_data(data: TrainingData) -> str:
+    """One line about the data a run trains: images, buckets, steps."""
+    reg = sum(1 for s in data.samples.values() if s.item.is_reg)
+    buckets = len({s.bucket for s in data.samples.values()})
+    with_reg = f" + {reg} regularization" if reg else ""
+    schedule = data.schedule
+    return (
+        f"{len(data.samples) - reg} training images{with_reg} in {buckets} buckets: {schedule.total_steps} steps "
+        f"({schedule.steps_per_epoch} an epoch)"
+    )
+
+
 def check_base_model(config: TrainConfig) -> None:
     """Refuse a wrong base model (LoRA, SDXL, not a model...) from its header alone, before the data is read.
     A pickled ``.ckpt`` has no header to read cheaply: it is checked when it loads."""
@@ -201,8 +214,19 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     set_seed(config.seed)
     # A refused model file first (header only), then the data, then the slow load.
     check_base_model(config)
-    data = build_training_data(config, accelerator.num_processes)
-    model = load_models(config)
+    main = accelerator.is_main_process
+    with stage(events, main, "import", "importing diffusers and transformers") as done:
+        # seconds of the start-up (diffusers' model modules import its whole model zoo): said, not silent
+        from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
+        from transformers import CLIPTextModel  # noqa: F401
+
+        done("libraries ready")
+    with stage(events, main, "data", f"reading the dataset in {config.train_data_dir}") as done:
+        data = build_training_data(config, accelerator.num_processes)
+        done(describe_data(data), images=len(data.samples), total_steps=data.schedule.total_steps)
+    with stage(events, main, "model", f"loading {config.pretrained_model_name_or_path}") as done:
+        model = load_models(config)
+        done(f"model loaded ({model.family}{', v-prediction' if model.v_parameterization else ''})")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
     cache = cache_all_latents(model, data, config, accelerator, events) if config.cache_latents else None

@@ -37,7 +37,7 @@ def modelspec_metadata(config: TrainConfig, family: str, v_prediction: bool) -> 
     """The ``modelspec.*`` fields of a checkpoint trained with ``config``."""
     now = datetime.datetime.now().replace(microsecond=0)
     metadata = {
-        "modelspec.sai_model_spec": "1.0.1",
+        "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": architecture(family, v_prediction),
         "modelspec.implementation": _IMPLEMENTATION.get(config.save_model_as, "diffusers"),
         "modelspec.title": config.output_name,

@@ -137,6 +137,8 @@ def _init(config_path: Path, overrides: dict[str, Any]) -> None:
 
 
 def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
+    # The first line comes before torch is imported (seconds on a busy machine)
+    click.echo(f"training into {config.output_dir} (loading torch)", err=True)
     from trainer.data import DataError
     from trainer.loop import TrainingError
     from trainer.loop import train as run_training

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +245,7 @@ class TrainingData:
     entries: list[Any]
     schedule: Schedule
     config: TrainConfig
+    validation: list[Sample] = field(default_factory=list)  # held out (validation_split): never trained
 
     def epoch_batches(self, epoch: int, rank: int = 0, world: int = 1) -> list[Batch]:
         """The batches of one epoch (1-based) for process ``rank`` of ``world``, in training order."""
@@ -291,10 +292,12 @@ def discover_dataset(config: TrainConfig) -> Dataset:
 def build_training_data(config: TrainConfig, num_processes: int = 1) -> TrainingData:
     """Discover the dataset, bucket every image, check the captions and compute the plan's schedule."""
     from curator.plan import steps as plan
+    from curator.plan.validation import held_out_items
 
     dataset = discover_dataset(config)
     settings = bucket_settings(config)
-    entries, samples = [], {}
+    held = held_out_items(dataset.items, config.validation_split, config.seed)
+    entries, samples, validation = [], {}, []
     for item in dataset.items:
         try:
             width, height = oriented_size(item.path)
@@ -302,12 +305,17 @@ def build_training_data(config: TrainConfig, num_processes: int = 1) -> Training
             raise DataError(f"cannot read image {item.path}: {exc}") from exc
         item_caption(item)
         choice = select_bucket(width, height, settings)
+        sample = Sample(item=item, bucket=choice.bucket, resized=choice.resized)
+        if item.rel in held:
+            validation.append(sample)
+            continue
         entries.append(plan.PlanEntry(item.rel, width, height, item.repeats, item.is_reg))
-        samples[item.rel] = Sample(item=item, bucket=choice.bucket, resized=choice.resized)
+        samples[item.rel] = sample
     counts = plan.bucket_counts(entries, settings)
     if not counts:
         raise DataError("no image can be trained at these bucket settings")
-    return TrainingData(dataset, samples, entries, schedule_for(config, counts, num_processes), config)
+    schedule = schedule_for(config, counts, num_processes)
+    return TrainingData(dataset, samples, entries, schedule, config, validation)
 
 
 # ---- latent cache ------------------------------------------------------------------------------------------------

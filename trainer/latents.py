@@ -74,7 +74,7 @@ def cache_all_latents(
     disk = Path(config.output_dir) / "latent_cache" if config.cache_latents_to_disk else None
     cache = LatentCache(disk, vae_identity(config))
     views = [False, True] if config.flip_aug else [False]
-    samples = list(data.samples.values())
+    samples = list(data.samples.values()) + data.validation
     jobs: list[tuple[list[Sample], bool]] = []
     for group in iter_unique_samples(samples):
         for flipped in views:

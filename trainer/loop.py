@@ -42,6 +42,8 @@ from trainer.optim import make_lr_scheduler, make_optimizer
 from trainer.precision import allow_fp16_gradients, full_precision_dtype
 from trainer.startup import stage
 from trainer.text import freeze_skipped_layers
+from trainer.training_report import write_training_report
+from trainer.validation import record_validation
 
 #: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
 NAN_AT_STEP_ENV = "DREAMCURATE_TEST_NAN_AT_STEP"
@@ -69,6 +71,9 @@ class TrainResult:
     optimizer_steps: int = 0
     te_optimizer_steps: int = 0
     main_process: bool = True
+    validation_losses: list[tuple[int, float]] = field(
+        default_factory=list
+    )  # (step, loss) on the main process
 
 
 @dataclass
@@ -500,8 +505,10 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
         path=str(path),
         state=str(state_dir) if state_dir else None,
     )
+    record_validation(run)
     if config.sample_prompts and (config.sample_every_n_epochs == 0 or final):
         render(run, path.name.removesuffix(".safetensors"))
+    write_training_report(run)
 
 
 def _progress(run: Run) -> checkpoint.Progress:
@@ -578,6 +585,8 @@ def run_epoch(run: Run, ticker: Any) -> None:
             and run.step < schedule.total_steps
         ):
             save_point(run, final=False, by_step=True)
+        elif config.validate_every_n_steps and run.step % config.validate_every_n_steps == 0:
+            record_validation(run)
     if losses:
         run.events.emit("epoch", epoch=run.epoch, step=run.step, loss=sum(losses) / len(losses))
         accelerator.log({"loss/epoch": sum(losses) / len(losses)}, step=run.step)
@@ -603,6 +612,8 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         mixed_precision=run.accelerator.mixed_precision,
     )
     started = time.monotonic()
+    if not resume:
+        record_validation(run)  # the curve's starting point: the base model on the held-out images
     try:
         with _progress_bar(run, show_progress) as ticker:
             while run.step < schedule.total_steps and run.epoch <= schedule.epochs:
@@ -636,6 +647,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         path=str(run.last_checkpoint),
         seconds=round(time.monotonic() - started, 2),
     )
+    write_training_report(run)
     run.events.close()
     run.accelerator.end_training()
     return run.result

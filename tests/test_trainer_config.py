@@ -158,5 +158,9 @@ def test_cli_model_error_is_one_line_before_the_data_is_read(tmp_path: Path) -> 
     )
     write_config(config.replace(output_dir=str(tmp_path / "out")), tmp_path / "t.toml")
     result = CliRunner().invoke(train, [str(tmp_path / "t.toml"), "--no-progress"])
-    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
-    assert "base.safetensors" in result.output and "Traceback" not in result.output
+    # the start-up line ("training into ... (loading torch)"), then the error in one line, before the data is read
+    lines = result.output.splitlines()
+    assert result.exit_code == 1 and len(lines) == 2 and lines[0].startswith("training into")
+    assert (
+        lines[1].startswith("Error: ") and "base.safetensors" in lines[1] and "Traceback" not in result.output
+    )

@@ -43,6 +43,7 @@ SCHEDULE_FIELDS = (
     "stop_text_encoder_training",
     "text_encoder_sensitivity",
     "seed",
+    "validation_split",
     "optimizer_type",
     "lr_scheduler",
 )
@@ -136,11 +137,13 @@ def latest_progress(output_dir: Path) -> Progress | None:
 
 def check_resumable(config: TrainConfig, progress: Progress) -> None:
     """A ConfigError when ``config`` changes a setting the saved run's schedule depends on."""
-    changed = [name for name in SCHEDULE_FIELDS if progress.config.get(name) != getattr(config, name)]
+    defaults = TrainConfig().to_dict()  # a setting newer than the saved state had its default then
+    saved = {name: progress.config.get(name, defaults[name]) for name in SCHEDULE_FIELDS}
+    changed = [name for name in SCHEDULE_FIELDS if saved[name] != getattr(config, name)]
     if changed:
         name = changed[0]
         raise ConfigError(
-            f"cannot resume: {name} was {progress.config.get(name)!r} and is now {getattr(config, name)!r} "
+            f"cannot resume: {name} was {saved[name]!r} and is now {getattr(config, name)!r} "
             f"(use the original config, or a new output_dir)"
         )
 

@@ -50,6 +50,7 @@ SCHEDULE_FIELDS = (
     "stop_text_encoder_training",
     "text_encoder_sensitivity",
     "seed",
+    "validation_split",
     "optimizer_type",
     "lr_scheduler",
 )
@@ -238,25 +239,32 @@ def load_state(accelerator: Any, progress: Progress, scheduler: Any = None) -> N
 
 def check_resumable(config: TrainConfig, progress: Progress) -> None:
     """A ConfigError when ``config`` changes a setting the saved run's schedule depends on."""
-    changed = [name for name in SCHEDULE_FIELDS if progress.config.get(name) != getattr(config, name)]
+    defaults = TrainConfig().to_dict()  # a setting newer than the saved state had its default then
+    saved = {name: progress.config.get(name, defaults[name]) for name in SCHEDULE_FIELDS}
+    changed = [name for name in SCHEDULE_FIELDS if saved[name] != getattr(config, name)]
     if changed:
         name = changed[0]
         raise ConfigError(
-            f"cannot resume: {name} was {progress.config.get(name)!r} and is now {getattr(config, name)!r} "
+            f"cannot resume: {name} was {saved[name]!r} and is now {getattr(config, name)!r} "
             f"(use the original config, or a new output_dir)"
         )
 
 
-def training_metadata(config: TrainConfig, step: int, epoch: int, family: str) -> dict[str, str]:
-    """Metadata written into a checkpoint's safetensors header."""
+def training_metadata(
+    config: TrainConfig, step: int, epoch: int, family: str, v_prediction: bool = False
+) -> dict[str, str]:
+    """Metadata written into a checkpoint's safetensors header (ours, Kohya's ``ss_*``, the model spec)."""
+    from trainer.modelspec import base_model_version, modelspec_metadata
+
     return {
         "dreamcurate.step": str(step),
         "dreamcurate.epoch": str(epoch),
         "dreamcurate.config": json.dumps(config.to_dict()),
         "ss_training_comment": "trained with dreamcurate",
-        "ss_base_model_version": family,
+        "ss_base_model_version": base_model_version(family, v_prediction),
         "ss_steps": str(step),
         "ss_epoch": str(epoch),
+        **modelspec_metadata(config, family, v_prediction),
     }
 
 

@@ -64,8 +64,11 @@ class PlanOptions:
 
     @property
     def trains_text_encoder(self) -> bool:
-        """False when the settings never train the text encoder (stop_text_encoder_training = -1)."""
-        return self.settings.stop_text_encoder_training != -1
+        """False when the settings never train the text encoder (stop_text_encoder_training 0 or -1, or
+        learning_rate_te 0, as in sd-scripts)."""
+        from curator.plan.steps import te_stop_setting
+
+        return te_stop_setting(self.settings)[1] != 0
 
     def kind_of(self, concept: str) -> str:
         """The kind (style / subject) the size advice uses for ``concept``."""
@@ -125,6 +128,7 @@ class Plan:
     notes: list[str]
     curation: dict | None = None  # what the curation left out (curator.review.curation.Curation.to_json)
     sizes_from: dict | None = None  # where a raw plan read the image sizes (scan cache / headers)
+    held_out: list[str] = field(default_factory=list)  # images held out for the validation loss
 
     @property
     def vram_gb(self) -> float:
@@ -153,6 +157,7 @@ class Plan:
             "size_advice": self.size_advice,
             "notes": self.notes,
             "curation": self.curation,
+            "held_out": self.held_out,
             **({"sizes_from": self.sizes_from} if self.sizes_from is not None else {}),
         }
 
@@ -290,10 +295,17 @@ def build_plan(
     size advice. The steps are :func:`curator.plan.steps.schedule`'s, the function the trainer runs."""
     from curator.plan import estimates
 
+    from curator.plan.validation import held_out_items
+
     options = options or PlanOptions()
     s = options.settings
     notes: list[str] = []
-    entries = _entries(dataset, sizes, notes)
+    held = held_out_items(dataset.items, s.validation_split, s.seed)
+    entries = [e for e in _entries(dataset, sizes, notes) if e.key not in held]
+    if held:
+        notes.append(
+            f"{len(held)} images held out for the validation loss (validation_split {s.validation_split})"
+        )
     settings = options.bucket_settings()
     buckets, images, bucket_notes = _bucket_rows(entries, settings)
     notes += bucket_notes
@@ -303,7 +315,7 @@ def build_plan(
     stop = run.te_stop_step
     train_entries = [e for e in entries if not e.is_reg]
     seed_step = None
-    if s.text_encoder_sensitivity and s.stop_text_encoder_training == 0:
+    if s.text_encoder_sensitivity and s.stop_text_encoder_training is None:
         seed_step = seed_formula_stop_step(len(train_entries), s.text_encoder_sensitivity, run.epochs)
     repeats = effective_repeats(entries)
     reg_seen = sum(n for e, n in repeats if e.is_reg)
@@ -367,6 +379,7 @@ def build_plan(
         time=time.to_json(),
         size_advice=advice,
         notes=notes,
+        held_out=sorted(held),
     )
 
 

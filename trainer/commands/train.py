@@ -20,11 +20,16 @@ def _with_field_options(command: Any) -> Any:
     return training_options()(command)
 
 
-def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] | None = None) -> TrainConfig:
+def configured(
+    config_path: Path,
+    overrides: dict[str, Any],
+    ignored: list[str] | None = None,
+    skip_unsupported: bool = False,
+) -> TrainConfig:
     """CONFIG read and the options applied, every value checked: a problem the options bring in is a usage error
     (exit 2); a problem of the file's own stays a ClickException (exit 1) that names the file."""
     try:
-        from_file = read_config(config_path, ignored)
+        from_file = read_config(config_path, ignored, skip_unsupported)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     file_problem = ""
@@ -58,9 +63,20 @@ def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] 
     "--init", "init", is_flag=True, help="write CONFIG with every default (and the options given), then exit"
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar (events.jsonl is written either way)")
+@click.option(
+    "--skip-unsupported",
+    is_flag=True,
+    help="train without the Kohya settings this trainer does not implement (named in a notice) instead of stopping",
+)
 @_with_field_options
 def train(
-    config_path: Path, resume: bool, fresh: bool, init: bool, no_progress: bool, **overrides: Any
+    config_path: Path,
+    resume: bool,
+    fresh: bool,
+    init: bool,
+    no_progress: bool,
+    skip_unsupported: bool,
+    **overrides: Any,
 ) -> None:
     """Train a DreamBooth model from the TOML file CONFIG (Kohya sd-scripts setting names).
 
@@ -70,10 +86,11 @@ def train(
         _init(config_path, overrides)
         return
     ignored: list[str] = []
-    config = configured(config_path, overrides, ignored)
+    config = configured(config_path, overrides, ignored, skip_unsupported)
     if ignored:
         click.echo(
-            f"notice: ignoring Kohya settings this trainer does not implement: {', '.join(ignored)}", err=True
+            f"notice: training without Kohya settings this trainer does not implement: {', '.join(ignored)}",
+            err=True,
         )
     if resume and fresh:
         raise click.UsageError("--resume and --fresh cannot be combined")
@@ -93,6 +110,9 @@ def _init(config_path: Path, overrides: dict[str, Any]) -> None:
 
 def _run(config: TrainConfig, resume: bool, progress: bool, fresh: bool = False) -> None:
     from trainer import checkpoint
+
+    # The first line comes before torch is imported (seconds on a busy machine)
+    click.echo(f"training into {config.output_dir} (loading torch)", err=True)
     from trainer.data import DataError
     from trainer.loop import TrainingError
     from trainer.loop import train as run_training

@@ -45,6 +45,11 @@ SCHEDULE_FIELDS = (
     "seed",
     "optimizer_type",
     "lr_scheduler",
+    "network_module",
+    "network_dim",
+    "conv_dim",
+    "network_train_unet_only",
+    "network_train_text_encoder_only",
 )
 
 

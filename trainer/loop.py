@@ -33,6 +33,7 @@ from trainer.data import (
     load_batch_pixels,
 )
 from trainer.events import EVENTS_FILENAME, EventLog
+from trainer.lora import training as lora_training
 
 #: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
 NAN_AT_STEP_ENV = "DREAMCURATE_TEST_NAN_AT_STEP"
@@ -135,9 +136,11 @@ def make_optimizer(config: TrainConfig, unet: Any, text_encoder: Any | None) -> 
     """AdamW (or bitsandbytes' AdamW8bit) over the UNet and, when it trains, the text encoder (own learning rate)."""
     import torch
 
-    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": config.learning_rate}]
+    lr_unet, lr_te = config.learning_rate, config.learning_rate_te or config.learning_rate
+    if config.network_module:
+        lr_unet, lr_te = lora_training.learning_rates(config)
+    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": lr_unet}]
     if text_encoder is not None:
-        lr_te = config.learning_rate_te or config.learning_rate
         groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad], "lr": lr_te})
     if config.optimizer_type == "AdamW8bit":
         try:
@@ -246,10 +249,16 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     model = load_models(config)
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
+    if config.network_module:  # a LoRA: the base frozen, adapters train
+        lora_training.wrap(model, config)
+        te_training = te_training and lora_training.trains_text_encoder(config)
     cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
     if not config.cache_latents:
         model.vae.to(accelerator.device)
-    model.text_encoder.requires_grad_(te_training)
+    if config.network_module:
+        lora_training.set_text_encoder_trainable(model.text_encoder, te_training)
+    else:
+        model.text_encoder.requires_grad_(te_training)
     model.text_encoder.train(te_training)
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
@@ -485,7 +494,10 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
         metadata = checkpoint.training_metadata(
             config, run.step, run.epoch, getattr(run.model, "family", "sd1")
         )
-        checkpoint.save_model(trained_model(run), config, path, metadata)
+        if config.network_module:
+            lora_training.save_checkpoint(trained_model(run), config, path, metadata, run.data)
+        else:
+            checkpoint.save_model(trained_model(run), config, path, metadata)
         run.result.checkpoints.append(path)
     run.last_checkpoint = path  # every process knows it, so any one of them can name it in a message
     state_dir = None

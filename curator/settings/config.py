@@ -93,6 +93,20 @@ class TrainConfig:
     text_encoder_sensitivity: float = _f(
         0.0, "stop the text encoder after this fraction of all optimizer steps (0 = train it to the end)"
     )
+    # -- LoRA (Kohya's train_network.py names and defaults; network_module empty = DreamBooth, the whole model)
+    network_module: str = _f(
+        "", "networks.lora trains a LoRA (a small file of adapters) instead of the whole model ('' = DreamBooth)"
+    )
+    network_dim: int = _f(4, "LoRA rank of linear and 1x1 conv layers (Kohya's default 4; 8-128 are common)")
+    network_alpha: float = _f(1.0, "LoRA alpha: adapters are scaled by network_alpha / network_dim")
+    network_dropout: float = _f(0.0, "LoRA dropout probability (0 = off)")
+    network_train_unet_only: bool = _f(False, "LoRA: adapt only the UNet")
+    network_train_text_encoder_only: bool = _f(False, "LoRA: adapt only the text encoder")
+    network_weights: str = _f("", "LoRA file whose weights the adapters start from, to continue training ('' = new)")
+    unet_lr: float = _f(0.0, "LoRA: the UNet adapters' learning rate (0 = learning_rate)")
+    text_encoder_lr: float = _f(0.0, "LoRA: the text-encoder adapters' learning rate (0 = learning_rate)")
+    conv_dim: int = _f(0, "LoRA rank of 3x3 conv layers (0 = convs not adapted, Kohya's default)")
+    conv_alpha: float = _f(1.0, "LoRA alpha of 3x3 conv layers")
     # -- numerics
     mixed_precision: str = _f("fp16", "no, fp16 or bf16 (fp16 falls back to no on a CPU)")
     gradient_checkpointing: bool = _f(False, "trade compute for memory in the UNet and text encoder")
@@ -190,6 +204,7 @@ KOHYA_UNSUPPORTED = frozenset(
     config_file output_config metadata_title metadata_author metadata_description metadata_license
     metadata_tags use_8bit_adam use_lion_optimizer masked_loss alpha_mask use_safetensors
     max_token_length_warning mixed_precision_vae save_every_n_epochs_state train_text_encoder
+    network_args dim_from_weights scale_weight_norms base_weights base_weights_multiplier no_metadata
     """.split()
 )
 
@@ -207,6 +222,7 @@ _CHOICES = {
         "polynomial",
     ),
     "sample_sampler": ("ddim", "euler", "euler_a", "dpmsolver++", "pndm"),
+    "network_module": ("", "networks.lora"),
     "max_token_length": (75, 150, 225),
     "caption_extension": None,
 }
@@ -224,6 +240,13 @@ _NON_NEGATIVE = (
     "max_grad_norm",
     "prior_loss_weight",
     "seed",
+    "network_dim",
+    "network_alpha",
+    "network_dropout",
+    "unet_lr",
+    "text_encoder_lr",
+    "conv_dim",
+    "conv_alpha",
 )
 _POSITIVE = (
     "resolution",
@@ -271,8 +294,26 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
         raise ConfigError(f"caption_extension must start with a dot, got {c.caption_extension!r}")
     if not c.output_name or "/" in c.output_name or "\\" in c.output_name:
         raise ConfigError(f"output_name must be a plain file name, got {c.output_name!r}")
+    _validate_network(c)
     if check_paths:
         _check_paths(c)
+
+
+def _validate_network(c: TrainConfig) -> None:
+    if not c.network_module:
+        lora_only = [n for n in ("unet_lr", "text_encoder_lr", "network_weights") if getattr(c, n)]
+        lora_only += [n for n in ("network_train_unet_only", "network_train_text_encoder_only") if getattr(c, n)]
+        if lora_only:
+            raise ConfigError(f"{lora_only[0]} applies to LoRA training: set network_module = \"networks.lora\"")
+        return
+    if c.network_dim <= 0:
+        raise ConfigError(f"network_dim must be more than 0, got {c.network_dim}")
+    if c.network_dropout >= 1.0:
+        raise ConfigError(f"network_dropout is a probability below 1, got {c.network_dropout}")
+    if c.network_train_unet_only and c.network_train_text_encoder_only:
+        raise ConfigError("network_train_unet_only and network_train_text_encoder_only exclude each other")
+    if c.save_model_as != "safetensors":
+        raise ConfigError("a LoRA is saved as one .safetensors file: set save_model_as = \"safetensors\"")
 
 
 def _check_paths(c: TrainConfig) -> None:
@@ -286,6 +327,8 @@ def _check_paths(c: TrainConfig) -> None:
         raise ConfigError("pretrained_model_name_or_path is not set (a local model file or diffusers folder)")
     if not Path(c.pretrained_model_name_or_path).exists():
         raise ConfigError(f"base model not found: {c.pretrained_model_name_or_path}")
+    if c.network_weights and not Path(c.network_weights).is_file():
+        raise ConfigError(f"network_weights not found: {c.network_weights}")
     if c.vae and not Path(c.vae).exists():
         raise ConfigError(f"vae not found: {c.vae}")
     if not c.train_data_dir:

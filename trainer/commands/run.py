@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
-from trainer.commands.train import _given, _option_for, apply_overrides, usage_error
+from trainer.commands.train import EXTRACT_HELP, _given, _option_for, apply_overrides, usage_error
 
 #: TrainConfig fields offered as options of ``run`` (the rest: edit OUT/train.toml and use ``dreamcurate train``)
 RUN_FIELDS = (
@@ -39,6 +39,9 @@ RUN_FIELDS = (
     "sample_prompts",
     "v_parameterization",
     "vae",
+    "network_module",
+    "network_dim",
+    "network_alpha",
 )
 
 
@@ -99,6 +102,7 @@ class RunRequest:
     progress: bool = True
     train: bool = True  # False: stop after the export
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig field -> value
+    extract_lora: int = 0  # also extract a LoRA of this rank from the trained model
 
 
 def run_pipeline(request: RunRequest, console: Any) -> Path:
@@ -173,7 +177,7 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
         raise click.ClickException(str(exc)) from exc
     print_export_summary(exported, suggested_note=not request.balance)
     if request.train:
-        _train(exported.out / "train.toml", overrides, request.progress)
+        _train(exported.out / "train.toml", overrides, request.progress, request.extract_lora)
     return exported.out
 
 
@@ -205,6 +209,7 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
 @click.option("--balance", is_flag=True, help="use repeats that balance the concepts")
 @click.option("--force", is_flag=True, help="replace an existing OUT")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
+@click.option("--extract-lora", type=click.IntRange(min=0), default=0, metavar="DIM", help=EXTRACT_HELP)
 @_with_run_options
 def run(
     dataset: Path,
@@ -218,6 +223,7 @@ def run(
     balance: bool,
     force: bool,
     no_progress: bool,
+    extract_lora: int,
     **overrides: Any,
 ) -> None:
     """Scan, report, export and train DATASET in one go: OUT gets the curated Kohya folder, report.html,
@@ -240,6 +246,7 @@ def run(
         force=force,
         progress=not no_progress,
         overrides=overrides,
+        extract_lora=extract_lora,
     )
     run_pipeline(request, Console(highlight=False))
 
@@ -257,7 +264,7 @@ def _check_base(base: Path) -> None:
         raise click.ClickException(f"cannot read base model {base}: {exc}") from exc
 
 
-def _train(config_path: Path, overrides: dict[str, Any], progress: bool) -> None:
+def _train(config_path: Path, overrides: dict[str, Any], progress: bool, extract_lora: int = 0) -> None:
     """Write the full config (every setting, with the overrides) over the export's train.toml and train it."""
     from trainer.commands.train import _run
 
@@ -268,4 +275,4 @@ def _train(config_path: Path, overrides: dict[str, Any], progress: bool) -> None
         raise click.ClickException(str(exc)) from exc
     write_config(config, config_path)
     click.echo(f"training with {config_path}")
-    _run(config, resume=False, progress=progress)
+    _run(config, resume=False, progress=progress, extract_lora=extract_lora)

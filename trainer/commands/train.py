@@ -16,6 +16,12 @@ import click
 from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
 
 
+EXTRACT_HELP = (
+    "after a DreamBooth run, also write OUTPUT_NAME-lora.safetensors: a LoRA of rank DIM extracted from the result "
+    "(see dreamcurate lora extract) [default: 0 = no]"
+)
+
+
 def _option_for(spec: dataclasses.Field) -> Any:
     default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
     flag = "--" + spec.name.replace("_", "-")
@@ -94,8 +100,11 @@ def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] 
     "--init", "init", is_flag=True, help="write CONFIG with every default (and the options given), then exit"
 )
 @click.option("--no-progress", is_flag=True, help="no progress bar (events.jsonl is written either way)")
+@click.option("--extract-lora", type=click.IntRange(min=0), default=0, metavar="DIM", help=EXTRACT_HELP)
 @_with_field_options
-def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **overrides: Any) -> None:
+def train(
+    config_path: Path, resume: bool, init: bool, no_progress: bool, extract_lora: int, **overrides: Any
+) -> None:
     """Train a DreamBooth model from the TOML file CONFIG (Kohya sd-scripts setting names).
 
     Progress goes to OUTPUT_DIR/events.jsonl (JSON lines) as well as the terminal. Options override CONFIG.
@@ -109,7 +118,7 @@ def train(config_path: Path, resume: bool, init: bool, no_progress: bool, **over
         click.echo(
             f"notice: ignoring Kohya settings this trainer does not implement: {', '.join(ignored)}", err=True
         )
-    _run(config, resume, not no_progress)
+    _run(config, resume, not no_progress, extract_lora)
 
 
 def _init(config_path: Path, overrides: dict[str, Any]) -> None:
@@ -123,12 +132,14 @@ def _init(config_path: Path, overrides: dict[str, Any]) -> None:
     click.echo(f"wrote {config_path}")
 
 
-def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
+def _run(config: TrainConfig, resume: bool, progress: bool, extract_lora: int = 0) -> None:
     from trainer.data import DataError
     from trainer.loop import TrainingError
     from trainer.loop import train as run_training
     from trainer.models.errors import ModelError
 
+    if extract_lora and config.network_module:
+        raise click.UsageError("--extract-lora extracts from a DreamBooth result; this config trains a LoRA already")
     try:
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:
@@ -138,3 +149,20 @@ def _run(config: TrainConfig, resume: bool, progress: bool) -> None:
     click.echo(f"trained {result.steps} steps; model: {result.final_path}")
     if result.samples:
         click.echo(f"samples: {result.samples[-1].parent}")
+    if extract_lora and result.final_path is not None:
+        _extract_after(config, result.final_path, extract_lora)
+
+
+def _extract_after(config: TrainConfig, final: Path, dim: int) -> None:
+    """The LoRA of the finished DreamBooth run (``OUTPUT_NAME-lora.safetensors`` beside it)."""
+    from trainer.commands.lora import print_extraction
+    from trainer.lora.extract import extract_file
+    from trainer.models.errors import ModelError
+
+    out = Path(config.output_dir) / f"{config.output_name}-lora.safetensors"
+    base = Path(config.pretrained_model_name_or_path)
+    try:
+        result = extract_file(base, final, out, dim, precision=config.save_precision, force=True)
+    except ModelError as exc:
+        raise click.ClickException(f"--extract-lora: {exc}") from exc
+    print_extraction(result, out, show_layers=False)

@@ -16,8 +16,10 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trainer.lora.files import network_metadata
@@ -211,3 +213,38 @@ def extract(
         math.sqrt(te_diff_sq / te_norm_sq) if te_norm_sq else 0.0,
         untargeted,
     )
+
+
+def extract_file(
+    base_path: Path,
+    tuned_path: Path,
+    out: Path,
+    dim: int,
+    conv_dim: int = 0,
+    clamp_quantile: float = 0.99,
+    fro: float | None = None,
+    precision: str = "float",
+    force: bool = False,
+) -> Extraction:
+    """Load both models, extract, write ``out`` (a Kohya-format LoRA, atomically; an existing ``out`` only with
+    ``force``, and only a model file). ModelError for every refusal."""
+    from trainer.lora.files import base_model_metadata, write_lora
+    from trainer.models.io import check_output_target, load_model
+
+    if out.suffix.lower() != ".safetensors":
+        raise ModelError(f"{out}: a LoRA is written as .safetensors")
+    check_output_target(out, "single-file", overwrite=force)
+    if base_path.resolve() == tuned_path.resolve():
+        raise ModelError("base and tuned are the same file: nothing to extract")
+    result = extract(load_model(base_path), load_model(tuned_path), dim, conv_dim, clamp_quantile, fro)
+    metadata = {
+        **result.metadata(),
+        **base_model_metadata(base_path),
+        "ss_training_comment": f"extracted by dreamcurate from {tuned_path.name}",
+        "dreamcurate.extract": json.dumps(
+            {"unet": result.summary("unet"), "text_encoder": result.summary("te"), "fro": fro,
+             "clamp_quantile": clamp_quantile, "te_relative_change": result.te_relative_change}
+        ),
+    }
+    write_lora(out, result.tensors, metadata, precision)
+    return result

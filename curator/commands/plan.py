@@ -79,6 +79,13 @@ if TYPE_CHECKING:
 @click.option("--8bit-adam", "use_8bit_adam", is_flag=True, help="8-bit AdamW.")
 @click.option("--model", type=click.Choice(["sd15", "sd2"]), default="sd15", show_default=True)
 @click.option(
+    "--network-dim",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Plan a LoRA of this rank (network_dim) instead of DreamBooth: its memory and file size.",
+)
+@click.option("--conv-dim", type=click.IntRange(min=0), default=0, help="The LoRA's rank of 3x3 convs (conv_dim).")
+@click.option(
     "--base",
     "base",
     type=click.Path(path_type=Path),
@@ -173,6 +180,8 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
         use_8bit_adam=kw["use_8bit_adam"],
         model=kw["model"],
         base_model=facts,
+        network_dim=kw["network_dim"],
+        conv_dim=kw["conv_dim"],
         base_model_note=note,
         kind=kw["kind"],
     )

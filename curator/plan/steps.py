@@ -331,6 +331,8 @@ class PlanOptions:
     )
     base_model_note: str | None = None  # why the base model's facts are missing (shown in the plan's notes)
     kind: str = "style"  # style or subject: which dataset size range the advice uses
+    network_dim: int = 0  # a LoRA of this rank instead of DreamBooth (memory and file size; 0: DreamBooth)
+    conv_dim: int = 0  # the LoRA's rank of 3x3 convs
 
     def bucket_settings(self) -> BucketSettings:
         """The bucket settings of these options."""
@@ -514,6 +516,8 @@ def _vram_inputs(options: PlanOptions, stop: int | None) -> Any:
         unet_params=facts.unet_params if facts else None,
         te_params=facts.text_encoder_params if facts else None,
         unet_width=facts.unet_width if facts else None,
+        network_dim=options.network_dim,
+        conv_dim=options.conv_dim,
     )
 
 
@@ -561,6 +565,13 @@ def build_plan(
         facts.total_params if facts else None,
         facts.header_bytes if facts else 0,
     )
+    if options.network_dim:  # a LoRA file instead of a checkpoint
+        each = estimates.lora_file_gb(
+            estimates.lora_parameters(vram_inputs.model, options.network_dim, options.conv_dim,
+                                      text_encoder=vram_inputs.train_text_encoder,
+                                      unet_width=vram_inputs.unet_width),
+            options.save_precision,
+        )
     if options.base_model_note:
         notes.append(options.base_model_note)
     concepts = _concept_rows(dataset, repeats)

@@ -63,7 +63,10 @@ def test_full_rank_reproduces_and_lower_ranks_report_a_falling_error(tmp_path: P
     low = extract(base, tuned, dim=4, conv_dim=4)  # Kohya's default clamping
     high = extract(base, tuned, dim=16, conv_dim=16)
     assert low.summary("unet")["mean_kept"] < high.summary("unet")["mean_kept"] < 1.0
-    low_err, high_err = errors_through_diffusers(low, tuned, tmp_path), errors_through_diffusers(high, tuned, tmp_path)
+    low_err, high_err = (
+        errors_through_diffusers(low, tuned, tmp_path),
+        errors_through_diffusers(high, tuned, tmp_path),
+    )
     for part in ("unet", "text_encoder"):
         assert exact[part] < high_err[part] < low_err[part], (part, low_err, high_err)
 
@@ -108,8 +111,15 @@ def test_dreambooth_then_extract_then_check_on_the_command_line(tmp_path: Path) 
 
     model = write_tiny_model(tmp_path / "tiny.safetensors")
     make_images(tmp_path / "data" / "1_sks", [SQUARE] * 2)
-    config = fast_config(model, tmp_path / "data", tmp_path / "db", resolution=64, max_train_epochs=3,
-                         stop_text_encoder_training=2, learning_rate=1e-4)
+    config = fast_config(
+        model,
+        tmp_path / "data",
+        tmp_path / "db",
+        resolution=64,
+        max_train_epochs=3,
+        stop_text_encoder_training=2,
+        learning_rate=1e-4,
+    )
     tuned = train(config, show_progress=False).final_path
     assert tuned is not None
     te_base = load_model(model).text_encoder.state_dict()
@@ -129,14 +139,32 @@ def test_dreambooth_then_extract_then_check_on_the_command_line(tmp_path: Path) 
     again = runner.invoke(cli, args)
     assert again.exit_code == 1 and "already exists; use --force" in again.output
     assert runner.invoke(cli, [*args, "--force"]).exit_code == 0
-    same = runner.invoke(cli, ["lora", "extract", "--base", str(model), "--tuned", str(model), str(tmp_path / "s.safetensors")])
+    same = runner.invoke(
+        cli, ["lora", "extract", "--base", str(model), "--tuned", str(model), str(tmp_path / "s.safetensors")]
+    )
     assert same.exit_code == 1 and "same file" in same.output and "Traceback" not in same.output
 
-    checked = runner.invoke(cli, ["lora", "check", str(model), str(out), "--tuned", str(tuned), "--steps", "2",
-                                  "--output-dir", str(tmp_path / "c"), "--json"])
+    checked = runner.invoke(
+        cli,
+        [
+            "lora",
+            "check",
+            str(model),
+            str(out),
+            "--tuned",
+            str(tuned),
+            "--steps",
+            "2",
+            "--output-dir",
+            str(tmp_path / "c"),
+            "--json",
+        ],
+    )
     assert checked.exit_code == 0, checked.output
-    result = json.loads(checked.output[checked.output.index("{"):])
-    assert result["keys"]["unmatched"] == [] and result["keys"]["matched"] == report["unet"]["layers"] + report[
-        "text_encoder"]["layers"]
+    result = json.loads(checked.output[checked.output.index("{") :])
+    assert (
+        result["keys"]["unmatched"] == []
+        and result["keys"]["matched"] == report["unet"]["layers"] + report["text_encoder"]["layers"]
+    )
     assert 0 <= result["relative_error"]["unet_of_change"] < 1.0
     assert Path(result["sample"]).is_file() and Path(result["sample"]).parent == tmp_path / "c" / "samples"

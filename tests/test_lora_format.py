@@ -100,7 +100,9 @@ def test_unet_only_and_precision(tmp_path: Path) -> None:
     from trainer.lora.files import write_lora
     from trainer.lora.network import kohya_tensors
 
-    tensors = kohya_tensors(*_parts(adapted_model("sd1", lora_config(network_train_unet_only=True, conv_dim=0))))
+    tensors = kohya_tensors(
+        *_parts(adapted_model("sd1", lora_config(network_train_unet_only=True, conv_dim=0)))
+    )
     assert tensors and all(k.startswith("lora_unet_") for k in tensors)
     assert not any("resnets" in k for k in tensors)  # no conv_dim: only the transformer blocks
     path = write_lora(tmp_path / "x.safetensors", tensors, {"ss_network_dim": "4"}, precision="fp16")
@@ -128,7 +130,9 @@ def test_lora_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="unet_lr applies to LoRA"):
         TrainConfig(unet_lr=1e-4).validate(check_paths=False)
     with pytest.raises(ConfigError, match="exclude each other"):
-        lora_config(network_train_unet_only=True, network_train_text_encoder_only=True).validate(check_paths=False)
+        lora_config(network_train_unet_only=True, network_train_text_encoder_only=True).validate(
+            check_paths=False
+        )
     with pytest.raises(ConfigError, match="network_module"):
         TrainConfig(network_module="lycoris.kohya").validate(check_paths=False)
     assert TrainConfig.from_dict({"network_args": ["conv_dim=4"]}, ignored=(ignored := [])) and ignored

@@ -36,10 +36,15 @@ def test_lora_parameter_counts_are_the_trainers_targets(model: str) -> None:
 def test_lora_plan_memory_and_file_size() -> None:
     from curator.dataset.discover import Concept, Dataset, Item
 
-    items = [Item(path=__import__("pathlib").Path(f"/x/{i}.png"), rel=f"10_a/{i}.png", concept="a", repeats=10)
-             for i in range(4)]
-    dataset = Dataset(root=items[0].path.parent, layout="kohya", concepts=[Concept("a", 10, items[0].path.parent,
-                                                                                    items=items)])
+    items = [
+        Item(path=__import__("pathlib").Path(f"/x/{i}.png"), rel=f"10_a/{i}.png", concept="a", repeats=10)
+        for i in range(4)
+    ]
+    dataset = Dataset(
+        root=items[0].path.parent,
+        layout="kohya",
+        concepts=[Concept("a", 10, items[0].path.parent, items=items)],
+    )
     sizes = {item.rel: (512, 512) for item in items}
     dreambooth = build_plan(dataset, sizes, PlanOptions(save_precision="fp16"))
     lora = build_plan(dataset, sizes, PlanOptions(save_precision="fp16", network_dim=32))

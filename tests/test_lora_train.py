@@ -58,21 +58,33 @@ def _base_weights(state_file: Path) -> dict[str, torch.Tensor]:
     """A saved resume state's module weights without the adapters, under the plain model's keys."""
     from safetensors.torch import load_file
 
-    return {k.replace(".base_layer", ""): v for k, v in load_file(str(state_file)).items() if ".lora_" not in k}
+    return {
+        k.replace(".base_layer", ""): v for k, v in load_file(str(state_file)).items() if ".lora_" not in k
+    }
 
 
 @pytest.mark.slow
 def test_lora_trains_only_adapters_for_the_planned_steps_and_learns(tmp_path: Path) -> None:
-    from trainer.lora.files import read_lora
     from trainer.loop import train
+    from trainer.lora.files import read_lora
     from trainer.models.io import load_model
     from trainer.models.tiny import write_tiny_model
 
     model = write_tiny_model(tmp_path / "tiny.safetensors")
     _smooth_images(tmp_path / "data" / "1_sks", 4)
-    config = fast_config(model, tmp_path / "data", tmp_path / "out", resolution=64, enable_bucket=False,
-                         train_batch_size=4, max_train_epochs=40, learning_rate=1e-2, save_state=True,
-                         shuffle_caption=False, **LORA)
+    config = fast_config(
+        model,
+        tmp_path / "data",
+        tmp_path / "out",
+        resolution=64,
+        enable_bucket=False,
+        train_batch_size=4,
+        max_train_epochs=40,
+        learning_rate=1e-2,
+        save_state=True,
+        shuffle_caption=False,
+        **LORA,
+    )
     result = train(config, show_progress=False)
 
     assert result.steps == result.optimizer_steps == result.te_optimizer_steps == _planned_steps(config) == 40
@@ -81,7 +93,10 @@ def test_lora_trains_only_adapters_for_the_planned_steps_and_learns(tmp_path: Pa
 
     base = load_model(model)
     state = next((tmp_path / "out" / "state").glob("step-*"))
-    for saved, plain in ((state / "model.safetensors", base.unet), (state / "model_1.safetensors", base.text_encoder)):
+    for saved, plain in (
+        (state / "model.safetensors", base.unet),
+        (state / "model_1.safetensors", base.text_encoder),
+    ):
         weights, reference = _base_weights(saved), plain.state_dict()
         assert weights.keys() == reference.keys()
         assert all(torch.equal(weights[k], reference[k]) for k in reference)  # byte-identical base
@@ -105,8 +120,16 @@ def test_lora_sigkill_then_resume_ends_at_the_planned_step(tmp_path: Path) -> No
     model = write_tiny_model(tmp_path / "tiny.safetensors")
     make_images(tmp_path / "data" / "1_sks", [SQUARE] * 4)
     out = tmp_path / "out"
-    config = fast_config(model, tmp_path / "data", out, resolution=64, max_train_epochs=6, save_every_n_steps=3,
-                         save_state=True, **LORA)
+    config = fast_config(
+        model,
+        tmp_path / "data",
+        out,
+        resolution=64,
+        max_train_epochs=6,
+        save_every_n_steps=3,
+        save_state=True,
+        **LORA,
+    )
     config_path = tmp_path / "train.toml"
     write_config(config, config_path)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}

@@ -84,7 +84,9 @@ if TYPE_CHECKING:
     default=0,
     help="Plan a LoRA of this rank (network_dim) instead of DreamBooth: its memory and file size.",
 )
-@click.option("--conv-dim", type=click.IntRange(min=0), default=0, help="The LoRA's rank of 3x3 convs (conv_dim).")
+@click.option(
+    "--conv-dim", type=click.IntRange(min=0), default=0, help="The LoRA's rank of 3x3 convs (conv_dim)."
+)
 @click.option(
     "--base",
     "base",

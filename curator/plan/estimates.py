@@ -151,7 +151,11 @@ _LORA_BYTES_PER_PARAM = 16
 
 
 def lora_parameters(
-    model: str, network_dim: int, conv_dim: int = 0, unet: bool = True, text_encoder: bool = True,
+    model: str,
+    network_dim: int,
+    conv_dim: int = 0,
+    unet: bool = True,
+    text_encoder: bool = True,
     unet_width: int | None = None,
 ) -> int:
     """Parameters of a Kohya ``networks.lora`` LoRA (see the counts above); a narrower UNet (``unet_width``) scales
@@ -182,9 +186,14 @@ def estimate_lora_vram(inputs: VramInputs, available_gb: float | None = None) ->
     if inputs.unet_width is not None:
         activation *= min(1.0, inputs.unet_width / _FIT_UNET_WIDTH)
     unet = inputs.unet_params if inputs.unet_params is not None else _FIT_UNET_PARAMS
-    te = inputs.te_params if inputs.te_params is not None else _TE_PARAMS.get(inputs.model, _TE_PARAMS["sd15"])
+    te = (
+        inputs.te_params if inputs.te_params is not None else _TE_PARAMS.get(inputs.model, _TE_PARAMS["sd15"])
+    )
     adapters = lora_parameters(
-        inputs.model, inputs.network_dim, inputs.conv_dim, text_encoder=inputs.train_text_encoder,
+        inputs.model,
+        inputs.network_dim,
+        inputs.conv_dim,
+        text_encoder=inputs.train_text_encoder,
         unet_width=inputs.unet_width,
     )
     parts = {

@@ -567,9 +567,13 @@ def build_plan(
     )
     if options.network_dim:  # a LoRA file instead of a checkpoint
         each = estimates.lora_file_gb(
-            estimates.lora_parameters(vram_inputs.model, options.network_dim, options.conv_dim,
-                                      text_encoder=vram_inputs.train_text_encoder,
-                                      unet_width=vram_inputs.unet_width),
+            estimates.lora_parameters(
+                vram_inputs.model,
+                options.network_dim,
+                options.conv_dim,
+                text_encoder=vram_inputs.train_text_encoder,
+                unet_width=vram_inputs.unet_width,
+            ),
             options.save_precision,
         )
     if options.base_model_note:

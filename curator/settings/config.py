@@ -95,14 +95,17 @@ class TrainConfig:
     )
     # -- LoRA (Kohya's train_network.py names and defaults; network_module empty = DreamBooth, the whole model)
     network_module: str = _f(
-        "", "networks.lora trains a LoRA (a small file of adapters) instead of the whole model ('' = DreamBooth)"
+        "",
+        "networks.lora trains a LoRA (a small file of adapters) instead of the whole model ('' = DreamBooth)",
     )
     network_dim: int = _f(4, "LoRA rank of linear and 1x1 conv layers (Kohya's default 4; 8-128 are common)")
     network_alpha: float = _f(1.0, "LoRA alpha: adapters are scaled by network_alpha / network_dim")
     network_dropout: float = _f(0.0, "LoRA dropout probability (0 = off)")
     network_train_unet_only: bool = _f(False, "LoRA: adapt only the UNet")
     network_train_text_encoder_only: bool = _f(False, "LoRA: adapt only the text encoder")
-    network_weights: str = _f("", "LoRA file whose weights the adapters start from, to continue training ('' = new)")
+    network_weights: str = _f(
+        "", "LoRA file whose weights the adapters start from, to continue training ('' = new)"
+    )
     unet_lr: float = _f(0.0, "LoRA: the UNet adapters' learning rate (0 = learning_rate)")
     text_encoder_lr: float = _f(0.0, "LoRA: the text-encoder adapters' learning rate (0 = learning_rate)")
     conv_dim: int = _f(0, "LoRA rank of 3x3 conv layers (0 = convs not adapted, Kohya's default)")
@@ -302,9 +305,13 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
 def _validate_network(c: TrainConfig) -> None:
     if not c.network_module:
         lora_only = [n for n in ("unet_lr", "text_encoder_lr", "network_weights") if getattr(c, n)]
-        lora_only += [n for n in ("network_train_unet_only", "network_train_text_encoder_only") if getattr(c, n)]
+        lora_only += [
+            n for n in ("network_train_unet_only", "network_train_text_encoder_only") if getattr(c, n)
+        ]
         if lora_only:
-            raise ConfigError(f"{lora_only[0]} applies to LoRA training: set network_module = \"networks.lora\"")
+            raise ConfigError(
+                f'{lora_only[0]} applies to LoRA training: set network_module = "networks.lora"'
+            )
         return
     if c.network_dim <= 0:
         raise ConfigError(f"network_dim must be more than 0, got {c.network_dim}")
@@ -313,7 +320,7 @@ def _validate_network(c: TrainConfig) -> None:
     if c.network_train_unet_only and c.network_train_text_encoder_only:
         raise ConfigError("network_train_unet_only and network_train_text_encoder_only exclude each other")
     if c.save_model_as != "safetensors":
-        raise ConfigError("a LoRA is saved as one .safetensors file: set save_model_as = \"safetensors\"")
+        raise ConfigError('a LoRA is saved as one .safetensors file: set save_model_as = "safetensors"')
 
 
 def _check_paths(c: TrainConfig) -> None:

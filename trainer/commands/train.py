@@ -15,7 +15,6 @@ import click
 
 from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
 
-
 EXTRACT_HELP = (
     "after a DreamBooth run, also write OUTPUT_NAME-lora.safetensors: a LoRA of rank DIM extracted from the result "
     "(see dreamcurate lora extract) [default: 0 = no]"
@@ -139,7 +138,9 @@ def _run(config: TrainConfig, resume: bool, progress: bool, extract_lora: int = 
     from trainer.models.errors import ModelError
 
     if extract_lora and config.network_module:
-        raise click.UsageError("--extract-lora extracts from a DreamBooth result; this config trains a LoRA already")
+        raise click.UsageError(
+            "--extract-lora extracts from a DreamBooth result; this config trains a LoRA already"
+        )
     try:
         result = run_training(config, resume=resume, show_progress=progress)
     except (ConfigError, DataError, TrainingError, ModelError) as exc:

@@ -58,12 +58,14 @@ def _applied(module: Any, down: Any, up: Any) -> bool:
     import torch
 
     lora_a, lora_b = getattr(module, "lora_A", None), getattr(module, "lora_B", None)
-    if not lora_a:
+    if not lora_a or lora_b is None:
         return False
     for name in lora_a:
         a, b = lora_a[name].weight, lora_b[name].weight
         if a.shape == down.shape and b.shape == up.shape:
-            if torch.allclose(a.float().cpu(), down, atol=1e-6) and torch.allclose(b.float().cpu(), up, atol=1e-6):
+            if torch.allclose(a.float().cpu(), down, atol=1e-6) and torch.allclose(
+                b.float().cpu(), up, atol=1e-6
+            ):
                 return True
     return False
 
@@ -75,7 +77,9 @@ def apply_lora(pipe: Any, path: Path) -> KeyReport:
     try:
         pipe.load_lora_weights(str(path))
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"{path}: diffusers' load_lora_weights refused it ({str(exc).splitlines()[0]})") from exc
+        raise ModelError(
+            f"{path}: diffusers' load_lora_weights refused it ({str(exc).splitlines()[0]})"
+        ) from exc
     roots = {"unet": pipe.unet, "te": pipe.text_encoder}
     by_name = {t.name: t for t in find_targets(pipe.unet, pipe.text_encoder, conv=True)}
     names = sorted({key.split(".", 1)[0] for key in tensors})
@@ -151,9 +155,12 @@ def side_by_side(with_lora: Any, tuned: Any, out_dir: Path, stem: str, seed: int
 
     side = int(with_lora.unet.config.sample_size) * 8
     with tempfile.TemporaryDirectory() as tmp:
-        kw = {"steps": steps, "size": (side, side), "seed": seed, "sampler": "ddim"}
-        left = render_samples(with_lora, [PROMPT], Path(tmp), "lora", **kw)[0]
-        right = render_samples(tuned, [PROMPT], Path(tmp), "tuned", **kw)[0]
+        left, right = (
+            render_samples(
+                m, [PROMPT], Path(tmp), name, steps=steps, size=(side, side), seed=seed, sampler="ddim"
+            )[0]
+            for m, name in ((with_lora, "lora"), (tuned, "tuned"))
+        )
         with Image.open(left) as a, Image.open(right) as b:
             sheet = Image.new("RGB", (a.width + b.width, max(a.height, b.height)))
             sheet.paste(a, (0, 0))

@@ -73,7 +73,9 @@ class Extraction:
 
     def summary(self, part: str) -> dict[str, Any]:
         """Layers, mean and worst kept share of one part (``unet`` / ``te``)."""
-        rows = [row for row in self.layers if row.name.startswith("lora_unet_" if part == "unet" else "lora_te_")]
+        rows = [
+            row for row in self.layers if row.name.startswith("lora_unet_" if part == "unet" else "lora_te_")
+        ]
         if not rows:
             return {"layers": 0}
         return {
@@ -135,7 +137,9 @@ def _check_pair(base: Any, tuned: Any, base_targets: list[Target], tuned_targets
             "extract from the model the tuned one was trained from"
         )
     if [(t.name, t.shape) for t in base_targets] != [(t.name, t.shape) for t in tuned_targets]:
-        raise ModelError("base and tuned have different architectures (layer shapes differ): not base and derivative")
+        raise ModelError(
+            "base and tuned have different architectures (layer shapes differ): not base and derivative"
+        )
 
 
 def _untargeted_change(base_module: Any, tuned_module: Any, targets: list[Target]) -> float:
@@ -192,9 +196,12 @@ def extract(
             tensors[f"{target.name}.lora_up.weight"] = (up * (down.shape[0] / dim)).cpu()
             tensors[f"{target.name}.lora_down.weight"] = down.cpu()
             tensors[f"{target.name}.alpha"] = torch.tensor(float(dim))
-            layers.append(LayerReport(target.name, int(down.shape[0]), kept, diff_norm / (weight_norm or 1.0)))
+            layers.append(
+                LayerReport(target.name, int(down.shape[0]), kept, diff_norm / (weight_norm or 1.0))
+            )
     untargeted = {
-        part: _untargeted_change(b, t, [x for x in base_targets if x.part == part]) for part, (b, t) in roots.items()
+        part: _untargeted_change(b, t, [x for x in base_targets if x.part == part])
+        for part, (b, t) in roots.items()
     }
     if not tensors:
         if any(untargeted.values()):
@@ -242,8 +249,13 @@ def extract_file(
         **base_model_metadata(base_path),
         "ss_training_comment": f"extracted by dreamcurate from {tuned_path.name}",
         "dreamcurate.extract": json.dumps(
-            {"unet": result.summary("unet"), "text_encoder": result.summary("te"), "fro": fro,
-             "clamp_quantile": clamp_quantile, "te_relative_change": result.te_relative_change}
+            {
+                "unet": result.summary("unet"),
+                "text_encoder": result.summary("te"),
+                "fro": fro,
+                "clamp_quantile": clamp_quantile,
+                "te_relative_change": result.te_relative_change,
+            }
         ),
     }
     write_lora(out, result.tensors, metadata, precision)

@@ -97,7 +97,9 @@ def _tensor_hashes(data: bytes) -> tuple[str, str]:
     return new, legacy
 
 
-def write_lora(path: Path, tensors: dict[str, Any], metadata: dict[str, str], precision: str = "float") -> Path:
+def write_lora(
+    path: Path, tensors: dict[str, Any], metadata: dict[str, str], precision: str = "float"
+) -> Path:
     """Write ``tensors`` (cast to ``precision``) and ``metadata`` to ``path`` atomically; returns ``path``."""
     import torch
     from safetensors.torch import save
@@ -135,5 +137,7 @@ def read_lora(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
         )
     for name in names:
         if f"{name}.lora_down.weight" not in tensors or f"{name}.lora_up.weight" not in tensors:
-            raise ModelError(f"{path}: layer {name} lacks lora_down or lora_up (not a plain LoRA: LoCon/LoHa?)")
+            raise ModelError(
+                f"{path}: layer {name} lacks lora_down or lora_up (not a plain LoRA: LoCon/LoHa?)"
+            )
     return tensors, metadata

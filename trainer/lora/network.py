@@ -57,7 +57,7 @@ def inject(module: Any, layers: list[Layer], dropout: float = 0.0) -> None:
     first = layers[0]
     config = LoraConfig(
         r=first.rank,
-        lora_alpha=first.alpha,
+        lora_alpha=first.alpha,  # type: ignore[arg-type]  # typed int; peft scales by alpha / r, a float works
         lora_dropout=dropout,
         target_modules=[layer.target.path for layer in layers],
         rank_pattern={pattern: layer.rank for pattern, layer in exact.items()},
@@ -112,7 +112,9 @@ def kohya_tensors(unet: Any, text_encoder: Any) -> dict[str, Any]:
             continue
         down = module.lora_A[ADAPTER].weight.detach().float().cpu()
         tensors[f"{target.name}.lora_down.weight"] = down.contiguous()
-        tensors[f"{target.name}.lora_up.weight"] = module.lora_B[ADAPTER].weight.detach().float().cpu().contiguous()
+        tensors[f"{target.name}.lora_up.weight"] = (
+            module.lora_B[ADAPTER].weight.detach().float().cpu().contiguous()
+        )
         tensors[f"{target.name}.alpha"] = torch.tensor(float(module.lora_alpha[ADAPTER]))
     return tensors
 
@@ -129,17 +131,23 @@ def load_kohya_tensors(unet: Any, text_encoder: Any, tensors: dict[str, Any], so
         target = by_name.get(name)
         module = _adapted(roots[target.part], target) if target else None
         if module is None:
-            raise ConfigError(f"network_weights {source}: layer {name} is not adapted in this run (check network "
-                              "settings: conv_dim, network_train_unet_only / network_train_text_encoder_only)")
+            raise ConfigError(
+                f"network_weights {source}: layer {name} is not adapted in this run (check network "
+                "settings: conv_dim, network_train_unet_only / network_train_text_encoder_only)"
+            )
         down, up = tensors[f"{name}.lora_down.weight"], tensors[f"{name}.lora_up.weight"]
         own_a, own_b = module.lora_A[ADAPTER].weight, module.lora_B[ADAPTER].weight
         if tuple(down.shape) != tuple(own_a.shape) or tuple(up.shape) != tuple(own_b.shape):
-            raise ConfigError(f"network_weights {source}: {name} has rank {down.shape[0]}, this run {own_a.shape[0]} "
-                              "(set network_dim / conv_dim to the file's)")
+            raise ConfigError(
+                f"network_weights {source}: {name} has rank {down.shape[0]}, this run {own_a.shape[0]} "
+                "(set network_dim / conv_dim to the file's)"
+            )
         alpha = float(tensors.get(f"{name}.alpha", torch.tensor(float(down.shape[0]))))
         if abs(alpha - float(module.lora_alpha[ADAPTER])) > 1e-6 * max(1.0, alpha):
-            raise ConfigError(f"network_weights {source}: {name} has alpha {alpha:g}, this run "
-                              f"{float(module.lora_alpha[ADAPTER]):g} (set network_alpha / conv_alpha to the file's)")
+            raise ConfigError(
+                f"network_weights {source}: {name} has alpha {alpha:g}, this run "
+                f"{float(module.lora_alpha[ADAPTER]):g} (set network_alpha / conv_alpha to the file's)"
+            )
         with torch.no_grad():
             own_a.copy_(down.to(own_a.dtype))
             own_b.copy_(up.to(own_b.dtype))

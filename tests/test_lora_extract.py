@@ -105,7 +105,7 @@ def test_dreambooth_then_extract_then_check_on_the_command_line(tmp_path: Path) 
     from trainer_testkit import SQUARE, fast_config, make_images
 
     from curator.cli import cli
-    from trainer.loop import train
+    from curator.settings.config import write_config
     from trainer.models.io import load_model
     from trainer.models.tiny import write_tiny_model
 
@@ -120,15 +120,18 @@ def test_dreambooth_then_extract_then_check_on_the_command_line(tmp_path: Path) 
         stop_text_encoder_training=2,
         learning_rate=1e-4,
     )
-    tuned = train(config, show_progress=False).final_path
-    assert tuned is not None
+    write_config(config, tmp_path / "train.toml")
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["train", str(tmp_path / "train.toml"), "--no-progress", "--extract-lora", "4"])
+    assert trained.exit_code == 0, trained.output
+    tuned = tmp_path / "db" / "model.safetensors"
+    assert "text encoder" in trained.output and (tmp_path / "db" / "model-lora.safetensors").is_file()
     te_base = load_model(model).text_encoder.state_dict()
     te_tuned = load_model(tuned).text_encoder.state_dict()
     change = max(float((te_tuned[k] - te_base[k]).abs().max()) for k in te_base)
     assert 0 < change < 0.01  # Kohya's extractor would call this text encoder unchanged and drop it
 
     out = tmp_path / "lora.safetensors"
-    runner = CliRunner()
     args = ["lora", "extract", "--base", str(model), "--tuned", str(tuned), str(out), "--dim", "8", "--json"]
     done = runner.invoke(cli, args)
     assert done.exit_code == 0, done.output

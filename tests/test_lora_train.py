@@ -83,9 +83,12 @@ def test_lora_trains_only_adapters_for_the_planned_steps_and_learns(tmp_path: Pa
         learning_rate=1e-2,
         save_state=True,
         shuffle_caption=False,
+        sample_prompts=["sks"],
+        sample_steps=2,
         **LORA,
     )
     result = train(config, show_progress=False)
+    assert [p.name for p in result.samples] == ["model_00.png"]  # samples render with the adapters on
 
     assert result.steps == result.optimizer_steps == result.te_optimizer_steps == _planned_steps(config) == 40
     first, last = result.losses[:10], result.losses[-10:]

@@ -122,7 +122,9 @@ def test_dreambooth_then_extract_then_check_on_the_command_line(tmp_path: Path) 
     )
     write_config(config, tmp_path / "train.toml")
     runner = CliRunner()
-    trained = runner.invoke(cli, ["train", str(tmp_path / "train.toml"), "--no-progress", "--extract-lora", "4"])
+    trained = runner.invoke(
+        cli, ["train", str(tmp_path / "train.toml"), "--no-progress", "--extract-lora", "4"]
+    )
     assert trained.exit_code == 0, trained.output
     tuned = tmp_path / "db" / "model.safetensors"
     assert "text encoder" in trained.output and (tmp_path / "db" / "model-lora.safetensors").is_file()

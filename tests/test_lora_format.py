@@ -136,3 +136,22 @@ def test_lora_settings_are_checked() -> None:
     with pytest.raises(ConfigError, match="network_module"):
         TrainConfig(network_module="lycoris.kohya").validate(check_paths=False)
     assert TrainConfig.from_dict({"network_args": ["conv_dim=4"]}, ignored=(ignored := [])) and ignored
+
+
+def test_check_refuses_a_lora_of_another_family_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from curator.cli import cli
+    from trainer.lora.files import network_metadata, write_lora
+    from trainer.lora.network import kohya_tensors
+    from trainer.models.tiny import write_tiny_model
+
+    base = write_tiny_model(tmp_path / "sd1.safetensors", family="sd1")
+    tensors = kohya_tensors(*_parts(adapted_model("sd2", lora_config(conv_dim=0))))
+    for name, metadata in (("tagged", network_metadata(4, 1, 0, 1, "sd2", False)), ("bare", {})):
+        path = write_lora(tmp_path / f"{name}.safetensors", tensors, metadata)
+        done = CliRunner().invoke(cli, ["lora", "check", str(base), str(path)])
+        assert done.exit_code == 1 and "Traceback" not in done.output, done.output
+        assert ("for sd_v2" if name == "tagged" else "does not fit the base model") in done.output
+    not_lora = CliRunner().invoke(cli, ["lora", "check", str(base), str(base)])
+    assert not_lora.exit_code == 1 and "not a Kohya-format" in not_lora.output

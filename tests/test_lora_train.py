@@ -159,3 +159,26 @@ def test_lora_sigkill_then_resume_ends_at_the_planned_step(tmp_path: Path) -> No
     tensors, meta = read_lora(out / "model.safetensors")
     assert meta["dreamcurate.step"] == "24" and tensors
     assert not [p for p in out.rglob(".*")], "a temporary was left behind"
+
+
+@pytest.mark.parametrize("only", ["network_train_unet_only", "network_train_text_encoder_only"])
+def test_one_part_only_adapts_and_trains_that_part(only: str, tmp_path: Path) -> None:
+    from trainer.loop import train
+    from trainer.lora.files import read_lora
+    from trainer.models.tiny import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "tiny.safetensors")
+    make_images(tmp_path / "data" / "1_sks", [SQUARE] * 2)
+    config = fast_config(
+        model,
+        tmp_path / "data",
+        tmp_path / "out",
+        resolution=64,
+        max_train_epochs=2,
+        **{**LORA, "conv_dim": 0, only: True},
+    )
+    result = train(config, show_progress=False)
+    unet_only = only == "network_train_unet_only"
+    assert (result.optimizer_steps, result.te_optimizer_steps) == ((4, 0) if unet_only else (0, 4))
+    tensors, _ = read_lora(result.final_path)
+    assert {k.split("_")[1] for k in tensors} == ({"unet"} if unet_only else {"te"})

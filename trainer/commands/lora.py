@@ -179,7 +179,7 @@ def check(
     try:
         base_model = load_model(base)
         pipe = checks.base_pipeline(base_model)
-        keys = checks.apply_lora(pipe, lora_path)
+        keys = checks.apply_lora(pipe, lora_path, base_model.family)
         report: dict[str, Any] = {"lora": str(lora_path), "keys": keys.to_json()}
         if tuned is not None:
             tuned_model = load_model(tuned)

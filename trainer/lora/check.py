@@ -70,10 +70,12 @@ def _applied(module: Any, down: Any, up: Any) -> bool:
     return False
 
 
-def apply_lora(pipe: Any, path: Path) -> KeyReport:
+def apply_lora(pipe: Any, path: Path, family: str | None = None) -> KeyReport:
     """``pipe.load_lora_weights(path)``, then every layer of the file looked up in the UNet and the text encoder:
-    matched when a peft layer there holds the file's tensors."""
-    tensors, _ = read_lora(path)
+    matched when a peft layer there holds the file's tensors. ``family`` (the base's): refuse a file whose metadata
+    names another."""
+    tensors, metadata = read_lora(path)
+    _check_fits(pipe, tensors, metadata, path, family)
     try:
         pipe.load_lora_weights(str(path))
     except (ValueError, KeyError, RuntimeError) as exc:
@@ -92,6 +94,33 @@ def apply_lora(pipe: Any, path: Path) -> KeyReport:
         else:
             report.unmatched.append(name)
     return report
+
+
+def _check_fits(
+    pipe: Any, tensors: dict[str, Any], metadata: dict[str, str], path: Path, family: str | None
+) -> None:
+    """ModelError when the file is for another family or its layers do not fit the base's (before diffusers, whose
+    own error on a shape mismatch is a long traceback)."""
+    from trainer.lora.files import base_model_version
+
+    version = metadata.get("ss_base_model_version", "")
+    ours = base_model_version(family, False) if family else ""
+    if ours and version.startswith(("sd_v1", "sd_v2")) and not version.startswith(ours):
+        raise ModelError(f"{path}: a LoRA for {version}, the base model is {ours}")
+    by_name = {t.name: t for t in find_targets(pipe.unet, pipe.text_encoder, conv=True)}
+    for key, tensor in tensors.items():
+        name = key.split(".", 1)[0]
+        target = by_name.get(name)
+        if target is None or not key.endswith("lora_down.weight"):
+            continue
+        if (
+            tuple(tensor.shape[1:]) != tuple(target.shape[1:])
+            or tensors[f"{name}.lora_up.weight"].shape[0] != target.shape[0]
+        ):
+            raise ModelError(
+                f"{path}: layer {name} does not fit the base model ({tuple(tensor.shape)} against the base's "
+                f"{tuple(target.shape)}): a LoRA for another model?"
+            )
 
 
 def lora_model(base: Any, pipe: Any) -> Any:

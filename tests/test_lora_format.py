@@ -135,7 +135,12 @@ def test_lora_settings_are_checked() -> None:
         )
     with pytest.raises(ConfigError, match="network_module"):
         TrainConfig(network_module="lycoris.kohya").validate(check_paths=False)
-    assert TrainConfig.from_dict({"network_args": ["conv_dim=4"]}, ignored=(ignored := [])) and ignored
+    ignored: list[str] = []
+    kohya = TrainConfig.from_dict(
+        {"network_args": ["conv_dim=4", "conv_alpha=2", "algo=locon"]}, ignored=ignored
+    )
+    assert (kohya.conv_dim, kohya.conv_alpha, ignored) == (4, 2.0, ["network_args"])
+    assert TrainConfig.from_dict({"network_args": ["conv_dim=4"], "conv_dim": 8}).conv_dim == 8
 
 
 def test_check_refuses_a_lora_of_another_family_in_one_line(tmp_path: Path) -> None:

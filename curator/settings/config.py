@@ -164,6 +164,7 @@ class TrainConfig:
         their names appended to ``ignored``, so a Kohya config loads; any other unknown key is an error.
         """
         flat = _flatten(data, source)
+        _take_network_args(flat, source)
         known = {f.name: f for f in fields(cls)}
         for key in [k for k in flat if k not in known and k in KOHYA_UNSUPPORTED]:
             del flat[key]
@@ -349,6 +350,30 @@ def _check_paths(c: TrainConfig) -> None:
 
         # A missing or malformed prompt file fails now, not at the first save point.
         load_sample_prompts(c.sample_prompts)
+
+
+def _take_network_args(flat: dict[str, Any], source: str) -> None:
+    """Kohya passes conv_dim / conv_alpha inside ``network_args = ["conv_dim=4", ...]``: take those two out as our
+    settings (a setting given on its own wins); the other network_args stay for the notice of unsupported ones."""
+    entries = flat.get("network_args")
+    if not isinstance(entries, list):
+        return
+    rest = []
+    for entry in entries:
+        key, _, value = str(entry).partition("=")
+        key = key.strip()
+        if key in ("conv_dim", "conv_alpha") and value.strip():
+            try:
+                number = float(value) if key == "conv_alpha" else int(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: network_args {entry!r}: {key} must be a number") from exc
+            flat.setdefault(key, number)
+        else:
+            rest.append(entry)
+    if rest:
+        flat["network_args"] = rest
+    else:
+        del flat["network_args"]
 
 
 def _copy(value: Any) -> Any:

@@ -100,6 +100,9 @@ def print_extraction(result: Any, out: Path, show_layers: bool) -> None:
     show_default=True,
     help="Precision of the written tensors (fp16 can weaken small differences).",
 )
+@click.option(
+    "--device", default="cpu", show_default=True, help="Where the SVDs run (cpu, cuda, cuda:1, ...)."
+)
 @click.option("--force", is_flag=True, help="Replace an existing OUT (a model file only).")
 @click.option("--layers", "show_layers", is_flag=True, help="Print every layer's rank and kept share.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -112,6 +115,7 @@ def extract(
     fro: float | None,
     clamp_quantile: float,
     save_precision: str,
+    device: str,
     force: bool,
     show_layers: bool,
     as_json: bool,
@@ -124,7 +128,9 @@ def extract(
     from trainer.lora.extract import extract_file
 
     try:
-        result = extract_file(base, tuned, out, dim, conv_dim, clamp_quantile, fro, save_precision, force)
+        result = extract_file(
+            base, tuned, out, dim, conv_dim, clamp_quantile, fro, save_precision, force, device
+        )
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -232,6 +232,7 @@ def extract_file(
     fro: float | None = None,
     precision: str = "float",
     force: bool = False,
+    device: str = "cpu",
 ) -> Extraction:
     """Load both models, extract, write ``out`` (a Kohya-format LoRA, atomically; an existing ``out`` only with
     ``force``, and only a model file). ModelError for every refusal."""
@@ -243,7 +244,15 @@ def extract_file(
     check_output_target(out, "single-file", overwrite=force)
     if base_path.resolve() == tuned_path.resolve():
         raise ModelError("base and tuned are the same file: nothing to extract")
-    result = extract(load_model(base_path), load_model(tuned_path), dim, conv_dim, clamp_quantile, fro)
+    try:
+        import torch
+
+        torch.empty(0, device=device)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(f"--device {device}: {str(exc).splitlines()[0]}") from exc
+    result = extract(
+        load_model(base_path), load_model(tuned_path), dim, conv_dim, clamp_quantile, fro, device
+    )
     metadata = {
         **result.metadata(),
         **base_model_metadata(base_path),

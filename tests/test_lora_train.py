@@ -64,12 +64,17 @@ def _base_weights(state_file: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_lora_trains_only_adapters_for_the_planned_steps_and_learns(tmp_path: Path) -> None:
+def test_lora_trains_only_adapters_for_the_planned_steps_and_learns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from trainer.loop import train
+    from trainer.lora import training
     from trainer.lora.files import read_lora
     from trainer.models.io import load_model
     from trainer.models.tiny import write_tiny_model
 
+    # The resume state keeps the whole modules here, so the test can read back the base weights training ended with.
+    monkeypatch.setattr(training, "register_state_hooks", lambda accelerator: None)
     model = write_tiny_model(tmp_path / "tiny.safetensors")
     _smooth_images(tmp_path / "data" / "1_sks", 4)
     config = fast_config(
@@ -158,6 +163,14 @@ def test_lora_sigkill_then_resume_ends_at_the_planned_step(tmp_path: Path) -> No
     assert events[-1]["event"] == "end" and events[-1]["step"] == 24 == starts[0]["total_steps"]
     tensors, meta = read_lora(out / "model.safetensors")
     assert meta["dreamcurate.step"] == "24" and tensors
+    # the resume state holds the adapters only, not the frozen model
+    from safetensors import safe_open
+
+    state = out / "state" / "step-00000024"
+    for name in ("model.safetensors", "model_1.safetensors"):
+        with safe_open(str(state / name), framework="pt") as handle:
+            keys = list(handle.keys())  # noqa: SIM118
+        assert keys and all(".lora_A." in k or ".lora_B." in k for k in keys)
     assert not [p for p in out.rglob(".*")], "a temporary was left behind"
 
 

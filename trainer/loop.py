@@ -276,6 +276,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         text_encoder = model.text_encoder.to(accelerator.device)
     # Not prepared: accelerate would step it once per process; ours steps once per optimizer step.
     accelerator.register_for_checkpointing(lr_scheduler)
+    if config.network_module:
+        lora_training.register_state_hooks(accelerator)
     result = TrainResult(0, schedule.epochs, 0, schedule.te_stop_step, None)
     run = Run(
         config,
@@ -300,7 +302,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
 
 def restore(run: Run, progress: checkpoint.Progress) -> None:
     """Continue from a saved state: weights, optimizer, scheduler, RNG, and our position in the schedule."""
-    run.accelerator.load_state(str(progress.state_dir))
+    # A LoRA's state holds only the adapters; the frozen base weights are the base model's, loaded at set-up.
+    run.accelerator.load_state(str(progress.state_dir), strict=not run.config.network_module)
     run.step, run.epoch, run.groups_done = progress.step, progress.epoch, progress.groups_done
     run.result.te_steps = run.result.te_optimizer_steps = progress.te_trained_steps
     run.last_checkpoint = Path(progress.last_checkpoint) if progress.last_checkpoint else None

@@ -101,3 +101,15 @@ def save_checkpoint(model: Any, config: TrainConfig, path: Path, metadata: dict[
         **dataset_metadata(data),
     }
     return write_lora(path, kohya_tensors(model.unet, model.text_encoder), full, config.save_precision)
+
+
+def register_state_hooks(accelerator: Any) -> None:
+    """Resume states of a LoRA run hold the adapters only (megabytes, not the frozen model's gigabytes): the base
+    weights come from the base model file again when a run resumes (``load_state(strict=False)``)."""
+
+    def keep_adapters(models: list[Any], weights: list[dict[str, Any]], output_dir: str) -> None:
+        for state in weights:
+            for key in [k for k in state if ".lora_A." not in k and ".lora_B." not in k]:
+                del state[key]
+
+    accelerator.register_save_state_pre_hook(keep_adapters)

@@ -34,6 +34,8 @@ class PlanInputs:
     resolution: int | None = None  # None: the scan's
     save_precision: str = "float"  # save_precision: float, fp16 or bf16 (checkpoint size)
     base_model: str = ""  # the base model's path: its real sizes for memory and disk (empty: SD 1.5's)
+    network_dim: int = 0  # network_dim of a LoRA run (0: DreamBooth)
+    conv_dim: int = 0  # conv_dim of a LoRA run
 
 
 def basic_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) -> dict[str, Any]:
@@ -106,6 +108,8 @@ def full_plan(result: ScanResult, kept: set[str] | None, inputs: PlanInputs) -> 
         save_precision=inputs.save_precision,
         base_model=facts,
         base_model_note=note,
+        network_dim=inputs.network_dim,
+        conv_dim=inputs.conv_dim,
     )
     sizes = {r.item.rel: (r.width, r.height) for r in result.records if r.decoded}
     data = build_plan(kept_dataset(result.dataset, kept), sizes, options).to_json()

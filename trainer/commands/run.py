@@ -66,6 +66,8 @@ def _plan_inputs(config: TrainConfig, base: Path | None = None) -> Any:
         resolution=config.resolution,
         save_precision=config.save_precision,
         base_model=str(base) if base else "",
+        network_dim=config.network_dim if config.network_module else 0,
+        conv_dim=config.conv_dim if config.network_module else 0,
     )
 
 

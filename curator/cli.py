@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "run": ("trainer.commands.run:run", "Scan, report, export and train in one go."),
     "model": ("trainer.commands.model:model", "Model files: info, convert, tiny."),
+    "lora": (
+        "trainer.commands.lora:lora",
+        "LoRA files (Kohya format): extract from a DreamBooth result, check.",
+    ),
     "demo": (
         "trainer.commands.demo:demo",
         "Generate a sample dataset and a tiny model; curate and train end to end.",

@@ -25,7 +25,9 @@ def assert_one_line_error(result: Result, *words: str, code: int | None = None) 
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
     # the trainer's first start-up line ("training into ... (loading torch)") may come before the error
-    lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith("training into ")]
+    lines = [
+        line for line in result.output.splitlines() if line.strip() and not line.startswith("training into ")
+    ]
     message = lines[-1] if lines else ""
     if code == 2:  # click prints its usage lines first; the error itself is one line
         lines = [line for line in lines if line.startswith("Error:")]

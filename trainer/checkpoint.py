@@ -53,6 +53,11 @@ SCHEDULE_FIELDS = (
     "validation_split",
     "optimizer_type",
     "lr_scheduler",
+    "network_module",
+    "network_dim",
+    "conv_dim",
+    "network_train_unet_only",
+    "network_train_text_encoder_only",
 )
 
 
@@ -227,11 +232,12 @@ def check_state_files(progress: Progress) -> None:
             raise ConfigError(f"{folder}: {name} changed since it was saved; refusing to resume from it")
 
 
-def load_state(accelerator: Any, progress: Progress, scheduler: Any = None) -> None:
+def load_state(accelerator: Any, progress: Progress, scheduler: Any = None, strict: bool = True) -> None:
     """Restore a state :func:`save_state` wrote (``progress`` from ``latest_progress(verify=True)``): accelerate's
-    pieces (weights, optimizer, RNG) through its loader with ``weights_only``; the scheduler from our JSON."""
+    pieces (weights, optimizer, RNG) through its loader with ``weights_only``; the scheduler from our JSON.
+    ``strict=False`` for a LoRA's state, which holds only the adapters."""
     assert progress.state_dir is not None
-    accelerator.load_state(str(progress.state_dir))
+    accelerator.load_state(str(progress.state_dir), strict=strict)
     sched_file = progress.state_dir / SCHEDULER_FILENAME
     if scheduler is not None and sched_file.is_file():
         scheduler.load_state_dict(json.loads(sched_file.read_text(encoding="utf-8")))

@@ -36,6 +36,7 @@ from trainer.data import (
 )
 from trainer.events import EVENTS_FILENAME, EventLog
 from trainer.latents import cache_all_latents
+from trainer.lora import training as lora_training
 from trainer.loss import diffusion_loss, min_snr_weights
 from trainer.memory import check_fits
 from trainer.noise import sample_noise, sample_timesteps, training_scheduler
@@ -238,11 +239,17 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         raise ConfigError(f"clip_skip {config.clip_skip} is more than the text encoder's {layers} layers")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
+    if config.network_module:  # a LoRA: the base frozen, adapters train
+        lora_training.wrap(model, config)
+        te_training = te_training and lora_training.trains_text_encoder(config)
     check_fits(config, model, accelerator.device, accelerator.mixed_precision, te_training)
     cache = cache_all_latents(model, data, config, accelerator, events) if config.cache_latents else None
     if not config.cache_latents:
         model.vae.to(accelerator.device)
-    model.text_encoder.requires_grad_(te_training)
+    if config.network_module:
+        lora_training.set_text_encoder_trainable(model.text_encoder, te_training)
+    else:
+        model.text_encoder.requires_grad_(te_training)
     model.text_encoder.train(te_training)
     freeze_skipped_layers(model.text_encoder, config.clip_skip)
     if config.gradient_checkpointing:
@@ -274,6 +281,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         allow_fp16_gradients(accelerator.scaler)
     # Not prepared: accelerate would step it once per process; ours steps once per optimizer step. Not registered
     # for checkpointing either: accelerate would pickle it; checkpoint.save_state writes it as JSON.
+    if config.network_module:
+        lora_training.register_state_hooks(accelerator)
     result = TrainResult(0, schedule.epochs, 0, schedule.te_stop_step, None)
     run = Run(
         config,
@@ -301,7 +310,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
 
 def restore(run: Run, progress: checkpoint.Progress) -> None:
     """Continue from a saved state: weights, optimizer, scheduler, RNG, and our position in the schedule."""
-    checkpoint.load_state(run.accelerator, progress, run.lr_scheduler)
+    # A LoRA's state holds only the adapters; the frozen base weights are the base model's, loaded at set-up.
+    checkpoint.load_state(run.accelerator, progress, run.lr_scheduler, strict=not run.config.network_module)
     run.step, run.epoch, run.groups_done = progress.step, progress.epoch, progress.groups_done
     run.result.te_steps = run.result.te_optimizer_steps = progress.te_trained_steps
     run.last_checkpoint = Path(progress.last_checkpoint) if progress.last_checkpoint else None
@@ -496,7 +506,10 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
         metadata = checkpoint.training_metadata(
             config, run.step, run.epoch, getattr(run.model, "family", "sd1"), _is_v(run)
         )
-        checkpoint.save_model(trained_model(run), config, path, metadata)
+        if config.network_module:
+            lora_training.save_checkpoint(trained_model(run), config, path, metadata, run.data)
+        else:
+            checkpoint.save_model(trained_model(run), config, path, metadata)
         run.result.checkpoints.append(path)
     run.last_checkpoint = path  # every process knows it, so any one of them can name it in a message
     state_dir = None

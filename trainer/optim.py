@@ -40,9 +40,14 @@ def uses_relative_step(config: TrainConfig) -> bool:
 
 def param_groups(config: TrainConfig, unet: Any, text_encoder: Any | None) -> list[dict[str, Any]]:
     """The UNet's trainable parameters (group 0) and the text encoder's (group 1, its own rate) when it trains."""
-    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": config.learning_rate}]
+    lr_unet = config.learning_rate
+    lr_te = config.learning_rate if config.learning_rate_te is None else config.learning_rate_te
+    if config.network_module:  # a LoRA: unet_lr / text_encoder_lr, as Kohya's train_network.py reads them
+        from trainer.lora import training as lora_training
+
+        lr_unet, lr_te = lora_training.learning_rates(config)
+    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": lr_unet}]
     if text_encoder is not None:
-        lr_te = config.learning_rate if config.learning_rate_te is None else config.learning_rate_te
         groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad], "lr": lr_te})
     return groups
 

@@ -284,6 +284,8 @@ def _vram_inputs(options: PlanOptions, stop: int | None) -> Any:
         unet_params=facts.unet_params if facts else None,
         te_params=facts.text_encoder_params if facts else None,
         unet_width=facts.unet_width if facts else None,
+        network_dim=s.network_dim if s.network_module else 0,
+        conv_dim=s.conv_dim if s.network_module else 0,
     )
 
 
@@ -294,7 +296,6 @@ def build_plan(
     orientation applied) are known: buckets and crops, steps, text-encoder stop step, checkpoints, memory, time and
     size advice. The steps are :func:`curator.plan.steps.schedule`'s, the function the trainer runs."""
     from curator.plan import estimates
-
     from curator.plan.validation import held_out_items
 
     options = options or PlanOptions()
@@ -348,6 +349,17 @@ def build_plan(
         facts.total_params if facts else None,
         facts.header_bytes if facts else 0,
     )
+    if s.network_module:  # a LoRA file instead of a checkpoint
+        each = estimates.lora_file_gb(
+            estimates.lora_parameters(
+                vram_inputs.model,
+                s.network_dim,
+                s.conv_dim,
+                text_encoder=vram_inputs.train_text_encoder,
+                unet_width=vram_inputs.unet_width,
+            ),
+            s.save_precision,
+        )
     if options.base_model_note:
         notes.append(options.base_model_note)
     concepts = _concept_rows(dataset, repeats)

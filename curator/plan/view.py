@@ -79,7 +79,9 @@ def print_plan(plan: Plan, console: Console) -> None:
     console.print(plan.te_explanation, markup=False)
     c = plan.checkpoints
     each, total = disk_size(c["each_bytes"]), disk_size(c["total_bytes"])
-    console.print(f"Checkpoints: {c['count']} x {each} = {total} of disk")
+    s = plan.options.settings
+    label = f"LoRA files (rank {s.network_dim})" if s.network_module else "Checkpoints"
+    console.print(f"{label}: {c['count']} x {each} = {total} of disk")
     parts = ", ".join(f"{k} {v:g}" for k, v in plan.vram["parts"].items())
     console.print(f"GPU memory (estimate): {plan.vram_gb:.1f} GB ({parts})")
     for warning in plan.vram["warnings"]:

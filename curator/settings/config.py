@@ -126,6 +126,23 @@ class TrainConfig:
     text_encoder_sensitivity: float = _f(
         0.0, "stop the text encoder after this fraction of all optimizer steps (0 = train it to the end)"
     )
+    # -- LoRA (Kohya's train_network.py names and defaults; network_module empty = DreamBooth, the whole model)
+    network_module: str = _f(
+        "",
+        "networks.lora trains a LoRA (a small file of adapters) instead of the whole model ('' = DreamBooth)",
+    )
+    network_dim: int = _f(4, "LoRA rank of linear and 1x1 conv layers (Kohya's default 4; 8-128 are common)")
+    network_alpha: float = _f(1.0, "LoRA alpha: adapters are scaled by network_alpha / network_dim")
+    network_dropout: float = _f(0.0, "LoRA dropout probability (0 = off)")
+    network_train_unet_only: bool = _f(False, "LoRA: adapt only the UNet")
+    network_train_text_encoder_only: bool = _f(False, "LoRA: adapt only the text encoder")
+    network_weights: str = _f(
+        "", "LoRA file whose weights the adapters start from, to continue training ('' = new)"
+    )
+    unet_lr: float = _f(0.0, "LoRA: the UNet adapters' learning rate (0 = learning_rate)")
+    text_encoder_lr: float = _f(0.0, "LoRA: the text-encoder adapters' learning rate (0 = learning_rate)")
+    conv_dim: int = _f(0, "LoRA rank of 3x3 conv layers (0 = convs not adapted, Kohya's default)")
+    conv_alpha: float = _f(1.0, "LoRA alpha of 3x3 conv layers")
     # -- numerics
     mixed_precision: str = _f("fp16", "no, fp16 or bf16 (fp16 falls back to no on a CPU)")
     full_fp16: bool = _f(False, "keep the weights in fp16 too (less memory; needs mixed_precision fp16)")
@@ -201,6 +218,7 @@ class TrainConfig:
         unknown key is an error.
         """
         flat = _flatten(data, source)
+        _take_network_args(flat, source)
         known = {f.name: f for f in fields(cls)}
         for key in [k for k in flat if k not in known and (k in KOHYA_INERT or k in KOHYA_UNSUPPORTED)]:
             value = flat.pop(key)
@@ -249,6 +267,7 @@ KOHYA_INERT = frozenset(
 #: them (``--skip-unsupported`` trains without them and names them in a notice).
 KOHYA_UNSUPPORTED = frozenset(
     """
+    network_args dim_from_weights scale_weight_norms base_weights base_weights_multiplier no_metadata
     fp8_base log_tracker_config log_config save_n_epoch_ratio save_last_n_epochs save_last_n_epochs_state
     save_last_n_steps save_last_n_steps_state save_state_on_train_end resume huggingface_repo_id
     save_state_to_huggingface resume_from_huggingface color_aug face_crop_aug_range debug_dataset caption_separator
@@ -290,6 +309,7 @@ _CHOICES = {
     "huber_schedule": ("constant", "exponential", "snr"),
     "log_with": ("", "tensorboard"),
     "sample_sampler": ("ddim", "euler", "euler_a", "dpmsolver++", "pndm"),
+    "network_module": ("", "networks.lora"),
     "max_token_length": (75, 150, 225),
     "caption_extension": None,
 }
@@ -310,6 +330,13 @@ _NON_NEGATIVE = (
     "max_grad_norm",
     "prior_loss_weight",
     "seed",
+    "network_dim",
+    "network_alpha",
+    "network_dropout",
+    "unet_lr",
+    "text_encoder_lr",
+    "conv_dim",
+    "conv_alpha",
 )
 _POSITIVE = (
     "resolution",
@@ -418,6 +445,7 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
         raise ConfigError(f"caption_extension: {exc}") from exc
     if not c.output_name or "/" in c.output_name or "\\" in c.output_name:
         raise ConfigError(f"output_name must be a plain file name, got {c.output_name!r}")
+    _validate_network(c)
     if check_paths:
         _check_paths(c)
 
@@ -479,6 +507,27 @@ def optimizer_kwargs(c: TrainConfig) -> dict[str, Any]:
 _OPTIMIZER_NAMES = "AdamW, AdamW8bit, Lion, Lion8bit, Adafactor, Prodigy, SGDNesterov, SGDNesterov8bit"
 
 
+def _validate_network(c: TrainConfig) -> None:
+    if not c.network_module:
+        lora_only = [n for n in ("unet_lr", "text_encoder_lr", "network_weights") if getattr(c, n)]
+        lora_only += [
+            n for n in ("network_train_unet_only", "network_train_text_encoder_only") if getattr(c, n)
+        ]
+        if lora_only:
+            raise ConfigError(
+                f'{lora_only[0]} applies to LoRA training: set network_module = "networks.lora"'
+            )
+        return
+    if c.network_dim <= 0:
+        raise ConfigError(f"network_dim must be more than 0, got {c.network_dim}")
+    if c.network_dropout >= 1.0:
+        raise ConfigError(f"network_dropout is a probability below 1, got {c.network_dropout}")
+    if c.network_train_unet_only and c.network_train_text_encoder_only:
+        raise ConfigError("network_train_unet_only and network_train_text_encoder_only exclude each other")
+    if c.save_model_as != "safetensors":
+        raise ConfigError('a LoRA is saved as one .safetensors file: set save_model_as = "safetensors"')
+
+
 def _check_paths(c: TrainConfig) -> None:
     import importlib.util
 
@@ -494,6 +543,8 @@ def _check_paths(c: TrainConfig) -> None:
         raise ConfigError("pretrained_model_name_or_path is not set (a local model file or diffusers folder)")
     if not Path(c.pretrained_model_name_or_path).exists():
         raise ConfigError(f"base model not found: {c.pretrained_model_name_or_path}")
+    if c.network_weights and not Path(c.network_weights).is_file():
+        raise ConfigError(f"network_weights not found: {c.network_weights}")
     if c.vae and not Path(c.vae).exists():
         raise ConfigError(f"vae not found: {c.vae}")
     if not c.train_data_dir:
@@ -514,6 +565,30 @@ def _check_paths(c: TrainConfig) -> None:
 
         # A missing or malformed prompt file fails now, not at the first save point.
         load_sample_prompts(c.sample_prompts)
+
+
+def _take_network_args(flat: dict[str, Any], source: str) -> None:
+    """Kohya passes conv_dim / conv_alpha inside ``network_args = ["conv_dim=4", ...]``: take those two out as our
+    settings (a setting given on its own wins); the other network_args stay for the notice of unsupported ones."""
+    entries = flat.get("network_args")
+    if not isinstance(entries, list):
+        return
+    rest = []
+    for entry in entries:
+        key, _, value = str(entry).partition("=")
+        key = key.strip()
+        if key in ("conv_dim", "conv_alpha") and value.strip():
+            try:
+                number = float(value) if key == "conv_alpha" else int(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: network_args {entry!r}: {key} must be a number") from exc
+            flat.setdefault(key, number)
+        else:
+            rest.append(entry)
+    if rest:
+        flat["network_args"] = rest
+    else:
+        del flat["network_args"]
 
 
 def _copy(value: Any) -> Any:

@@ -41,6 +41,9 @@ PLAN_FIELDS = (
     "gradient_checkpointing",
     "optimizer_type",
     "keep_tokens",
+    "network_module",
+    "network_dim",
+    "conv_dim",
     "validation_split",
     "seed",
 )

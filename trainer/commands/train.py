@@ -15,6 +15,11 @@ import click
 from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
 from curator.settings.options import apply_overrides, given, training_options, usage_error
 
+EXTRACT_HELP = (
+    "after a DreamBooth run, also write OUTPUT_NAME-lora.safetensors: a LoRA of rank DIM extracted from the result "
+    "(see dreamcurate lora extract) [default: 0 = no]"
+)
+
 
 def _with_field_options(command: Any) -> Any:
     return training_options()(command)
@@ -68,6 +73,7 @@ def configured(
     is_flag=True,
     help="train without the Kohya settings this trainer does not implement (named in a notice) instead of stopping",
 )
+@click.option("--extract-lora", type=click.IntRange(min=0), default=0, metavar="DIM", help=EXTRACT_HELP)
 @_with_field_options
 def train(
     config_path: Path,
@@ -76,6 +82,7 @@ def train(
     init: bool,
     no_progress: bool,
     skip_unsupported: bool,
+    extract_lora: int,
     **overrides: Any,
 ) -> None:
     """Train a DreamBooth model from the TOML file CONFIG (Kohya sd-scripts setting names).
@@ -94,7 +101,7 @@ def train(
         )
     if resume and fresh:
         raise click.UsageError("--resume and --fresh cannot be combined")
-    _run(config, resume, not no_progress, fresh)
+    _run(config, resume, not no_progress, fresh, extract_lora)
 
 
 def _init(config_path: Path, overrides: dict[str, Any]) -> None:
@@ -108,7 +115,9 @@ def _init(config_path: Path, overrides: dict[str, Any]) -> None:
     click.echo(f"wrote {config_path}")
 
 
-def _run(config: TrainConfig, resume: bool, progress: bool, fresh: bool = False) -> None:
+def _run(
+    config: TrainConfig, resume: bool, progress: bool, fresh: bool = False, extract_lora: int = 0
+) -> None:
     from trainer import checkpoint
 
     # The first line comes before torch is imported (seconds on a busy machine)
@@ -118,6 +127,10 @@ def _run(config: TrainConfig, resume: bool, progress: bool, fresh: bool = False)
     from trainer.loop import train as run_training
     from trainer.models.errors import ModelError
 
+    if extract_lora and config.network_module:
+        raise click.UsageError(
+            "--extract-lora extracts from a DreamBooth result; this config trains a LoRA already"
+        )
     try:
         checkpoint.check_fresh_start(config, resume, fresh)
         result = run_training(config, resume=resume, show_progress=progress)
@@ -128,3 +141,20 @@ def _run(config: TrainConfig, resume: bool, progress: bool, fresh: bool = False)
     click.echo(f"trained {result.steps} steps; model: {result.final_path}")
     if result.samples:
         click.echo(f"samples: {result.samples[-1].parent}")
+    if extract_lora and result.final_path is not None:
+        _extract_after(config, result.final_path, extract_lora)
+
+
+def _extract_after(config: TrainConfig, final: Path, dim: int) -> None:
+    """The LoRA of the finished DreamBooth run (``OUTPUT_NAME-lora.safetensors`` beside it)."""
+    from trainer.commands.lora import print_extraction
+    from trainer.lora.extract import extract_file
+    from trainer.models.errors import ModelError
+
+    out = Path(config.output_dir) / f"{config.output_name}-lora.safetensors"
+    base = Path(config.pretrained_model_name_or_path)
+    try:
+        result = extract_file(base, final, out, dim, precision=config.save_precision, force=True)
+    except ModelError as exc:
+        raise click.ClickException(f"--extract-lora: {exc}") from exc
+    print_extraction(result, out, show_layers=False)

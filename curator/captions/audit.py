@@ -110,7 +110,14 @@ def load_captions(items: Iterable[Item], token_cache: TokenCache | None = None) 
 
     With a ``token_cache`` (the scan passes its own) texts counted before are not tokenized again, and when all
     are known the tokenizer is not even loaded: that is most of a cached rescan's time."""
-    read = [(item, read_caption(item.caption_path)) for item in items]
+    return records_for_files([(item, read_caption(item.caption_path)) for item in items], token_cache)
+
+
+def records_for_files(
+    read: Sequence[tuple[Item, CaptionFile]], token_cache: TokenCache | None = None
+) -> list[CaptionRecord]:
+    """:func:`load_captions` over caption files already read (or about to be written: ``caption`` audits the
+    captions it would write before it writes them)."""
     parsed = [(item, f, parse_caption(f.text) if f.status == "ok" else None) for item, f in read]
     texts = [", ".join(c.tags) if c else "" for _, _, c in parsed]
     known = _token_starts(texts, token_cache)

@@ -71,12 +71,14 @@ def _check_tag(option: str, tag: str) -> None:
 
 @dataclass(frozen=True)
 class CaptionChange:
-    """One caption file's old and new bytes."""
+    """One caption file's old and new bytes; ``created``: the file does not exist yet (``old`` is empty) and
+    ``--undo`` removes it again."""
 
     path: Path
     rel: str
     old: bytes
     new: bytes
+    created: bool = False
 
 
 def _edit_segments(segments: list[list[str]], edits: TagEdits) -> list[list[str]]:
@@ -227,7 +229,8 @@ def apply_changes(changes: list[CaptionChange], workspace: Workspace) -> Journal
     Raises :class:`EditConflict` before writing anything when a caption no longer holds its old bytes or its
     folder is not writable."""
     for c in changes:
-        if c.path.read_bytes() != c.old:
+        changed = c.path.exists() if c.created else c.path.read_bytes() != c.old
+        if changed:
             raise EditConflict(f"{c.rel}: the caption changed since it was read; run the command again")
     # an atomic write needs the folder writable (the temp file goes beside the caption): find out before the
     # journal, so a read-only dataset leaves nothing half-applied
@@ -250,6 +253,7 @@ def apply_changes(changes: list[CaptionChange], workspace: Workspace) -> Journal
                 "old": base64.b64encode(c.old).decode("ascii"),
                 "old_sha256": _sha(c.old),
                 "new_sha256": _sha(c.new),
+                "created": c.created,
             }
             for c in changes
         ],
@@ -294,7 +298,9 @@ def undo_last(workspace: Workspace, force: bool = False) -> UndoResult:
         old = base64.b64decode(entry["old"])
         current = path.read_bytes() if path.exists() else None
         digest = _sha(current) if current is not None else None
-        if digest == entry["old_sha256"]:
+        if entry.get("created") is True:  # the apply made this file: undoing it is removing it
+            _undo_created(path, digest, entry, force, result)
+        elif digest == entry["old_sha256"]:
             result.unchanged.append(entry["rel"])
         elif digest == entry["new_sha256"] or force:
             fsutil.atomic_write_bytes(path, old)
@@ -305,3 +311,16 @@ def undo_last(workspace: Workspace, force: bool = False) -> UndoResult:
         journal.state = "undone"
         journal.save()
     return result
+
+
+def _undo_created(
+    path: Path, digest: str | None, entry: dict[str, Any], force: bool, result: UndoResult
+) -> None:
+    """Undo one caption the apply created: remove it while it holds what the apply wrote (or with ``force``)."""
+    if digest is None:
+        result.unchanged.append(entry["rel"])
+    elif digest == entry["new_sha256"] or force:
+        path.unlink()
+        result.restored.append(entry["rel"])
+    else:
+        result.conflicts.append(entry["rel"])

@@ -58,3 +58,8 @@ class Workspace:
     def journal_dir(self) -> Path:
         """Undo journals of caption batch edits (``tags --apply``)."""
         return self.root / "journal"
+
+    @property
+    def suggestions_db(self) -> Path:
+        """SQLite cache of what local taggers and captioners suggested per image (``dreamcurate caption``)."""
+        return self.root / "suggestions.sqlite"

@@ -135,7 +135,14 @@ def scan(
 
 
 def _write_json(result: ScanResult, target: str) -> None:
-    emit_text(json.dumps(result.to_json(), indent=2) + "\n", target, "--json")
+    from curator.captions.store import last_run
+    from curator.dataset.workspace import Workspace
+
+    data = result.to_json()
+    caption_model = last_run(Workspace.for_dataset(result.dataset.root, result.settings.workspace))
+    if caption_model is not None:  # which local model wrote suggestions (``dreamcurate caption``)
+        data["caption_model"] = caption_model
+    emit_text(json.dumps(data, indent=2) + "\n", target, "--json")
 
 
 def _fails(result: ScanResult, threshold: Severity) -> bool:

@@ -90,7 +90,9 @@ def test_dry_run_writes_nothing_apply_writes_and_undo_restores_bytes(tmp_path: P
     assert code == 0, out
     assert _digest(root) == before
     assert "10_sks/blue.png  new caption file" in out and "+ sks, blue sky, solo, ^_^" in out
-    assert "- red_theme, smile" in out and "+ sks, red_theme, smile, red theme" not in out  # same tag not repeated
+    assert (
+        "- red_theme, smile" in out and "+ sks, red_theme, smile, red theme" not in out
+    )  # same tag not repeated
     assert "Dry run: add --apply" in out
     code, out = _run(str(root), "--tagger", str(tagger), "--mode", "append", "--trigger", "sks", "--apply")
     assert code == 0, out
@@ -112,7 +114,9 @@ def test_modes_and_the_audit_of_what_would_be_written(tmp_path: Path, tagger: Pa
     assert code == 0 and data["mode"] == "new-only" and not data["applied"]
     assert [c["path"] for c in data["changes"]] == ["10_sks/blue.png"]  # new-only: only the uncaptioned image
     assert data["changes"][0]["created"] and sorted(data["kept"]) == ["10_sks/green.png", "10_sks/red.png"]
-    code, out = _run(str(root), "--tagger", str(tagger), "--mode", "append", "--trigger", "sks", "--json", "-")
+    code, out = _run(
+        str(root), "--tagger", str(tagger), "--mode", "append", "--trigger", "sks", "--json", "-"
+    )
     audit = json.loads(out)["audit"]
     assert audit["truncated"] == ["10_sks/green.png"]
     too_long = next(f for f in audit["findings"] if f["code"] == "caption_too_long")
@@ -146,7 +150,9 @@ def test_offline_tagger_and_tiny_blip_end_to_end(
     for name in ("blue", "red", "green"):
         words = (root / "10_sks" / f"{name}.txt").read_text().splitlines()[0].replace(",", " ").split()
         assert words and set(words) <= set(BLIP_WORDS)
-    code, out = _run(str(root), "--captioner", str(blip), "--mode", "replace", "--max-length", "6", "--json", "-")
+    code, out = _run(
+        str(root), "--captioner", str(blip), "--mode", "replace", "--max-length", "6", "--json", "-"
+    )
     data = json.loads(out)
     assert (data["ran"], data["cached"]) == (0, 3) and data["model"]["kind"] == "captioner"
     assert _run(str(root), "--undo")[0] == 0
@@ -156,7 +162,9 @@ def test_offline_tagger_and_tiny_blip_end_to_end(
 
 def test_report_names_the_tagger(tmp_path: Path, tagger: Path) -> None:
     root = _dataset(tmp_path)
-    assert "caption_model" not in json.loads(CliRunner().invoke(cli, ["scan", str(root), "--json", "-"]).output)
+    assert "caption_model" not in json.loads(
+        CliRunner().invoke(cli, ["scan", str(root), "--json", "-"]).output
+    )
     assert _run(str(root), "--tagger", str(tagger))[0] == 0
     data = json.loads(CliRunner().invoke(cli, ["scan", str(root), "--json", "-"]).output)
     assert data["caption_model"]["name"] == "wd-tiny" and data["caption_model"]["threshold"] == 0.35

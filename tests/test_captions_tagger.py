@@ -39,13 +39,17 @@ def _solid(colour: tuple[int, int, int], width: int = 64, height: int = 64) -> n
 def test_the_model_sees_bgr_padded_on_white_at_its_input_size(tagger: WD14Tagger) -> None:
     assert tagger.size == 448 and not tagger.channels_first
     prepared = prepare_image(_solid(BLUE, 30, 20), tagger.size)
-    assert prepared.shape == (448, 448, 3) and prepared.dtype == np.float32
-    assert prepared[224, 224].tolist() == [255.0, 0.0, 0.0]  # blue is channel 0: BGR
-    assert prepared[0, 224].tolist() == [255.0, 255.0, 255.0]  # the padding band is white
+    assert prepared.shape == (448, 448, 3)
+    assert prepared[224, 224].tolist() == [255, 0, 0]  # blue is channel 0: BGR
+    assert prepared[0, 224].tolist() == [255, 255, 255]  # the padding band is white
     # the model's real output equals the scores the known weights give for these channel means
     images = [_solid(BLUE), _solid(RED), _solid((0, 0, 0), 64, 32)]
-    scores = tagger.run(np.stack([tagger.preprocess(i) for i in images]))
-    means = [[255, 0, 0], [0, 0, 255], [127.5, 127.5, 127.5]]  # BGR; the black 2:1 image is half white padding
+    scores = tagger.run(np.stack([tagger.preprocess(i) for i in images]).astype(np.float32))
+    means = [
+        [255, 0, 0],
+        [0, 0, 255],
+        [127.5, 127.5, 127.5],
+    ]  # BGR; the black 2:1 image is half white padding
     np.testing.assert_allclose(scores, expected_scores(np.array(means)), atol=2e-3)
 
 
@@ -56,7 +60,12 @@ def test_thresholds_categories_and_confidence_order(tagger: WD14Tagger) -> None:
     assert tags == ["blue sky", "solo", "^_^", "hatsune miku", "simple background"]
     assert "red theme" not in tags and "red theme" in select_tags(red, tagger.tags, TagSettings())
     # the character threshold is separate: hatsune_miku (0.5) stays at a general threshold of 0.6
-    assert select_tags(blue, tagger.tags, TagSettings(threshold=0.6)) == ["blue sky", "solo", "^_^", "hatsune miku"]
+    assert select_tags(blue, tagger.tags, TagSettings(threshold=0.6)) == [
+        "blue sky",
+        "solo",
+        "^_^",
+        "hatsune miku",
+    ]
     assert "hatsune miku" not in select_tags(blue, tagger.tags, TagSettings(character_threshold=0.6))
     assert "faint tag" in select_tags(blue, tagger.tags, TagSettings(threshold=0.2))
     assert select_tags(blue, tagger.tags, TagSettings(underscores=True))[:3] == ["blue_sky", "solo", "^_^"]

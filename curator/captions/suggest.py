@@ -14,7 +14,9 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,8 +35,9 @@ ProgressFn = Callable[[int, int], None]
 
 class Source(Protocol):
     """A model that turns images into caption tags (a tagger or a captioner): its name, its cache key (model
-    hash and output-changing settings), a batch run giving one JSON payload per image, whether a cached payload
-    serves these settings, the tags of a payload, and what the report says about it."""
+    hash and output-changing settings), the input of one image (made in a worker thread), a batch run giving one
+    JSON payload per image, whether a cached payload serves these settings, the tags of a payload, and what the
+    report says about it."""
 
     kind: str
 
@@ -43,7 +46,9 @@ class Source(Protocol):
 
     def cache_key(self, store: SuggestionStore) -> str: ...
 
-    def run(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]: ...
+    def prepare(self, rgb: np.ndarray) -> Any: ...
+
+    def run(self, prepared: Sequence[Any]) -> list[dict[str, Any]]: ...
 
     def usable(self, payload: dict[str, Any]) -> bool: ...
 
@@ -75,11 +80,15 @@ class TaggerSource:
         """The model's hash (its scores do not depend on the thresholds)."""
         return "wd14:" + store.model_hash(self.tagger.files)
 
-    def run(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
-        """One payload ({"floor", "scores": {row: score}}) per image."""
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """The model input of one RGB image (padded, resized, BGR)."""
+        return self.tagger.preprocess(rgb)
+
+    def run(self, prepared: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """One payload ({"floor", "scores": {row: score}}) per prepared image."""
         return [
             {"floor": self.floor, "scores": {str(k): v for k, v in s.items()}}
-            for s in self.tagger.predict(images, self.floor)
+            for s in self.tagger.predict_prepared(prepared, self.floor)
         ]
 
     def usable(self, payload: dict[str, Any]) -> bool:
@@ -126,9 +135,13 @@ class CaptionerSource:
         """The model's hash and the prompt and length (both change the text)."""
         return f"i2t:{store.model_hash(self.captioner.files)}:{self.captioner.settings_key}"
 
-    def run(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """The image as it is (the processor prepares the batch)."""
+        return rgb
+
+    def run(self, prepared: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         """One payload ({"text"}) per image."""
-        return [{"text": text} for text in self.captioner.caption(images)]
+        return [{"text": text} for text in self.captioner.caption(prepared)]
 
     def usable(self, payload: dict[str, Any]) -> bool:
         """Any stored text serves (the key already holds the settings)."""
@@ -180,25 +193,57 @@ def suggest(
         if item.rel in cached:
             out.tags[item.rel] = source.tags(cached[item.rel])
     out.cached = done
-    for start in range(0, len(todo), batch_size):
-        if progress is not None:
-            progress(done, len(items))
-        batch = todo[start : start + batch_size]
-        views = _decode(batch, out.notes)
-        payloads = source.run([rgb for _, rgb in views]) if views else []
-        rows = []
-        for (item, _), payload in zip(views, payloads, strict=True):
-            out.tags[item.rel] = source.tags(payload)
-            key = keys[item.rel]
-            if key is not None:
-                rows.append((item.rel, key, payload))
-        if store is not None and rows:
-            store.put_predictions(out.model_key, rows)
-        out.ran += len(views)
-        done += len(batch)
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="caption-load") as pool:
+        # decode and prepare the next batch while the model runs on this one (two batches in memory at most)
+        pending = [pool.submit(_prepare, item, source) for item in batches[0]] if batches else []
+        for index, batch in enumerate(batches):
+            if progress is not None:
+                progress(done, len(items))
+            loaded = [future.result() for future in pending]
+            following = batches[index + 1] if index + 1 < len(batches) else []
+            pending = [pool.submit(_prepare, item, source) for item in following]
+            _run_batch(batch, loaded, source, store, keys, out)
+            done += len(batch)
     if progress is not None:
         progress(done, len(items))
     return out
+
+
+def _run_batch(
+    batch: Sequence[Item],
+    loaded: Sequence[Any],
+    source: Source,
+    store: SuggestionStore | None,
+    keys: dict[str, FileKey | None],
+    out: Suggestions,
+) -> None:
+    """Run the model on the images of ``batch`` that decoded; keep their tags, cache their payloads."""
+    ready = []
+    for item, prepared in zip(batch, loaded, strict=True):
+        if isinstance(prepared, LoadError):
+            out.notes.append(f"{item.rel}: skipped ({prepared.code}: {prepared.message})")
+        else:
+            ready.append((item, prepared))
+    payloads = source.run([prepared for _, prepared in ready]) if ready else []
+    rows = []
+    for (item, _), payload in zip(ready, payloads, strict=True):
+        out.tags[item.rel] = source.tags(payload)
+        key = keys[item.rel]
+        if key is not None:
+            rows.append((item.rel, key, payload))
+    if store is not None and rows:
+        store.put_predictions(out.model_key, rows)
+    out.ran += len(ready)
+
+
+def _prepare(item: Item, source: Source) -> Any:
+    """The model input of one image, or the :class:`LoadError` that stopped it (raised in a worker thread)."""
+    try:
+        return source.prepare(load_view(item.path).rgb)
+    except LoadError as exc:
+        return exc
 
 
 def _key_or_none(item: Item) -> FileKey | None:
@@ -215,13 +260,3 @@ def _cached(
         return {}
     known = store.predictions(model, [(rel, key) for rel, key in keys.items() if key is not None])
     return {rel: payload for rel, payload in known.items() if source.usable(payload)}
-
-
-def _decode(items: Sequence[Item], notes: list[str]) -> list[tuple[Item, np.ndarray]]:
-    views = []
-    for item in items:
-        try:
-            views.append((item, load_view(item.path).rgb))
-        except LoadError as exc:
-            notes.append(f"{item.rel}: skipped ({exc.code}: {exc.message})")
-    return views

@@ -148,14 +148,22 @@ class WD14Tagger:
         return str(self.session.get_providers()[0])
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """An ``HxWx3`` uint8 RGB image as the model takes it: padded square on white, resized, BGR float32."""
+        """An ``HxWx3`` uint8 RGB image as the model takes it: padded square on white, resized, BGR."""
         return prepare_image(rgb, self.size)
 
     def predict(self, images: Sequence[np.ndarray], floor: float = SCORE_FLOOR) -> list[dict[int, float]]:
         """Per image, {tag row: score} for every score at or above ``floor`` (RGB uint8 arrays in)."""
-        if not images:
+        return self.predict_prepared([self.preprocess(rgb) for rgb in images], floor)
+
+    def predict_prepared(
+        self, prepared: Sequence[np.ndarray], floor: float = SCORE_FLOOR
+    ) -> list[dict[int, float]]:
+        """:meth:`predict` for images already through :meth:`preprocess` (``caption`` prepares them in threads)."""
+        if not prepared:
             return []
-        batch = np.stack([self.preprocess(rgb) for rgb in images])
+        batch = np.empty((len(prepared), *prepared[0].shape), dtype=np.float32)
+        for index, image in enumerate(prepared):  # uint8 -> float32 while filling: one pass, no stack copy
+            batch[index] = image
         if self.channels_first:
             batch = batch.transpose(0, 3, 1, 2)
         return [sparse_scores(row, floor) for row in self.run(batch)]
@@ -170,7 +178,8 @@ class WD14Tagger:
 
 def prepare_image(rgb: np.ndarray, size: int) -> np.ndarray:
     """Pad to a square on white (centred), resize to ``size`` (area when shrinking, Lanczos when growing, as Kohya
-    does with OpenCV), flip RGB to BGR; float32 0..255, ``size x size x 3``."""
+    does with OpenCV), flip RGB to BGR; uint8 ``size x size x 3`` (the batch becomes float32 0..255 when it is
+    filled: a quarter of the memory while images wait in the queue)."""
     height, width = rgb.shape[:2]
     side = max(height, width)
     canvas = np.full((side, side, 3), 255, dtype=np.uint8)
@@ -180,7 +189,7 @@ def prepare_image(rgb: np.ndarray, size: int) -> np.ndarray:
     if side != size:
         method = Image.Resampling.BOX if side > size else Image.Resampling.LANCZOS
         image = image.resize((size, size), method)
-    return np.asarray(image, dtype=np.float32)[..., ::-1].copy()
+    return np.ascontiguousarray(np.asarray(image)[..., ::-1])
 
 
 def sparse_scores(row: np.ndarray, floor: float) -> dict[int, float]:

@@ -46,15 +46,19 @@ def expected_scores(bgr_means: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-def build_tagger(folder: Path, size: int = SIZE) -> Path:
-    """Write ``model.onnx`` and ``selected_tags.csv`` into ``folder``; returns it."""
+def build_tagger(folder: Path, size: int = SIZE, channels_first: bool = False) -> Path:
+    """Write ``model.onnx`` and ``selected_tags.csv`` into ``folder``; returns it. ``channels_first``: an export
+    that takes ``[N, 3, S, S]`` (the same weights, the means taken over the last two axes)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     folder.mkdir(parents=True, exist_ok=True)
     w, b = weights()
+    shape = [3, size, size] if channels_first else [size, size, 3]
     nodes = [
-        helper.make_node("ReduceMean", ["input_1"], ["means"], axes=[1, 2], keepdims=0),
+        helper.make_node(
+            "ReduceMean", ["input_1"], ["means"], axes=[2, 3] if channels_first else [1, 2], keepdims=0
+        ),
         helper.make_node("Mul", ["means", "scale"], ["scaled"]),
         helper.make_node("MatMul", ["scaled", "W"], ["logits0"]),
         helper.make_node("Add", ["logits0", "b"], ["logits"]),
@@ -68,7 +72,7 @@ def build_tagger(folder: Path, size: int = SIZE) -> Path:
     graph = helper.make_graph(
         nodes,
         "tiny_tagger",
-        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["batch", size, size, 3])],
+        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["batch", *shape])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", len(ROWS)])],
         inits,
     )

@@ -181,6 +181,13 @@ def test_usage_errors_and_a_missing_extra_are_one_line(
     assert _run(str(root), "--tagger", str(tagger), "--captioner", str(tagger))[0] == 2
     code, out = _run(str(root), "--tagger", str(tmp_path))
     assert code == 1 and "not a WD14-style tagger folder" in out and "Traceback" not in out
+    (root / "10_sks" / "blue.caption").write_text("blue", encoding="utf-8")
+    code, out = _run(str(root), "--tagger", str(tagger))  # .caption files beside: say so, write nothing
+    assert code == 2 and "pass --caption-extension .caption" in out
+    code, out = _run(str(root), "--tagger", str(tagger), "--caption-extension", ".caption", "--json", "-")
+    written = {Path(c["caption"]).name for c in json.loads(out)["changes"]}
+    assert code == 0 and written == {"red.caption", "green.caption"}  # blue.caption exists: new-only keeps it
+    (root / "10_sks" / "blue.caption").unlink()
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     code, out = _run(str(root), "--tagger", str(tagger))
     assert code == 1 and out.strip().splitlines() == [

@@ -19,6 +19,7 @@ from curator.captions.tagger import (
     TagSettings,
     WD14Tagger,
     prepare_image,
+    providers,
     select_tags,
 )
 from curator.dataset.discover import discover
@@ -51,6 +52,21 @@ def test_the_model_sees_bgr_padded_on_white_at_its_input_size(tagger: WD14Tagger
         [127.5, 127.5, 127.5],
     ]  # BGR; the black 2:1 image is half white padding
     np.testing.assert_allclose(scores, expected_scores(np.array(means)), atol=2e-3)
+
+
+def test_a_channels_first_export_at_another_size_gets_the_same_scores(
+    tmp_path: Path, tagger: WD14Tagger
+) -> None:
+    other = WD14Tagger.load(build_tagger(tmp_path / "nchw", size=384, channels_first=True))
+    assert (other.size, other.channels_first) == (384, True)
+    images = [_solid(BLUE, 50, 30), _solid(RED)]
+    assert other.predict(images) == tagger.predict(images)
+
+
+def test_cuda_is_asked_for_only_where_onnxruntime_has_it() -> None:
+    assert providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert providers(gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 def test_thresholds_categories_and_confidence_order(tagger: WD14Tagger) -> None:

@@ -61,7 +61,8 @@ class Captioner:
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise TaggerError(f"cannot load {folder} as an image-to-text model: {reason}") from exc
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = model.to(device).eval()
+        model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to() as a model wrapper
+        model.eval()
         if prompt is None and _model_type(folder) == "florence2":
             prompt = FLORENCE_DEFAULT_TASK
         return cls(folder, model, processor, prompt, max_length, device)

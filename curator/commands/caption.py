@@ -138,6 +138,9 @@ def caption(
     if (tagger is None) == (captioner is None):
         raise click.UsageError("give one of --tagger DIR or --captioner DIR")
     ds = _discover(dataset, None, caption_extension)
+    mismatch = [f for f in ds.findings if f.code == "caption_extension_mismatch"]
+    if mismatch and caption_extension is None:  # writing .txt beside .caption files would be a silent guess
+        raise click.UsageError(mismatch[0].message)
     items = _items(ds, concepts)
     settings = TagSettings(threshold, character_threshold, ratings, underscores, exclude, always_first)
     source = _load_source(tagger, captioner, settings, prompt, max_length)

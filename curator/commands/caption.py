@@ -272,7 +272,7 @@ def _report(
     if not plan.changes:
         console.print("No caption would change.")
     elif do_apply:
-        console.print(f"Wrote {count}. Undo with: dreamcurate caption {ds.root} --undo", markup=False)
+        console.print(f"Wrote {count}. Undo with: {_undo_command(ds.root, ws)}", markup=False)
     else:
         console.print(f"Would write {count}. Dry run: add --apply to write.", markup=False)
 
@@ -287,8 +287,16 @@ def _apply(plan: CaptionPlan, ws: Workspace, root: Path) -> str:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(
-            f"Could not write the captions: {exc} (run 'dreamcurate caption {root} --undo' to restore)"
+            f"Could not write the captions: {exc} (run '{_undo_command(root, ws)}' to restore)"
         ) from exc
+
+
+def _undo_command(root: Path, ws: Workspace) -> str:
+    """The command line that undoes this apply (naming the workspace when it is not the default one)."""
+    from curator.dataset.workspace import Workspace
+
+    extra = "" if ws == Workspace.for_dataset(root) else f" --workspace {ws.root}"
+    return f"dreamcurate caption {root} --undo{extra}"
 
 
 def _print_changes(console: Console, plan: CaptionPlan, applied: bool) -> None:
@@ -323,7 +331,8 @@ def _print_audit(console: Console, audit: CaptionAudit) -> None:
         console.print(line, markup=False)
     for finding in audit.findings:
         if finding.code in SHOWN_CODES:
-            console.print(Text(f"  {finding.code} {finding.path or ''}: {finding.message}", style="yellow"))
+            where = f" {finding.path}" if finding.path else ""
+            console.print(Text(f"  {finding.code}{where}: {finding.message}", style="yellow"))
 
 
 def _json(

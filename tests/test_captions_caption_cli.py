@@ -58,6 +58,49 @@ def blip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def florence(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised Florence-2 (native transformers classes) with a character-level BART tokenizer,
+    made to say at least four tokens (special tokens suppressed), saved as a transformers folder."""
+    import torch
+    from transformers import (
+        BartTokenizer,
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
+
+    out = tmp_path_factory.mktemp("models") / "florence-tiny"
+    out.mkdir()
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<image>": 4}
+    for char in "abcdefghijklmnopqrstuvwxyzWĠ?":
+        vocab[char] = len(vocab)
+    (out / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (out / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    tokenizer = BartTokenizer(
+        str(out / "vocab.json"), str(out / "merges.txt"), extra_special_tokens={"image_token": "<image>"}
+    )
+    text = {"vocab_size": len(vocab), "d_model": 16, "encoder_layers": 1, "decoder_layers": 1}
+    text |= {"encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 32}
+    text |= {"decoder_ffn_dim": 32, "max_position_embeddings": 128, "pad_token_id": 1, "bos_token_id": 0}
+    text |= {"eos_token_id": 2, "decoder_start_token_id": 2, "forced_eos_token_id": 2}
+    vision = {"depths": [1, 1, 1, 1], "embed_dim": [8, 8, 16, 16], "num_heads": [1, 1, 2, 2]}
+    vision |= {"num_groups": [1, 1, 2, 2], "window_size": 2, "projection_dim": 16}
+    vision |= {"max_position_embeddings": 16, "max_temporal_embeddings": 4}
+    torch.manual_seed(0)
+    model = Florence2ForConditionalGeneration(
+        Florence2Config(text_config=text, vision_config=vision, image_token_id=4)
+    ).eval()
+    model.generation_config.min_new_tokens = 4
+    model.generation_config.suppress_tokens = [0, 1, 3, 4]
+    model.save_pretrained(out)
+    images = CLIPImageProcessor(size={"height": 64, "width": 64}, do_center_crop=False)
+    images.image_seq_length = 5  # 2x2 patches of a 64 px image and one pooled feature
+    Florence2Processor(image_processor=images, tokenizer=tokenizer).save_pretrained(out)
+    return out
+
+
 def _dataset(tmp_path: Path) -> Path:
     """blue.png without a caption, red.png with a CRLF two-line caption, green.png with a plain one."""
     folder = tmp_path / "train" / "10_sks"
@@ -158,6 +201,16 @@ def test_offline_tagger_and_tiny_blip_end_to_end(
     assert _run(str(root), "--undo")[0] == 0
     assert (root / "10_sks" / "red.txt").read_bytes() == b"red_theme, smile\r\nsecond line kept\n"
     assert (root / "10_sks" / "blue.txt").read_text().startswith("blue sky")  # back to the tagger's caption
+
+
+def test_florence2_runs_its_task(tmp_path: Path, florence: Path) -> None:
+    root = _dataset(tmp_path)
+    args = ["--captioner", str(florence), "--mode", "replace", "--max-length", "6", "--json", "-"]
+    data = json.loads(_run(str(root), *args)[1])
+    assert data["model"]["prompt"] == "<CAPTION>"  # Florence-2's task when none is given
+    assert len(data["changes"]) == 3 and all(c["new"].strip() for c in data["changes"])
+    other = json.loads(_run(str(root), *args, "--task", "<DETAILED_CAPTION>")[1])
+    assert other["model"]["prompt"] == "<DETAILED_CAPTION>" and other["ran"] == 3  # another task: not cached
 
 
 def test_report_names_the_tagger(tmp_path: Path, tagger: Path) -> None:

@@ -54,12 +54,16 @@ class Captioner:
         except ImportError as exc:  # pragma: no cover - both are dependencies of the trainer
             raise TaggerError(f"the captioner needs torch and transformers: {exc}") from exc
         hf_logging.disable_progress_bar()
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its warnings about a folder it cannot read become our one line
         try:
             processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
             model = AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # transformers raises many kinds for a folder it cannot read: one line each
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise TaggerError(f"cannot load {folder} as an image-to-text model: {reason}") from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to() as a model wrapper
         model.eval()

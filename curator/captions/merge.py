@@ -120,6 +120,9 @@ def plan_captions(
         body = lines[0].rstrip("\r\n")
         ending = lines[0][len(body) :] or "\n"
         line = merge_line(current.text, tags, mode, trigger)
+        if not line.strip():  # an empty caption stops Kohya's training: never write one
+            plan.notes.append(f"{item.rel}: skipped (the model suggested nothing)")
+            continue
         plan.lines[item.rel] = line
         if line == body:
             plan.kept.append(item.rel)

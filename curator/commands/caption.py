@@ -137,6 +137,8 @@ def caption(
         return
     if (tagger is None) == (captioner is None):
         raise click.UsageError("give one of --tagger DIR or --captioner DIR")
+    if trigger is not None and (not trigger.strip() or any(c in trigger for c in ",\r\n")):
+        raise click.UsageError(f"--trigger {trigger!r}: give one tag (not empty, no comma or line break)")
     ds = _discover(dataset, None, caption_extension)
     mismatch = [f for f in ds.findings if f.code == "caption_extension_mismatch"]
     if mismatch and caption_extension is None:  # writing .txt beside .caption files would be a silent guess

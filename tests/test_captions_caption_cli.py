@@ -148,6 +148,16 @@ def test_dry_run_writes_nothing_apply_writes_and_undo_restores_bytes(tmp_path: P
     assert _digest(root) == before and not (folder / "blue.txt").exists()
 
 
+def test_undo_leaves_a_created_caption_edited_since_unless_forced(tmp_path: Path, tagger: Path) -> None:
+    root = _dataset(tmp_path)
+    assert _run(str(root), "--tagger", str(tagger), "--apply")[0] == 0
+    created = root / "10_sks" / "blue.txt"
+    created.write_text("my own words", encoding="utf-8")
+    code, out = _run(str(root), "--undo")
+    assert code == 1 and "changed since the apply" in out and created.read_text() == "my own words"
+    assert _run(str(root), "--undo", "--force")[0] == 0 and not created.exists()
+
+
 def test_modes_and_the_audit_of_what_would_be_written(tmp_path: Path, tagger: Path) -> None:
     root = _dataset(tmp_path)
     long_caption = ", ".join(f"word{i} thing" for i in range(30))

@@ -50,7 +50,9 @@ class SuggestedTags(Static):
         merged = merge_line(caption, split_tags(text), "append")
         self.accepted = (record.item.rel, merged)
         line = Text(f"suggested by {source}", style="bold cyan")
-        line.append("  (a: accept into the editor)\n" if merged != caption else "  (already in the caption)\n")
+        line.append(
+            "  (a: accept into the editor)\n" if merged != caption else "  (already in the caption)\n"
+        )
         line.append(text)
         self.update(line)
 

@@ -158,6 +158,14 @@ def test_undo_leaves_a_created_caption_edited_since_unless_forced(tmp_path: Path
     assert _run(str(root), "--undo", "--force")[0] == 0 and not created.exists()
 
 
+def test_two_images_sharing_a_caption_name_get_one_caption(tmp_path: Path, tagger: Path) -> None:
+    root = _dataset(tmp_path)
+    Image.new("RGB", (40, 40), RED).save(root / "10_sks" / "blue.jpg")
+    data = json.loads(_run(str(root), "--tagger", str(tagger), "--json", "-")[1])
+    assert [Path(c["caption"]).name for c in data["changes"]] == ["blue.txt"]
+    assert any("shares its caption file blue.txt" in note for note in data["skipped"])
+
+
 def test_modes_and_the_audit_of_what_would_be_written(tmp_path: Path, tagger: Path) -> None:
     root = _dataset(tmp_path)
     long_caption = ", ".join(f"word{i} thing" for i in range(30))

@@ -101,11 +101,18 @@ def plan_captions(
 ) -> CaptionPlan:
     """The caption changes that writing ``suggested`` (rel -> tags) with ``mode`` would make."""
     plan = CaptionPlan()
+    owners: dict[Path, str] = {}  # caption file -> the image that claimed it (a.png and a.jpg share a.txt)
     for item in items:
         tags = suggested.get(item.rel)
         if tags is None:
             continue
         path = caption_file(item, extension)
+        if path in owners:
+            plan.notes.append(
+                f"{item.rel}: skipped (shares its caption file {path.name} with {owners[path]})"
+            )
+            continue
+        owners[path] = item.rel
         current = read_caption(path)
         if current.status == "not_utf8":
             plan.notes.append(f"{item.rel}: skipped (caption is not UTF-8)")

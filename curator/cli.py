@@ -20,6 +20,10 @@ from curator.textsafe import safe
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("curator.commands.scan:scan", "Analyse a dataset: findings per image and for the whole set."),
     "tags": ("curator.commands.tags:tags", "Audit captions and tags; safe batch edits (--apply / --undo)."),
+    "caption": (
+        "curator.commands.caption:caption",
+        "Captions from a local WD14 tagger or image-to-text model (--apply / --undo).",
+    ),
     "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop, buckets, size advice, VRAM and time."),
     "review": ("tui.cli:review", "Review the dataset in the terminal (Textual TUI)."),
     "export": ("curator.commands.export:export", "Write the curated Kohya folder, manifest and configs."),

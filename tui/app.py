@@ -48,6 +48,7 @@ from tui.widgets.overview.panel import OverviewPanel
 from tui.widgets.plan.panel import PlanPanel
 from tui.widgets.preview.image import load_thumbnail
 from tui.widgets.preview.panel import PreviewPanel
+from tui.widgets.preview.suggestions import SuggestedTags
 from tui.widgets.tags.panel import TagsPanel
 from tui.widgets.train.panel import TrainPanel
 
@@ -302,7 +303,13 @@ class ReviewApp(App[None]):
         return self.backend.read_caption(record.item.caption_path if record else None)
 
     def on_browser_panel_edit_caption(self, message: BrowserPanel.EditCaption) -> None:
-        rel = message.rel
+        self.edit_caption(message.rel, self.caption_of(message.rel))
+
+    def on_suggested_tags_accepted(self, message: SuggestedTags.Accepted) -> None:
+        self.edit_caption(message.rel, message.text)
+
+    def edit_caption(self, rel: str, start: str) -> None:
+        """Open the caption editor on ``rel`` starting from ``start``; a save goes to the review store."""
         record = self.query_one(BrowserPanel).record(rel)
         keep = self.backend.keep_tokens(record.item.concept if record else "", self.state.settings)
 
@@ -315,7 +322,7 @@ class ReviewApp(App[None]):
             self.note(f"caption of {rel} saved")
             self.on_browser_panel_highlighted(BrowserPanel.Highlighted(rel))
 
-        editor = CaptionEditor(rel, self.caption_of(rel), lambda text: self.backend.caption_view(text, keep))
+        editor = CaptionEditor(rel, start, lambda text: self.backend.caption_view(text, keep))
         self.push_screen(editor, saved)
 
     # -- tags ---------------------------------------------------------------------------------------------------------

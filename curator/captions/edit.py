@@ -71,12 +71,14 @@ def _check_tag(option: str, tag: str) -> None:
 
 @dataclass(frozen=True)
 class CaptionChange:
-    """One caption file's old and new bytes."""
+    """One caption file's old and new bytes; ``created``: the file does not exist yet (``old`` is empty) and
+    ``--undo`` removes it again."""
 
     path: Path
     rel: str
     old: bytes
     new: bytes
+    created: bool = False
 
 
 def _edit_segments(segments: list[list[str]], edits: TagEdits) -> list[list[str]]:
@@ -254,7 +256,8 @@ def apply_changes(changes: list[CaptionChange], workspace: Workspace) -> Journal
     with workspace.locked():
         remove_stale_temporaries(changes)
         for c in changes:
-            if c.path.is_symlink() or c.path.read_bytes() != c.old:
+            changed = c.path.exists() if c.created else (c.path.is_symlink() or c.path.read_bytes() != c.old)
+            if changed:
                 raise EditConflict(f"{c.rel}: the caption changed since it was read; run the command again")
         # an atomic write needs the folder writable (the temp file goes beside the caption): find out before the
         # journal, so a read-only dataset leaves nothing half-applied
@@ -303,6 +306,7 @@ def _new_journal(changes: list[CaptionChange], workspace: Workspace, root: Path)
             "old": base64.b64encode(c.old).decode("ascii"),
             "old_sha256": _sha(c.old),
             "new_sha256": _sha(c.new),
+            "created": c.created,
         }
         for c in changes
     ]
@@ -404,7 +408,9 @@ def undo_last(workspace: Workspace, force: bool = False) -> UndoResult:
         for entry, (path, old) in zip(journal.entries, targets, strict=True):
             current = path.read_bytes() if path.is_file() else None
             digest = _sha(current) if current is not None else None
-            if digest == entry["old_sha256"]:
+            if entry.get("created") is True:  # the apply made this file: undoing it is removing it
+                _undo_created(path, digest, entry, force, result)
+            elif digest == entry["old_sha256"]:
                 result.unchanged.append(entry["rel"])
             elif digest == entry["new_sha256"] or force:
                 fsutil.atomic_write_bytes(path, old)
@@ -415,3 +421,16 @@ def undo_last(workspace: Workspace, force: bool = False) -> UndoResult:
             journal.state = "undone"
             journal.save()
     return result
+
+
+def _undo_created(
+    path: Path, digest: str | None, entry: dict[str, Any], force: bool, result: UndoResult
+) -> None:
+    """Undo one caption the apply created: remove it while it holds what the apply wrote (or with ``force``)."""
+    if digest is None:
+        result.unchanged.append(entry["rel"])
+    elif digest == entry["new_sha256"] or force:
+        path.unlink()
+        result.restored.append(entry["rel"])
+    else:
+        result.conflicts.append(entry["rel"])

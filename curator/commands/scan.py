@@ -116,9 +116,15 @@ def scan(dataset: Path, **kw: Any) -> None:
 
 
 def _write_json(result: ScanResult, curation: Any, plan: Any, target: str) -> None:
+    from curator.captions.store import last_run
+    from curator.dataset.workspace import Workspace
+
     data = result.to_json()
     data["curation"] = curation.to_json() if curation is not None else None
     data["plan"] = plan.to_json() if plan is not None else None
+    caption_model = last_run(Workspace.for_dataset(result.dataset.root, result.settings.workspace))
+    if caption_model is not None:  # which local model wrote suggestions (``dreamcurate caption``)
+        data["caption_model"] = caption_model
     emit_text(json.dumps(data, indent=2) + "\n", target, "--json")
 
 

@@ -109,6 +109,11 @@ class Workspace:
         """Undo journals of caption batch edits (``tags --apply``)."""
         return self.root / "journal"
 
+    @property
+    def suggestions_db(self) -> Path:
+        """SQLite cache of what local taggers and captioners suggested per image (``dreamcurate caption``)."""
+        return self.root / "suggestions.sqlite"
+
 
 def _holder(lock_file: Path) -> str:
     """Who holds the lock, in words (the holder writes its pid and command into the file)."""

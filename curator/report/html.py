@@ -451,11 +451,25 @@ class _Report:
         facts = (
             f'<p class="muted">{with_caption} of {len(train)} training images have a caption; {len(freq)} distinct '
             f"tags, {once} used only once; {mean_tags:.1f} tags per caption on average.</p>"
-        )
+        ) + self._caption_model()
         chart = bar_chart([(t, float(n)) for t, n in top], total=len(train) or None)
         extra = self._token_chart(audit) + self._keep_tokens(audit)
         extra_html = f'<div class="two" style="margin-top:14px">{extra}</div>' if extra else ""
         return f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div>{extra_html}</section>'
+
+    def _caption_model(self) -> str:
+        """Which local tagger or captioner last suggested captions (``dreamcurate caption``), if one did."""
+        from curator.captions.store import last_run
+        from curator.dataset.workspace import Workspace
+
+        run = last_run(Workspace.for_dataset(self.result.dataset.root, self.result.settings.workspace))
+        if run is None:
+            return ""
+        return (
+            f'<p class="muted">Captions suggested by the {escape(str(run.get("kind", "model")))} '
+            f"<code>{escape(str(run.get('name', '?')))}</code> ({escape(str(run.get('created', '')))}, "
+            f"{escape(str(run.get('images', '?')))} images).</p>"
+        )
 
     def _token_chart(self, audit: Any) -> str:
         tokens = [r.tokens for r in audit.records if r.caption and r.tokens >= 0] if audit is not None else []

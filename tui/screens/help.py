@@ -22,6 +22,7 @@ KEYS = (
     ("browser", "e", "edit the caption (ctrl+s saves, escape discards)"),
     ("browser", "f / c", "cycle the finding-code filter / the concept filter"),
     ("browser", "s / S", "cycle the sort key (name, severity, any metric) / reverse it"),
+    ("preview", "a", "on the suggested tags (tab to them): open the caption editor with them added"),
     ("duplicates", "h / l", "previous / next image of the cluster"),
     ("duplicates", "K", "keep the selected image, drop the rest of the cluster"),
     ("tags", "tab", "move through the form; Preview shows the change, Apply writes it (undoable)"),

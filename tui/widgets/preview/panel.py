@@ -21,6 +21,7 @@ from curator.textsafe import safe
 from tui.backend import CaptionView
 from tui.state import format_metric
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
+from tui.widgets.preview.suggestions import SuggestedTags
 
 
 def caption_text(view: CaptionView) -> Text:
@@ -91,6 +92,7 @@ class PreviewPanel(VerticalScroll):
         yield Static(id="preview-details")
         yield Static(id="preview-tokens")
         yield Static(id="preview-caption")
+        yield SuggestedTags(id="preview-suggestions")
 
     def show(self, record: ItemRecord | None, caption: CaptionView | None) -> None:
         """Show ``record`` with ``caption`` (the image loads in a worker, so the cursor never waits for it)."""
@@ -101,6 +103,7 @@ class PreviewPanel(VerticalScroll):
             caption_text(caption) if caption and caption.tags else Text("(no caption)", style="dim")
         )
         self.query_one("#preview-caption", Static).update(caption_body if record else "")
+        self.query_one(SuggestedTags).show(record, caption.text if caption else "")
         set_image(self.query_one("#preview-image"), None)
         if record is not None and record.decoded:
             self.load_image(record)

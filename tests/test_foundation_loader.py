@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-import curator.images.loader as loader
+import curator.images.opening as opening
 from curator.images.loader import LoadError, load_view, view_from_image
 from curator.images.view import ANALYSIS_SIZE
 
@@ -82,7 +82,7 @@ def test_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(loader, "open", denied, raising=False)
+    monkeypatch.setattr(opening, "open", denied, raising=False)
     assert _code(path) == "unreadable"
 
 
@@ -134,11 +134,12 @@ def test_modes_convert(tmp_path: Path, mode: str, alpha: bool) -> None:
         assert view.rgb.min() < 10
 
 
-def test_alpha_composited_on_black(tmp_path: Path) -> None:
-    img = Image.new("RGBA", (10, 10), (255, 255, 255, 0))
+def test_alpha_composited_on_white_as_training_sees_it(tmp_path: Path) -> None:
+    # black stored under alpha 0 must not show: the trainer composites on white
+    img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
     img.save(tmp_path / "a.png")
     view = load_view(tmp_path / "a.png")
-    assert view.rgb.max() == 0 and view.alpha is not None and view.alpha.max() == 0
+    assert view.rgb.min() == 255 and view.alpha is not None and view.alpha.max() == 0
 
 
 def test_exif_orientation_applied(tmp_path: Path) -> None:

@@ -33,17 +33,14 @@ class DupHashes(ImageCheck):
 
     name = "dup_hashes"
     codes = ()
-    version = 1
+    version = 2
     defaults: ClassVar[dict[str, Any]] = {}
 
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
         """The four hashes of ``view.gray`` and its mirror."""
-        gray = np.asarray(view.gray, dtype=np.float32)
-        if view.alpha is not None:
-            # hash transparent images as flattened on white, as editors and JPEG exports flatten them (the view is
-            # composited on black: luma is linear, so adding 255 - alpha moves the background to white)
-            gray = gray + (255.0 - view.alpha.astype(np.float32))
-        return variant_hashes(gray)
+        # transparent images are hashed as flattened on white (the view's compositing), as editors and JPEG
+        # exports flatten them
+        return variant_hashes(np.asarray(view.gray, dtype=np.float32))
 
 
 #: The variants each image is hashed as: itself, its mirror, its 90 % centre crop, and that crop mirrored.

@@ -1,5 +1,11 @@
 """Safe image loading: one decode per image into an :class:`~curator.images.view.ImageView`.
 
+Opening goes through :mod:`curator.images.opening` (bomb guard, EXIF orientation, transparency on white, JPEG draft),
+the one way every part of the product opens an image. The view holds one shared analysis pyramid: ``detail``
+(long side <= DETAIL_SIZE), ``rgb`` / ``gray`` (<= ANALYSIS_SIZE), each level built once from the one above, so every
+check reads the level it needs instead of resizing again; ``native_gray`` keeps a bounded crop at decoded resolution
+for the signals that live there (the 8x8 JPEG grid, text strokes).
+
 Bad input never escapes as a traceback: it becomes a :class:`LoadError` whose ``code`` is a stable finding code
 (``corrupt``, ``decompression_bomb``, ``unreadable``, ``decode_timeout``) and whose ``evidence`` says why.
 
@@ -17,50 +23,38 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFile
+from PIL import ExifTags, Image
 
-from curator.images.view import ANALYSIS_SIZE, NATIVE_CROP, ImageView
+from curator.images.opening import (
+    DEFAULT_MAX_PIXELS,
+    ORIENTATION_OPS,
+    ORIENTATION_TAG,
+    SWAPPING_ORIENTATIONS,
+    LoadError,
+    composite,
+    decode,
+    draft_for,
+    open_guarded,
+    read_bytes,
+    split_alpha,
+    upright,
+)
+from curator.images.view import ANALYSIS_SIZE, DETAIL_SIZE, NATIVE_CROP, ImageView
 
-#: Refuse images whose header declares more pixels than this (about 178 million, twice Pillow's warning limit).
-DEFAULT_MAX_PIXELS = 2 * 89_478_485
-#: Pillow's own warning size; above it a file must not expand more than MAX_EXPANSION times when decoded.
-WARN_PIXELS = 89_478_485
-MAX_EXPANSION = 200
-#: JPEGs whose long side is above this are decoded in draft mode (reduced DCT scale); below it, fully, so the 8x8
-#: block grid survives in ``native_gray``.
-DRAFT_ABOVE = 4096
-#: Draft mode keeps the long side at least this large.
-DRAFT_TARGET = 2048
+__all__ = ["DEFAULT_MAX_PIXELS", "LoadError", "load_view", "view_from_image"]
+
+#: JPEGs whose long side is above this are decoded in draft mode (a DCT-domain downscale that still covers
+#: DETAIL_SIZE): no check needs more of them than the detail level, except the 8x8 grid, which the file's own
+#: quantisation tables describe for a JPEG.
+DRAFT_ABOVE = 2048
 #: Longest text kept per metadata value (a multi-megabyte text chunk must not bloat the cache).
 MAX_META_CHARS = 4000
 
-_ORIENTATION_TAG = 0x0112
 _EXIF_IFD = 0x8769
-# EXIF orientation -> the transposes that undo it (as Pillow's ImageOps.exif_transpose applies them).
-_ORIENTATION_OPS: dict[int, tuple[Image.Transpose, ...]] = {
-    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
-    3: (Image.Transpose.ROTATE_180,),
-    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
-    5: (Image.Transpose.TRANSPOSE,),
-    6: (Image.Transpose.ROTATE_270,),
-    7: (Image.Transpose.TRANSVERSE,),
-    8: (Image.Transpose.ROTATE_90,),
-}
-
-
-class LoadError(Exception):
-    """An image that cannot be analysed. ``code`` is the finding code, ``message`` one line, ``evidence`` data."""
-
-    def __init__(self, code: str, message: str, evidence: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.evidence = dict(evidence or {})
 
 
 def load_view(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
@@ -68,19 +62,19 @@ def load_view(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
 
     The decompression-bomb guard runs on the header's declared size, before any pixel is decoded.
     """
-    data = _read_bytes(Path(path))
-    img = _open(data)
-    width, height = img.size
-    if width * height > max_pixels:
-        raise LoadError(
-            "decompression_bomb",
-            f"Declares {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}; not decoded",
-            {"width": width, "height": height, "pixels": width * height, "limit": max_pixels},
-        )
-    _refuse_expansion(img, len(data))
-    draft_scale = _maybe_draft(img)
-    _decode(img)
+    data = read_bytes(Path(path))
+    img = open_guarded(data, max_pixels)
+    draft_scale = 1
+    if max(img.size) > DRAFT_ABOVE:
+        draft_scale = draft_for(img, _cover(img.size, DETAIL_SIZE))
+    decode(img)
     return view_from_image(img, data=data, filename=os.fsdecode(Path(path).name), draft_scale=draft_scale)
+
+
+def _cover(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The size whose long side is ``long_side`` with the aspect of ``size`` (upright or not: draft_for swaps)."""
+    scale = long_side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def view_from_image(
@@ -107,28 +101,25 @@ def view_from_image(
     text, xmp = _text_and_xmp(img)
     exif = _exif_by_name(exif_raw)
 
-    rgb_img, alpha_img = _normalise(img)
-    native_gray = _native_gray(rgb_img)
+    rgb_img, alpha_img = split_alpha(img)
     pixel_sha = _pixel_sha256(rgb_img, alpha_img, orientation)
-
-    small_rgb, small_alpha = _to_analysis_size(rgb_img, alpha_img)
-    for op in _ORIENTATION_OPS.get(orientation, ()):
-        small_rgb = small_rgb.transpose(op)
-        if small_alpha is not None:
-            small_alpha = small_alpha.transpose(op)
+    # Transparent pixels are composited on white, as training sees them (curator.images.opening.composite).
+    flat = composite(rgb_img, alpha_img)
+    native_gray = _native_gray(flat)
+    detail_img, small_img, small_alpha = _pyramid(flat, alpha_img)
+    detail_img, small_img = upright(detail_img, orientation), upright(small_img, orientation)
+    if small_alpha is not None:
+        small_alpha = upright(small_alpha, orientation)
     width, height = img.size[0] * draft_scale, img.size[1] * draft_scale
-    if orientation in (5, 6, 7, 8):
+    if orientation in SWAPPING_ORIENTATIONS:
         width, height = height, width
 
-    rgb = np.asarray(small_rgb, dtype=np.uint8)
+    rgb = np.asarray(small_img, dtype=np.uint8)
     alpha = np.asarray(small_alpha, dtype=np.uint8) if small_alpha is not None else None
-    if alpha is not None:
-        # Training sees transparent pixels as black: composite on black, like the trainer's RGB conversion does.
-        rgb = (rgb.astype(np.uint16) * alpha[..., None] // 255).astype(np.uint8)
-    gray = _luma(rgb)
     return ImageView(
         rgb=rgb,
-        gray=gray,
+        gray=_luma(rgb),
+        detail_gray=np.asarray(detail_img.convert("L"), dtype=np.uint8),
         width=width,
         height=height,
         format=fmt,
@@ -148,113 +139,6 @@ def view_from_image(
     )
 
 
-# --- reading and decoding -------------------------------------------------------------------------------------
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except PermissionError as exc:
-        raise LoadError("unreadable", f"Permission denied: {exc.strerror}", {"errno": exc.errno}) from exc
-    except IsADirectoryError as exc:
-        raise LoadError("unreadable", "Is a folder, not a file", {"errno": exc.errno}) from exc
-    except FileNotFoundError as exc:
-        raise LoadError(
-            "unreadable", "File not found (moved, or a broken link)", {"errno": exc.errno}
-        ) from exc
-    except OSError as exc:
-        raise LoadError(
-            "unreadable", f"Cannot read the file: {exc.strerror or exc}", {"errno": exc.errno}
-        ) from exc
-    if not data:
-        raise LoadError("corrupt", "Empty file (0 bytes)", {"reason": "zero_bytes"})
-    return data
-
-
-def _open(data: bytes) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise LoadError(
-            "decompression_bomb", f"Refused by Pillow: {exc}", {"reason": "pillow_limit"}
-        ) from exc
-    except Image.UnidentifiedImageError as exc:
-        raise LoadError(
-            "corrupt", "Not an image Pillow can read (unknown or damaged header)", {"reason": "not_an_image"}
-        ) from exc
-    except Exception as exc:  # any decoder plugin error on a hostile header
-        raise LoadError("corrupt", f"Damaged header: {_short(exc)}", {"reason": "bad_header"}) from exc
-
-
-def _refuse_expansion(img: Image.Image, file_size: int) -> None:
-    """Above Pillow's warning size, refuse files that expand by more than MAX_EXPANSION: a bomb's signature (a few
-    kilobytes declaring a hundred megapixels), where a real photo of that size is tens of megabytes."""
-    width, height = img.size
-    if width * height <= WARN_PIXELS:
-        return
-    raw = width * height * max(1, len(img.getbands()))
-    ratio = raw / max(1, file_size)
-    if ratio > MAX_EXPANSION:
-        raise LoadError(
-            "decompression_bomb",
-            f"Declares {width}x{height} = {width * height:,} pixels from only {file_size:,} bytes "
-            f"({ratio:,.0f}:1); not decoded",
-            {
-                "width": width,
-                "height": height,
-                "pixels": width * height,
-                "expansion": round(ratio),
-                "limit": MAX_EXPANSION,
-            },
-        )
-
-
-def _maybe_draft(img: Image.Image) -> int:
-    """Draft mode (a reduced DCT decode) only for very large JPEGs; returns the scale factor used."""
-    if img.format != "JPEG" or max(img.size) <= DRAFT_ABOVE:
-        return 1
-    width, height = img.size
-    factor = max(img.size) / DRAFT_TARGET
-    try:
-        img.draft(img.mode, (int(width / factor), int(height / factor)))
-    except Exception:
-        return 1
-    return max(1, round(width / img.size[0]))
-
-
-def _decode(img: Image.Image) -> None:
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a finding, not a grey half
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img.load()
-    except Image.DecompressionBombError as exc:
-        raise LoadError(
-            "decompression_bomb", f"Refused by Pillow: {exc}", {"reason": "pillow_limit"}
-        ) from exc
-    except MemoryError as exc:
-        raise LoadError("decompression_bomb", "Out of memory while decoding", {"reason": "memory"}) from exc
-    except OSError as exc:
-        text = str(exc)
-        reason = "truncated" if "truncated" in text or "broken data stream" in text else "decoder_error"
-        message = f"Cannot decode ({reason.replace('_', ' ')}): {_short(exc)}"
-        raise LoadError("corrupt", message, {"reason": reason}) from exc
-    except Exception as exc:
-        message = f"Cannot decode (decoder error): {_short(exc)}"
-        raise LoadError("corrupt", message, {"reason": "decoder_error"}) from exc
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
-
-
 # --- metadata -------------------------------------------------------------------------------------------------
 
 
@@ -269,10 +153,10 @@ def _orientation(exif: Image.Exif | None) -> int:
     if exif is None:
         return 1
     try:
-        value = int(exif.get(_ORIENTATION_TAG, 1))
+        value = int(exif.get(ORIENTATION_TAG, 1))
     except (TypeError, ValueError):
         return 1
-    return value if value in _ORIENTATION_OPS else 1
+    return value if value in ORIENTATION_OPS else 1
 
 
 def _exif_by_name(exif: Image.Exif | None) -> dict[str, str]:
@@ -346,35 +230,6 @@ def _frame_count(img: Image.Image) -> int:
 # --- pixels ---------------------------------------------------------------------------------------------------
 
 
-def _normalise(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """Any Pillow mode -> (RGB image, alpha image or None) at decoded resolution."""
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return _wide_to_rgb(img), None
-    if mode == "P":
-        has_alpha = "transparency" in img.info
-        img = img.convert("RGBA" if has_alpha else "RGB")
-    elif mode in ("PA", "LA", "La", "RGBa"):
-        img = img.convert("RGBA")
-    elif mode != "RGB" and mode != "RGBA":
-        img = img.convert("RGB")
-    if img.mode == "RGBA":
-        return img.convert("RGB"), img.getchannel("A")
-    return img, None
-
-
-def _wide_to_rgb(img: Image.Image) -> Image.Image:
-    """16-bit and float images to 8 bits: 16-bit range scaled by 1/257, floats in 0..1 scaled by 255."""
-    arr = np.asarray(img).astype(np.float64)
-    peak = float(arr.max()) if arr.size else 0.0
-    if img.mode == "F" and peak <= 1.0:
-        arr = arr * 255.0
-    elif peak > 255.0:
-        arr = arr / 257.0
-    gray = np.clip(arr, 0, 255).astype(np.uint8)
-    return Image.fromarray(gray).convert("RGB")
-
-
 def _native_gray(rgb: Image.Image) -> np.ndarray:
     width, height = rgb.size
     side = min(NATIVE_CROP, width, height)
@@ -393,16 +248,26 @@ def _pixel_sha256(rgb: Image.Image, alpha: Image.Image | None, orientation: int)
     return digest.hexdigest()
 
 
-def _to_analysis_size(rgb: Image.Image, alpha: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
-    width, height = rgb.size
-    long_side = max(width, height)
-    if long_side <= ANALYSIS_SIZE:
-        return rgb, alpha
-    scale = ANALYSIS_SIZE / long_side
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = rgb.resize(size, Image.Resampling.BOX)
-    small_alpha = alpha.resize(size, Image.Resampling.BOX) if alpha is not None else None
-    return small, small_alpha
+def _fit(size: tuple[int, int], long_side: int) -> tuple[int, int] | None:
+    """The size with long side ``long_side`` and the aspect of ``size``; None when ``size`` already fits."""
+    if max(size) <= long_side:
+        return None
+    return _cover(size, long_side)
+
+
+def _pyramid(
+    rgb: Image.Image, alpha: Image.Image | None
+) -> tuple[Image.Image, Image.Image, Image.Image | None]:
+    """The detail level (<= DETAIL_SIZE) and the analysis level (<= ANALYSIS_SIZE, built from the detail level),
+    and the alpha at analysis size. Area (BOX) filtering: no ringing for the sharpness and edge measures."""
+    detail_size = _fit(rgb.size, DETAIL_SIZE)
+    detail = rgb.resize(detail_size, Image.Resampling.BOX) if detail_size else rgb
+    small_size = _fit(rgb.size, ANALYSIS_SIZE)
+    small = detail.resize(small_size, Image.Resampling.BOX) if small_size else detail
+    small_alpha = alpha
+    if alpha is not None and small_size:
+        small_alpha = alpha.resize(small_size, Image.Resampling.BOX)
+    return detail, small, small_alpha
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

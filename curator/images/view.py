@@ -13,6 +13,8 @@ import numpy as np
 
 #: Long side of ``rgb`` / ``gray`` (never upscaled). Metrics computed on them do not depend on the file's resolution.
 ANALYSIS_SIZE = 512
+#: Long side of ``detail_gray`` (never upscaled): the level where the sharpness of small blur radii is still visible.
+DETAIL_SIZE = 1024
 #: Side of ``native_gray``: a centre crop at the decoded resolution, so the 8x8 JPEG grid is still there.
 NATIVE_CROP = 768
 
@@ -21,9 +23,11 @@ NATIVE_CROP = 768
 class ImageView:
     """One decoded image, ready for the checks.
 
-    - ``rgb``: uint8 HxWx3, long side <= ANALYSIS_SIZE, EXIF orientation applied, alpha composited on black (as training
+    - ``rgb``: uint8 HxWx3, long side <= ANALYSIS_SIZE, EXIF orientation applied, alpha composited on white (as training
       sees it).
     - ``gray``: float32 HxW (0..255) of the same size.
+    - ``detail_gray``: uint8 gray, long side <= DETAIL_SIZE, upright, the level ``rgb`` is built from (None in views
+      made by hand).
     - ``native_gray``: float32 centre crop (<= NATIVE_CROP square) of the image at decoded resolution, before any resize,
       taken before EXIF rotation so the JPEG block grid stays aligned; None when not available.
     - ``alpha``: uint8 HxW at analysis size, or None when the image has no alpha channel.
@@ -48,6 +52,7 @@ class ImageView:
     sha256: str
     pixel_sha256: str = ""
     native_gray: np.ndarray | None = None
+    detail_gray: np.ndarray | None = None
     alpha: np.ndarray | None = None
     draft_scale: int = 1
     text: dict[str, str] = field(default_factory=dict)

@@ -163,7 +163,7 @@ def test_metadata_text_quant_and_hashes(tmp_path: Path) -> None:
     img.save(tmp_path / "c.jpg", quality=30)
     a, b, c = (load_view(tmp_path / n) for n in ("a.png", "b.png", "c.jpg"))
     assert a.text["parameters"].startswith("a cat")
-    assert a.sha256 != b.sha256 and a.pixel_sha256 == b.pixel_sha256  # same pixels, different bytes
+    assert a.sha256 != b.sha256 and a.pixel_fingerprint == b.pixel_fingerprint  # same pixels, different bytes
     assert a.file_size == (tmp_path / "a.png").stat().st_size
     assert a.quant_tables is None and c.quant_tables is not None and len(c.quant_tables[0]) == 64
     assert c.format == "JPEG"
@@ -193,7 +193,7 @@ def test_very_large_jpeg_uses_draft(tmp_path: Path) -> None:
 
 def test_view_from_image_in_memory() -> None:
     view = view_from_image(_noise(100, 50), filename="mem.png")
-    assert (view.width, view.height) == (100, 50) and view.sha256 and view.pixel_sha256
+    assert (view.width, view.height) == (100, 50) and view.sha256 and view.pixel_fingerprint
 
 
 def test_tiny_file_declaring_a_hundred_megapixels_is_a_bomb(tmp_path: Path) -> None:

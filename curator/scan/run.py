@@ -34,7 +34,7 @@ from curator.scan.cache import FileKey, MetricsCache
 from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 
 #: Bumped when the loader's own metrics change (part of the cache key with the checks' version).
-LOADER_VERSION = 2
+LOADER_VERSION = 3
 #: Loader parameters, overridable through ``ScanSettings.params["loader"]``.
 LOADER_DEFAULTS: dict[str, Any] = {
     "max_pixels": DEFAULT_MAX_PIXELS,  # decompression-bomb limit on the declared size
@@ -315,7 +315,7 @@ def analyse_file(task: _Task) -> dict[str, Any]:
             metrics: dict[str, Any] = {
                 "file_size": view.file_size,
                 "sha256": view.sha256,
-                "pixel_sha256": view.pixel_sha256,
+                "pixel_fingerprint": view.pixel_fingerprint,
                 "format": view.format,
                 "mode": view.mode,
                 "frames": view.frames,

@@ -29,7 +29,6 @@ from PIL import Image
 from curator.checks._imageops import tile_range
 from curator.checks.base import CheckContext, ImageCheck, Metrics
 from curator.findings import Finding, Severity
-from curator.images.opening import composite
 from curator.images.view import DETAIL_SIZE
 
 #: Gradient-orientation bins over 180 degrees.
@@ -95,13 +94,12 @@ def sample_tiles(gray: np.ndarray, max_tiles: int = 64, min_contrast: float = 40
 
 
 def detail_gray(view: Any) -> np.ndarray:
-    """The view's gray at the detail level (long side <= DETAIL_SIZE, never upscaled), from ``view.source``
-    (converted to gray first, so the one resize moves a third of the data); ``view.gray`` for views made by hand."""
-    source = getattr(view, "source", None)
-    if source is None:
+    """The view's gray at the detail level (long side <= DETAIL_SIZE, never upscaled), from the decoded image's gray
+    (``view.source_luma()``, shared with the screenshot check; one resize of a third of the data); ``view.gray`` for
+    views made by hand."""
+    gray = view.source_luma() if hasattr(view, "source_luma") else None
+    if gray is None:
         return np.asarray(view.gray, dtype=np.float32)
-    alpha = getattr(view, "source_alpha", None)
-    gray = composite(source, alpha).convert("L") if alpha is not None else source.convert("L")
     width, height = gray.size
     if max(width, height) > DETAIL_SIZE:
         scale = DETAIL_SIZE / max(width, height)

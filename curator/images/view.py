@@ -66,3 +66,14 @@ class ImageView:
     frames: int = 1
     filename: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def source_luma(self) -> Any:
+        """The decoded image as a PIL ``L`` image at decoded resolution, upright, transparency on white; made once per
+        view and shared by the checks that read it (None without a source)."""
+        if self.source is None:
+            return None
+        if "source_luma" not in self.extra:
+            from curator.images.opening import composite
+
+            self.extra["source_luma"] = composite(self.source, self.source_alpha).convert("L")
+        return self.extra["source_luma"]

@@ -137,7 +137,9 @@ def generate(data: Path, out: Path, seed: int = 0) -> list[dict[str, Any]]:
         for kind, (variant, strength, ang) in variants.items():
             path = out / kind / f"{stem}.jpg"
             variant.save(path, "JPEG", quality=92)
-            rows.append({"kind": kind, "strength": strength, "angle": ang, "path": path, "rel": f"{kind}/{stem}.jpg"})
+            rows.append(
+                {"kind": kind, "strength": strength, "angle": ang, "path": path, "rel": f"{kind}/{stem}.jpg"}
+            )
     return rows
 
 
@@ -211,8 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     rows = generate(args.data.resolve(), args.out)
-    print(f"{len(rows)} files ({len(rows) // len(KINDS)} photos x {len(KINDS)}) in {args.out}, "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"{len(rows)} files ({len(rows) // len(KINDS)} photos x {len(KINDS)}) in {args.out}, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     records = measure(rows, args.out, args.workers)
     report(rows, judge(rows, records, BlurCheck.defaults))
     if not args.no_peers:

@@ -36,7 +36,9 @@ def motion(img: Image.Image, length: int, angle: int) -> Image.Image:
 def defocus(img: Image.Image, radius: int) -> Image.Image:
     """A disk (pillbox) blur of ``radius`` px."""
     r = radius
-    return _shift_mean(img, [(x, y) for x in range(-r, r + 1) for y in range(-r, r + 1) if x * x + y * y <= r * r])
+    return _shift_mean(
+        img, [(x, y) for x in range(-r, r + 1) for y in range(-r, r + 1) if x * x + y * y <= r * r]
+    )
 
 
 def _dataset(tmp_path: Path, extra: dict[str, Image.Image]) -> list:
@@ -80,9 +82,7 @@ def test_sharp_subject_on_soft_background_is_not_blurry(tmp_path: Path) -> None:
 
 
 def test_soft_dataset_is_not_flagged_wholesale(tmp_path: Path) -> None:
-    records = [
-        record_for(save(defocus(photo(i), 3), tmp_path / f"soft{i}.png"), [CHECK]) for i in range(9)
-    ]
+    records = [record_for(save(defocus(photo(i), 3), tmp_path / f"soft{i}.png"), [CHECK]) for i in range(9)]
     assert judge_all(CHECK, records) == []
     # without the dataset median (too few images) the absolute thresholds alone still flag them
     assert len(judge_all(CHECK, records[:3])) == 3

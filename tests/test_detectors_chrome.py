@@ -39,7 +39,9 @@ def test_no_chrome_on_photos_or_on_a_figure_on_white(tmp_path: Path) -> None:
     assert chrome_bands(np.asarray(photo(2).convert("L"), np.float32)) == {"top": 0.0, "bottom": 0.0}
     figure = Image.new("L", (600, 600), 255)
     draw = ImageDraw.Draw(figure)
-    for x in range(150, 450, 6):  # hatching touching the top: strokes, but the white is no bar across the width
+    for x in range(
+        150, 450, 6
+    ):  # hatching touching the top: strokes, but the white is no bar across the width
         draw.line([(x, 0), (x + 40, 120)], fill=0, width=2)
     bands = chrome_bands(np.asarray(figure, np.float32))
     assert bands["top"] == 0.0
@@ -50,7 +52,9 @@ def test_thumbnail_sized_image_needs_chrome_for_a_pixel_verdict(tmp_path: Path) 
         img = Image.new("RGB", size, (255, 255, 255))
         draw, font = ImageDraw.Draw(img), ImageFont.load_default()
         for row in range(size[1] // 16):
-            draw.text((4, 4 + 16 * row), "lorem ipsum dolor sit amet, consectetur " * 3, fill=(0, 0, 0), font=font)
+            draw.text(
+                (4, 4 + 16 * row), "lorem ipsum dolor sit amet, consectetur " * 3, fill=(0, 0, 0), font=font
+            )
         return img
 
     # lines of text as a 280 px thumbnail without bars: pixels alone are not counted

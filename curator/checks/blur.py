@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-
 from PIL import Image
 
 from curator.checks._imageops import tile_range
@@ -247,7 +246,13 @@ class BlurCheck(ImageCheck):
         return []
 
     def _finding(
-        self, record: Any, params: dict[str, Any], kind: str, value: float, limit: float, context: CheckContext
+        self,
+        record: Any,
+        params: dict[str, Any],
+        kind: str,
+        value: float,
+        limit: float,
+        context: CheckContext,
     ) -> Finding:
         m = record.metrics
         metric = "sharpness_best" if kind == "defocus" else "sharpness_worst"
@@ -266,7 +271,9 @@ class BlurCheck(ImageCheck):
         }
         against = f"; dataset median {median:.2f})" if median is not None else ")"
         if kind == "defocus":
-            message = f"Out of focus: even its sharpest edges are soft in every direction ({metric} {value:.2f}"
+            message = (
+                f"Out of focus: even its sharpest edges are soft in every direction ({metric} {value:.2f}"
+            )
         else:
             angle = float(m.get("worst_angle") or 0.0)
             evidence["direction_deg"] = angle
@@ -276,7 +283,9 @@ class BlurCheck(ImageCheck):
             )
         message += f" < {limit:.2f}{against}"
         strong = value < float(params["strong_factor"]) * limit
-        return Finding("blurry", Severity.ERROR if strong else Severity.WARNING, message, evidence, record.item.rel)
+        return Finding(
+            "blurry", Severity.ERROR if strong else Severity.WARNING, message, evidence, record.item.rel
+        )
 
 
 def _limit(context: CheckContext, params: dict[str, Any], metric: str, absolute: float) -> float:

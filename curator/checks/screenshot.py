@@ -248,7 +248,9 @@ def pixel_score(f: dict[str, Any], params: dict[str, Any]) -> float:
         params["w_flat"] * min(1.0, f["ui_exact_flat"] / params["exact_flat_full"]),
         params["w_edges"] * min(1.0, f["ui_edges"] / params["edges_full"]),
         params["w_text"] * min(1.0, f["ui_text"] / params["text_full"]),
-        params["w_chrome"] * min(1.0, chrome / params["chrome_full"]) if chrome >= params["chrome_min"] else 0.0,
+        params["w_chrome"] * min(1.0, chrome / params["chrome_full"])
+        if chrome >= params["chrome_min"]
+        else 0.0,
     ]
     return float(sum(parts))
 
@@ -309,7 +311,9 @@ class ScreenshotCheck(ImageCheck):
             layers["chrome"] = f"{m.get('ui_chrome_edge')} bar"
         small = max(record.width, record.height) < int(params["small_side"])
         if small and not chrome:
-            layers["pixels_not_counted"] = f"thumbnail-sized ({record.width}x{record.height}) and no window chrome"
+            layers["pixels_not_counted"] = (
+                f"thumbnail-sized ({record.width}x{record.height}) and no window chrome"
+            )
             pix = 0.0
         score = pix
         if m.get("screenshot_metadata"):

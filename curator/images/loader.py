@@ -104,7 +104,10 @@ def view_from_image(
     rgb_img, alpha_img = split_alpha(img)
     native_gray = _native_gray(rgb_img, alpha_img)  # before orientation: the JPEG grid keeps its phase
     if orientation != 1:
-        rgb_img, alpha_img = upright(rgb_img, orientation), upright(alpha_img, orientation) if alpha_img else None
+        rgb_img, alpha_img = (
+            upright(rgb_img, orientation),
+            upright(alpha_img, orientation) if alpha_img else None,
+        )
     small_img, small_alpha = _analysis_level(rgb_img, alpha_img)
     width, height = img.size[0] * draft_scale, img.size[1] * draft_scale
     if orientation in SWAPPING_ORIENTATIONS:

@@ -234,7 +234,9 @@ def upright(img: Image.Image, orient: int) -> Image.Image:
     return img
 
 
-def open_rgb(path: Path, min_size: tuple[int, int] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_rgb(
+    path: Path, min_size: tuple[int, int] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
     """The image at ``path`` as training sees it: upright RGB, transparency on white, bomb-guarded.
 
     ``min_size`` (upright width, height) lets a JPEG decode at a reduced DCT scale that still covers it.

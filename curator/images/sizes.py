@@ -17,7 +17,6 @@ from pathlib import Path
 from curator.dataset.discover import Dataset
 
 
-
 def header_size(path: Path) -> tuple[int, int] | None:
     """Width and height after EXIF orientation, read from the header (pixels are not decoded); None if unreadable."""
     from curator.images.opening import header_size as opened_header_size

@@ -271,29 +271,41 @@ def _progress(
     total: int, settings: ScanSettings, callback: ProgressCallback | None
 ) -> Iterator[Callable[[], None]]:
     done = 0
+    started = time.perf_counter()
     show = settings.progress and total >= PROGRESS_MIN_ITEMS and sys.stderr.isatty()
     bar: Any = None
     task_id: Any = None
     if show:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         bar = Progress(
             TextColumn("scanning"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
         bar.start()
-        task_id = bar.add_task("scan", total=total)
+        task_id = bar.add_task("scan", total=total, rate="")
 
     def advance() -> None:
         nonlocal done
         done += 1
         if bar is not None:
-            bar.advance(task_id)
+            elapsed = time.perf_counter() - started
+            bar.update(task_id, advance=1, rate=f"{done / elapsed:.1f} images/s" if elapsed > 0 else "")
         if callback is not None:
             callback(done, total)
 

@@ -78,25 +78,22 @@ def oriented_size(path: Path) -> tuple[int, int]:
 
 
 def load_pixels(sample: Sample, augment: Augment = Augment()) -> Any:
-    """The image as a float tensor (3, H, W) in [-1, 1]: EXIF orientation, RGB, scale to cover, crop (centre, or at
-    random with ``augment.crop_seed``: Kohya's inclusive ``randint(0, excess)`` per side), flip."""
+    """The image as a float tensor (3, H, W) in [-1, 1]: opened by :func:`curator.images.opening.open_rgb` (EXIF
+    orientation, transparency on white, a JPEG decoded at a reduced DCT scale when that still covers the target),
+    scaled to cover, cropped (centre, or at random with ``augment.crop_seed``: Kohya's inclusive ``randint(0,
+    excess)`` per side), flipped."""
     import numpy as np
     import torch
-    from PIL import Image, ImageOps
+    from PIL import Image
+
+    from curator.images.opening import LoadError, open_rgb
 
     width, height = sample.bucket
     resized_w, resized_h = max(sample.resized[0], width), max(sample.resized[1], height)
-    with Image.open(sample.item.path) as raw:
-        if raw.format == "JPEG":
-            # Let the JPEG decoder scale down by 1/2..1/8 while decoding (never below the target size): a 4 MP photo
-            # trained at 512 px decodes several times faster, and LANCZOS does the rest.
-            swapped = raw.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-            raw.draft("RGB", (resized_h, resized_w) if swapped else (resized_w, resized_h))
-        image = ImageOps.exif_transpose(raw)
-        if image.mode != "RGB":
-            image = _to_rgb(image)
-        else:
-            image.load()
+    try:
+        image = open_rgb(sample.item.path, (resized_w, resized_h))
+    except LoadError as exc:
+        raise DataError(f"cannot read image {sample.item.path}: {exc.message}") from exc
     if image.size != (resized_w, resized_h):
         image = image.resize((resized_w, resized_h), Image.Resampling.LANCZOS)
     if augment.crop_seed is None:
@@ -109,18 +106,6 @@ def load_pixels(sample: Sample, augment: Augment = Augment()) -> Any:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
-
-
-def _to_rgb(image: Any) -> Any:
-    from PIL import Image
-
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent pixels become white rather than whatever colour the file stored under alpha 0.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
 
 
 def load_batch_pixels(batch: Batch, augments: list[Augment] | None = None, workers: int = 0) -> Any:

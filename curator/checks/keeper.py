@@ -33,7 +33,7 @@ def keep_key(record: ItemRecord) -> tuple[Any, ...]:
         problems,
         -(record.width * record.height),
         -_number(m.get("jpeg_quality"), 100.0),
-        -round(_number(m.get("edge_sharpness"), 1.0), 2),
+        -round(_number(m.get("sharpness_best"), 1.0), 2),
         -int(_number(m.get("file_size"), 0.0)),
         record.item.rel,
     )

@@ -26,7 +26,7 @@ MEANINGS: dict[str, str] = {
     "decode_timeout": "took too long to decode; skipped",
     "too_small": "short side under the training resolution",
     "extreme_aspect": "its bucket crops away much of the image",
-    "alpha_channel": "transparent pixels are composited on white for training",
+    "alpha_channel": "transparent pixels train composited on white",
     "grayscale": "no colour",
     "exact_duplicate": "same bytes or pixels as another image",
     "nested_images": "images Kohya will not read (subfolders or root)",

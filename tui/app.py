@@ -20,11 +20,12 @@ from typing import Any, TypeVar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, ProgressBar, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, ProgressBar, Select, TabbedContent, TabPane, TextArea
+from textual.widgets._select import SelectOverlay
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from curator.scan.results import ScanResult, ScanSettings
-from tui.backend import Backend, BackendError, JobCancelled, PlanSummary
+from tui.backend import Backend, BackendError, JobCancelled, PlanSummary, StepResult
 from tui.jobs import EventTail
 from tui.messages import (
     DecisionsChanged,
@@ -58,15 +59,21 @@ class Failed:
 
 FAILED = Failed()
 TABS = ("overview", "browser", "duplicates", "tags", "plan", "train")
-#: The widget each tab focuses when shown.
+#: The widget each tab focuses when shown: a form tab its first field, so what is typed next lands there.
 TAB_FOCUS = {
     "overview": "#overview-panel",
     "browser": "#items",
     "duplicates": "#dup-clusters",
     "tags": "#tag-freq",
-    "plan": "#tabs ContentTabs",
-    "train": "#train-export",
+    "plan": "#plan-epochs",
+    "train": "#train-out",
 }
+#: Where Escape goes from a field: the tab's table, or the tab bar on form tabs (then digits switch tabs again).
+TAB_HOME = {**TAB_FOCUS, "plan": "#tabs ContentTabs", "train": "#tabs ContentTabs"}
+#: Tabs on which the single-letter keys that change decisions or rescan (u, U, r) work: never on a form tab.
+DECISION_TABS = ("overview", "browser", "duplicates")
+#: App actions a focused text field or dropdown must never trigger (its keys are the user's typing).
+GUARDED_ACTIONS = ("tab", "undo", "redo", "rescan", "quit", "help")
 #: Seconds between two reads of the trainer's event file.
 TAIL_INTERVAL = 0.25
 
@@ -97,7 +104,8 @@ class ReviewApp(App[None]):
         Binding("5", "tab('plan')", "Plan", show=False),
         Binding("6", "tab('train')", "Train", show=False),
         Binding("u", "undo", "Undo"),
-        Binding("escape", "leave_input", "Leave input", show=False),
+        Binding("U,ctrl+y", "redo", "Redo", show=False),
+        Binding("escape", "leave_input", "Leave field", show=False),
         Binding("r", "rescan", "Rescan", show=False),
         Binding("question_mark", "help", "Help · 1-6 tabs"),
         Binding("q", "quit", "Quit"),
@@ -138,6 +146,20 @@ class ReviewApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(ItemTable).focus()
         self.start_scan()
+
+    # -- who owns the keyboard ---------------------------------------------------------------------------------------
+    def typing(self) -> bool:
+        """True while a text field, an editor or a dropdown has the focus: its keys are text, not commands."""
+        focused = self.focused
+        return isinstance(focused, Input | TextArea | Select | SelectOverlay)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Global keys stand aside while the user types; decision keys work only where decisions are shown."""
+        if action in GUARDED_ACTIONS and self.typing():
+            return False
+        if action in ("undo", "redo", "rescan"):
+            return (self.query_one(TabbedContent).active or "browser") in DECISION_TABS
+        return True
 
     def note(self, line: str) -> None:
         """Record ``line`` in the state log and show it as a notification."""
@@ -197,7 +219,8 @@ class ReviewApp(App[None]):
         self.state.scanning = False
         self.query_one("#scan-progress").display = False
         self.state.decisions = self.backend.decision_map()
-        self.query_one(BrowserPanel).load(message.result, self.state.decisions)
+        self.backend.recheck_captions(message.result)  # captions edited in an earlier session count as edited
+        self.query_one(BrowserPanel).load(message.result, self.state.decisions, self.backend.edited_rels())
         self.refresh_duplicates()
         self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(message.result))
         self.recompute_plan(self.state.plan_inputs)
@@ -209,13 +232,20 @@ class ReviewApp(App[None]):
 
     # -- navigation ---------------------------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:
-        """Show tab ``tab`` and focus its main widget (never a text input, so digits keep switching tabs)."""
+        """Show tab ``tab`` and focus its first widget (a form tab: its first field)."""
         self.query_one(TabbedContent).active = tab
         self.query_one(TAB_FOCUS[tab]).focus()
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # a click on a tab focuses the same widget as its digit key
+        tab = event.pane.id or "browser"
+        if tab in TAB_FOCUS and not self.query_one(TabbedContent).has_focus_within:
+            self.query_one(TAB_FOCUS[tab]).focus()
+
     def action_leave_input(self) -> None:
-        """Escape from a text input back to the tab's main widget."""
-        self.action_tab(self.query_one(TabbedContent).active or "browser")
+        """Escape from a field: back to the tab's table, or to the tab bar on a form tab."""
+        tab = self.query_one(TabbedContent).active or "browser"
+        self.query_one(TAB_HOME[tab]).focus()
 
     def action_help(self) -> None:
         """Show the key help."""
@@ -234,7 +264,8 @@ class ReviewApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                changed = self.guard("decisions", self.backend.decide, message.rels, "drop", message.code)
+                reason = f"filter {message.code}"
+                changed = self.guard("decisions", self.backend.decide, message.rels, "drop", reason)
                 if not isinstance(changed, Failed):
                     self.apply_decisions(changed, f"dropped {len(message.rels)} items ({message.code})")
 
@@ -247,15 +278,25 @@ class ReviewApp(App[None]):
             self.refresh_duplicates()
 
     def action_undo(self) -> None:
-        """Undo the last decision step."""
-        changed = self.guard("decisions", self.backend.undo)
-        if isinstance(changed, Failed):
+        """Undo the last step (decisions, a bulk drop, a keeper choice or a caption edit) and say which it was."""
+        self._step(self.backend.undo, "nothing to undo")
+
+    def action_redo(self) -> None:
+        """Redo the step the last undo reverted."""
+        self._step(self.backend.redo, "nothing to redo")
+
+    def _step(self, call: Callable[[], StepResult | None], nothing: str) -> None:
+        step = self.guard("decisions", call)
+        if isinstance(step, Failed):
             return
-        if changed is None:
-            self.note("nothing to undo")
+        if step is None:
+            self.note(nothing)
             return
-        self.apply_decisions(changed, "undo")
-        self.refresh_duplicates()  # the undone step may have been a keeper choice
+        self.apply_decisions(step.decisions, step.what)
+        if step.keepers:
+            self.refresh_duplicates()
+        if step.captions:
+            self.captions_changed(step.captions)
 
     def apply_decisions(self, changed: dict[str, str | None], what: str) -> None:
         """Reflect decisions the store changed in the state and the panels."""
@@ -311,10 +352,22 @@ class ReviewApp(App[None]):
             if isinstance(self.guard("captions", self.backend.save_caption, rel, text), Failed):
                 return
             self.note(f"caption of {rel} saved")
-            self.on_browser_panel_highlighted(BrowserPanel.Highlighted(rel))
+            self.captions_changed([rel])
 
         editor = CaptionEditor(rel, self.caption_of(rel), lambda text: self.backend.caption_view(text, keep))
         self.push_screen(editor, saved)
+
+    def captions_changed(self, rels: list[str]) -> None:
+        """Captions training reads changed (an edit saved or undone): audit them again and redraw what shows them."""
+        result = self.state.result
+        if result is None:
+            return
+        if isinstance(self.guard("captions", self.backend.recheck_captions, result), Failed):
+            return
+        self.query_one(BrowserPanel).captions_edited(self.backend.edited_rels())
+        self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(result))
+        self.refresh_overview()
+        self.state.log.append(f"captions re-audited after editing {', '.join(rels)}")
 
     # -- tags ---------------------------------------------------------------------------------------------------------
     def on_tags_panel_preview_requested(self, message: TagsPanel.PreviewRequested) -> None:

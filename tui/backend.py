@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from curator.dataset.workspace import Workspace
-from curator.review.decisions import DecisionStore, cluster_key
+from curator.findings import Finding
+from curator.review.decisions import Change, DecisionStore, cluster_key
 from curator.scan.results import ScanResult, ScanSettings
 from tui.state import PlanInputs, TagEditForm
 
@@ -46,6 +47,37 @@ class CaptionView:
     limit: int  # tokens CLIP reads (75 per chunk x chunks)
     keep_tokens: int  # leading TAGS kept in place when captions are shuffled
     lost_from: int | None = None  # index of the first tag past the token limit (None: all fit)
+
+
+@dataclass
+class StepResult:
+    """What an undo or redo changed: item decisions (rel -> decision now, None: cleared), caption edits, keepers,
+    and one line naming the step ("undid: drop of 8 items (filter blurry)")."""
+
+    decisions: dict[str, str | None]
+    captions: list[str]
+    keepers: bool
+    what: str
+
+
+def describe_step(changes: list[Change]) -> str:
+    """One line naming a logged step: what it did and to how many items, with its reason."""
+    keepers = [c for c in changes if c.kind == "keeper"]
+    if keepers:
+        return f"keeper choice {_name(str(keepers[0].value))}"
+    captions = [c for c in changes if c.kind == "caption"]
+    if captions:
+        return f"caption edit of {_name(captions[0].key)}" + (f" +{len(captions) - 1}" if len(captions) > 1 else "")
+    items = [c for c in changes if c.kind == "item"]
+    actions = sorted({c.value or "clear" for c in items})
+    reasons = sorted({c.reason for c in items if c.reason and c.reason != "review"})
+    what = "/".join(actions)
+    target = _name(items[0].key) if len(items) == 1 else f"{len(items)} items"
+    return f"{what} of {target}" + (f" ({', '.join(reasons)})" if reasons else "")
+
+
+def _name(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -147,16 +179,23 @@ class Backend:
 
         return duplicate_clusters(result, self.store().keepers())
 
-    def undo(self) -> dict[str, str | None] | None:
-        """Undo the last step; returns the items whose decision changed (rel -> decision now), None when there was
-        nothing to undo."""
-        store = self.store()
-        undone = store.undo()
-        if not undone:
+    def undo(self) -> StepResult | None:
+        """Undo the last step; None when there was nothing to undo."""
+        return self._step_result(self.store().undo(), "undid")
+
+    def redo(self) -> StepResult | None:
+        """Redo the step the last undo reverted; None when there is nothing to redo."""
+        return self._step_result(self.store().redo(), "redid")
+
+    def _step_result(self, changes: list[Change], verb: str) -> StepResult | None:
+        if not changes:
             return None
-        current = store.all()
-        rels = sorted({change.key for change in undone if change.kind == "item"})
-        return {rel: (current[rel].action if rel in current else None) for rel in rels}
+        current = self.store().all()
+        rels = sorted({c.key for c in changes if c.kind == "item"})
+        decisions = {rel: (current[rel].action if rel in current else None) for rel in rels}
+        captions = sorted({c.key for c in changes if c.kind == "caption"})
+        keepers = any(c.kind == "keeper" for c in changes)
+        return StepResult(decisions, captions, keepers, f"{verb}: {describe_step(changes)}")
 
     def edited_caption(self, rel: str) -> str | None:
         """The caption saved in the review for ``rel`` (None when not edited)."""
@@ -165,6 +204,37 @@ class Backend:
     def save_caption(self, rel: str, text: str) -> None:
         """Save an edited caption (applied to the exported copy; the user's file is never touched)."""
         self.store().set_caption(rel, text)
+
+    def edited_rels(self) -> set[str]:
+        """Items whose caption was edited in the review."""
+        return set(self.store().captions())
+
+    def recheck_captions(self, result: ScanResult) -> None:
+        """Run the scan's caption audit again over the captions training will read (the review's edits included)
+        and put its findings in ``result`` in place of the old ones: a shortened caption loses caption_too_long
+        at once, in the row, the preview and the counts."""
+        from curator.captions.audit import audit_captions, load_workspace_captions
+        from curator.captions.findings import CODES
+        from curator.captions.parse import parse_caption
+        from curator.checks.base import CheckContext
+        from curator.checks.captions import CaptionsCheck, audit_settings
+
+        check = CaptionsCheck()
+        params = result.settings.check_params(check.name, check.defaults)
+        settings = audit_settings(params, CheckContext(result.settings))
+        edits = self.store().captions()
+        records = load_workspace_captions([r.item for r in result.records], self.workspace)
+        by_rel = {
+            r.item.rel: _with_text(r, edits[r.item.rel], parse_caption) for r in records if r.item.rel in edits
+        }
+        audit = audit_captions([by_rel.get(r.item.rel, r) for r in records], settings)
+        fresh: dict[str | None, list[Finding]] = {}
+        for finding in audit.findings:
+            fresh.setdefault(finding.path, []).append(finding)
+        for record in result.records:
+            kept = [f for f in record.findings if f.code not in CODES]
+            record.findings = kept + fresh.get(record.item.rel, [])
+        result.findings = [f for f in result.findings if f.code not in CODES] + fresh.get(None, [])
 
     # -- captions ---------------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -350,6 +420,22 @@ class Backend:
     def train_command(self, config: Path) -> list[str]:
         """The trainer subprocess' command line: the same interpreter, ``-m trainer CONFIG``."""
         return [sys.executable, "-m", "trainer", str(config)]
+
+
+def _with_text(record: Any, text: str, parse: Callable[[str], Any]) -> Any:
+    """``record`` (a CaptionRecord) reading ``text`` instead of its file, with the CLIP tokens of ``text``."""
+    from dataclasses import replace
+
+    from curator.captions import tokenizer
+
+    record = replace(record, file=replace(record.file, status="ok", text=text))
+    caption = parse(text)
+    joined = ", ".join(caption.tags)
+    try:
+        starts = tokenizer.token_starts_batch([joined])[0]
+    except tokenizer.TokenizerUnavailable:
+        return replace(record, caption=caption, tokens=-1, token_starts=None)
+    return replace(record, caption=caption, tokens=len(starts), token_starts=starts)
 
 
 def _first_line(data: bytes) -> str:

@@ -88,6 +88,21 @@ def finding_codes(record: ItemRecord) -> str:
     return ", ".join(dict.fromkeys(f.code for f in record.findings))
 
 
+def fit_codes(codes: list[str], width: int) -> str:
+    """``codes`` joined by ", " in at most ``width`` cells: as many as fit, then ``+N`` for the rest (the first code
+    is cut with an ellipsis when even it does not fit)."""
+    text = ", ".join(codes)
+    if len(text) <= width or not codes:
+        return text
+    for shown in range(len(codes) - 1, 0, -1):
+        head = ", ".join(codes[:shown]) + f" +{len(codes) - shown}"
+        if len(head) <= width:
+            return head
+    more = f" +{len(codes) - 1}" if len(codes) > 1 else ""
+    room = max(width - len(more) - 1, 1)
+    return codes[0][:room] + "…" + more
+
+
 def metric_keys(records: list[ItemRecord]) -> list[str]:
     """Every numeric metric name present in ``records``, sorted."""
     keys: set[str] = set()

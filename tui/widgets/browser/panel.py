@@ -75,6 +75,7 @@ class BrowserPanel(Vertical):
         self.view = BrowserView()
         self.result: ScanResult | None = None
         self.decisions: dict[str, str] = {}
+        self.edited: set[str] = set()  # items whose caption was edited in the review
         self._codes: list[str] = []
         self._concepts: list[str] = []
         self._sorts: list[str] = [NAME_SORT, SEVERITY_SORT]
@@ -90,10 +91,11 @@ class BrowserPanel(Vertical):
             yield PreviewPanel(id="preview")
 
     # -- loading ------------------------------------------------------------------------------------------------
-    def load(self, result: ScanResult, decisions: dict[str, str]) -> None:
+    def load(self, result: ScanResult, decisions: dict[str, str], edited: set[str] | None = None) -> None:
         """Show ``result``: fill the filter choices and the table."""
         self.result = result
         self.decisions = dict(decisions)
+        self.edited = set(edited or ())
         self._codes = codes_present(result)
         self._concepts = concepts_present(result)
         self._sorts = [NAME_SORT, SEVERITY_SORT, *metric_keys(result.records)]
@@ -113,7 +115,7 @@ class BrowserPanel(Vertical):
         records = visible_records(self.result.records, self.view)
         metric = self.view.sort_key if self.view.sort_key not in (NAME_SORT, SEVERITY_SORT) else None
         table = self.query_one(ItemTable)
-        table.show(records, self.decisions, metric)
+        table.show(records, self.decisions, self.edited, metric)
         total = len(self.result.records)
         self.query_one("#browser-count", Static).update(f"{len(records)} of {total}")
         self.post_message(self.Highlighted(table.current_rel()))
@@ -157,6 +159,7 @@ class BrowserPanel(Vertical):
             self.view.sort_key = value
         if self.view != before:  # a Select echoing a value we set ourselves changes nothing
             self.refresh_table()
+            self.query_one(ItemTable).focus()  # the next k / d / arrow is for the table, not the dropdown
 
     def set_view(self, view: BrowserView) -> None:
         """Switch to ``view`` (filters and sort) and refresh."""
@@ -188,6 +191,17 @@ class BrowserPanel(Vertical):
         self.set_view(self.view)
 
     # -- decisions ------------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Decision and caption keys act only while the table has the focus (never from a focused dropdown)."""
+        if action in ("decide", "bulk_drop", "edit_caption"):
+            return self.query_one(ItemTable).has_focus
+        return True
+
+    def captions_edited(self, edited: set[str]) -> None:
+        """The review's caption edits changed (saved or undone): redraw the rows with their findings and marks."""
+        self.edited = set(edited)
+        self.refresh_table()
+
     def action_decide(self, decision: str) -> None:
         """Keep / drop / clear the item under the cursor, then move down (a review pass is one key per image)."""
         table = self.query_one(ItemTable)

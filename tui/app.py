@@ -107,7 +107,7 @@ class ReviewApp(App[None]):
         Binding("U,ctrl+y", "redo", "Redo", show=False),
         Binding("escape", "leave_input", "Leave field", show=False),
         Binding("r", "rescan", "Rescan", show=False),
-        Binding("question_mark", "help", "Help · 1-6 tabs"),
+        Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -141,7 +141,7 @@ class ReviewApp(App[None]):
                 yield PlanPanel(self.state.plan_inputs, id="plan-panel")
             with TabPane("6 Train", id="train"):
                 yield TrainPanel(self.export_dir, id="train-panel")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(ItemTable).focus()
@@ -331,7 +331,8 @@ class ReviewApp(App[None]):
             caption = self.backend.caption_view(
                 self.caption_of(record.item.rel), self.state.plan_inputs.keep_tokens
             )
-        self.query_one(PreviewPanel).show(record, caption)
+        edited = record is not None and self.backend.edited_caption(record.item.rel) is not None
+        self.query_one(PreviewPanel).show(record, caption, edited)
 
     def caption_of(self, rel: str) -> str:
         """The caption training will read for ``rel``: the saved edit, else the file."""

@@ -122,12 +122,20 @@ class ItemTable(NavTable):
         codes = list(dict.fromkeys(f.code for f in record.findings))
         return (
             mark,
-            _cut(PurePosixPath(record.item.rel).name),
+            Text(middle_cut(PurePosixPath(record.item.rel).name, self.widths["file"]), no_wrap=True),
             _cut(record.item.concept),
             _decision_text(decision),
             Text(fit_codes(codes, self.widths["findings"]), no_wrap=True),
             _cut(metric),
         )
+
+
+def middle_cut(name: str, width: int) -> str:
+    """``name`` in ``width`` cells, cut in the middle (copies differ at the end: ``alice…_002_q60.jpg``)."""
+    if len(name) <= width:
+        return name
+    tail = (width - 1) * 2 // 3
+    return name[: width - 1 - tail] + "…" + name[len(name) - tail :]
 
 
 def _cut(text: str) -> Text:

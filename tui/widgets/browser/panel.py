@@ -36,10 +36,10 @@ class BrowserPanel(Vertical):
         Binding("k", "decide('keep')", "Keep"),
         Binding("d", "decide('drop')", "Drop"),
         Binding("x", "decide('clear')", "Clear", show=False),
-        Binding("D", "bulk_drop", "Drop all shown"),
-        Binding("e", "edit_caption", "Edit caption"),
-        Binding("f", "cycle_code", "Finding filter"),
-        Binding("c", "cycle_concept", "Concept"),
+        Binding("D", "bulk_drop", "Drop shown", show=False),
+        Binding("e", "edit_caption", "Caption"),
+        Binding("f", "cycle_code", "Filter"),
+        Binding("c", "cycle_concept", "Concept", show=False),
         Binding("s", "cycle_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse", show=False),
     ]
@@ -82,9 +82,11 @@ class BrowserPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="browser-filters"):
-            yield Select[str]([], prompt="all items", id="filter-code", allow_blank=True)
-            yield Select[str]([], prompt="all concepts", id="filter-concept", allow_blank=True)
-            yield Select[str]([(NAME_SORT, NAME_SORT)], value=NAME_SORT, id="sort-key", allow_blank=False)
+            yield Select[str]([], prompt="all items", id="filter-code", allow_blank=True, compact=True)
+            yield Select[str]([], prompt="all concepts", id="filter-concept", allow_blank=True, compact=True)
+            yield Select[str](
+                [(NAME_SORT, NAME_SORT)], value=NAME_SORT, id="sort-key", allow_blank=False, compact=True
+            )
             yield Static("", id="browser-count")
         with Horizontal(id="browser-body"):
             yield ItemTable(id="items")

@@ -16,6 +16,7 @@ from textual.worker import get_current_worker
 
 from curator.review.selection import Cluster
 from curator.scan.results import ScanResult
+from tui.widgets.table import NavTable
 from tui.state import duplicate_note
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
 
@@ -54,7 +55,7 @@ class DuplicatesPanel(Horizontal):
         self.result: ScanResult | None = None
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="dup-clusters", cursor_type="row")
+        yield NavTable(id="dup-clusters")
         with Vertical(id="dup-right"):
             yield Static("No near-duplicates found.", id="dup-title")
             with Horizontal(id="dup-cards"):

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Select, Static
 
 from tui.backend import TagChange
+from tui.widgets.table import NavTable
 from tui.state import TagEditForm
 
 #: batch edit operations (value, label, what the two arguments mean)
@@ -41,7 +42,7 @@ class TagsPanel(Horizontal):
         """Undo the last applied batch edit."""
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="tag-freq", cursor_type="row")
+        yield NavTable(id="tag-freq")
         with Vertical(id="tag-edit"):
             with Horizontal(id="tag-form"):
                 yield Select[str](
@@ -57,7 +58,7 @@ class TagsPanel(Horizontal):
                 yield Button("Apply", id="tag-apply", variant="warning", disabled=True)
                 yield Button("Undo last", id="tag-undo")
             yield Static("Choose an edit and press Preview: nothing changes until Apply.", id="tag-status")
-            yield DataTable(id="tag-changes", cursor_type="row")
+            yield NavTable(id="tag-changes")
 
     def on_mount(self) -> None:
         freq = self.query_one("#tag-freq", DataTable)

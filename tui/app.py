@@ -316,7 +316,8 @@ class ReviewApp(App[None]):
         """Redraw the duplicate clusters with the keepers the store holds now."""
         if self.state.result is not None:
             clusters = self.backend.duplicate_clusters(self.state.result)
-            self.query_one(DuplicatesPanel).load(self.state.result, clusters)
+            chosen = set(self.backend.store().keepers())
+            self.query_one(DuplicatesPanel).load(self.state.result, clusters, chosen)
 
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
         self.recompute_plan(self.state.plan_inputs)  # dropped images leave the step count

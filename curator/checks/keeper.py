@@ -180,8 +180,9 @@ def describe(t: Traits) -> str:
     return ", ".join(t.marks) if t.marks else "no sign of editing"
 
 
-def keeper_reason(records: list[ItemRecord]) -> str:
-    """Why the keeper of ``records`` won, in one line (for the finding's evidence and the review cards)."""
+def keeper_reason(records: list[ItemRecord], others: bool = True) -> str:
+    """Why the keeper of ``records`` won, in one line (for the finding's evidence and the review cards); with
+    ``others`` also what marks each other member."""
     keeper = choose_keeper(records)
     found = traits(records)
     t = found[keeper.item.rel]
@@ -189,8 +190,8 @@ def keeper_reason(records: list[ItemRecord]) -> str:
     parts.append(f"{keeper.width}x{keeper.height}")
     if t.quality is not None:
         parts.append(f"JPEG q{t.quality:.0f}")
-    others = [f"{_name(r)}: {describe(found[r.item.rel])}" for r in records if r is not keeper]
-    return "; ".join([", ".join(parts), *others])
+    rest = [f"{_name(r)}: {describe(found[r.item.rel])}" for r in records if r is not keeper] if others else []
+    return "; ".join([", ".join(parts), *rest])
 
 
 def _name(record: ItemRecord) -> str:

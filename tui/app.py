@@ -219,10 +219,13 @@ class ReviewApp(App[None]):
         self.state.scanning = False
         self.query_one("#scan-progress").display = False
         self.state.decisions = self.backend.decision_map()
-        self.backend.recheck_captions(message.result)  # captions edited in an earlier session count as edited
+        if self.backend.edited_rels():  # captions edited in an earlier session count as edited
+            self.backend.recheck_captions(message.result)
         self.query_one(BrowserPanel).load(message.result, self.state.decisions, self.backend.edited_rels())
         self.refresh_duplicates()
-        self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(message.result))
+        tags = self.query_one(TagsPanel)
+        tags.set_concepts([c.name for c in message.result.dataset.concepts if not c.is_reg])
+        tags.show_frequencies(self.backend.tag_counts(message.result, tags.scope()))
         self.recompute_plan(self.state.plan_inputs)
         self.state.log.append(f"scanned {len(message.result.records)} items")
 
@@ -367,7 +370,8 @@ class ReviewApp(App[None]):
         if isinstance(self.guard("captions", self.backend.recheck_captions, result), Failed):
             return
         self.query_one(BrowserPanel).captions_edited(self.backend.edited_rels())
-        self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(result))
+        tags = self.query_one(TagsPanel)
+        tags.show_frequencies(self.backend.tag_counts(result, tags.scope()))
         self.refresh_overview()
         self.state.log.append(f"captions re-audited after editing {', '.join(rels)}")
 
@@ -398,10 +402,13 @@ class ReviewApp(App[None]):
         self._refresh_tags()
 
     def _refresh_tags(self) -> None:
+        """Caption files changed on disk (a batch edit or its undo): audit and redraw everything that shows them."""
         if self.state.result is not None:
-            self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(self.state.result))
-            rel = self.query_one(ItemTable).current_rel()
-            self.on_browser_panel_highlighted(BrowserPanel.Highlighted(rel))
+            self.captions_changed(["a batch edit"])
+
+    def on_tags_panel_scope_changed(self, message: TagsPanel.ScopeChanged) -> None:
+        if self.state.result is not None:
+            self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(self.state.result, message.concept))
 
     # -- plan ---------------------------------------------------------------------------------------------------------
     def on_plan_panel_changed(self, message: PlanPanel.Changed) -> None:

@@ -23,6 +23,7 @@ from curator.scan.results import ScanResult, ScanSettings
 from tui.state import PlanInputs, TagEditForm
 
 if TYPE_CHECKING:
+    from curator.captions.audit import CaptionAudit
     from curator.review.selection import Cluster
 
 ProgressFn = Callable[[int, int], None]
@@ -82,11 +83,15 @@ def _name(rel: str) -> str:
 
 @dataclass
 class TagChange:
-    """One caption a batch edit would change."""
+    """One caption a batch edit would change, with the tags it loses and gains (normalised comparison, written
+    forms shown) and ``moved`` when only the order changes."""
 
     rel: str
     before: str
     after: str
+    removed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    moved: bool = False
 
 
 @dataclass
@@ -108,6 +113,7 @@ class Backend:
         self.settings = settings
         self.workspace = Workspace.for_dataset(self.dataset_root, settings.workspace)
         self._store: DecisionStore | None = None
+        self._audit: CaptionAudit | None = None  # the last caption audit (recheck_captions keeps it current)
 
     # -- scanning ---------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -209,12 +215,10 @@ class Backend:
         """Items whose caption was edited in the review."""
         return set(self.store().captions())
 
-    def recheck_captions(self, result: ScanResult) -> None:
-        """Run the scan's caption audit again over the captions training will read (the review's edits included)
-        and put its findings in ``result`` in place of the old ones: a shortened caption loses caption_too_long
-        at once, in the row, the preview and the counts."""
+    def caption_audit(self, result: ScanResult) -> CaptionAudit:
+        """The scan's caption audit (same settings) over the captions training will read: the review's edits
+        replace their files' text. ``dreamcurate tags`` runs the same audit over the files."""
         from curator.captions.audit import audit_captions, load_workspace_captions
-        from curator.captions.findings import CODES
         from curator.captions.parse import parse_caption
         from curator.checks.base import CheckContext
         from curator.checks.captions import CaptionsCheck, audit_settings
@@ -224,10 +228,16 @@ class Backend:
         settings = audit_settings(params, CheckContext(result.settings))
         edits = self.store().captions()
         records = load_workspace_captions([r.item for r in result.records], self.workspace)
-        by_rel = {
-            r.item.rel: _with_text(r, edits[r.item.rel], parse_caption) for r in records if r.item.rel in edits
-        }
-        audit = audit_captions([by_rel.get(r.item.rel, r) for r in records], settings)
+        records = [_with_text(r, edits[r.item.rel], parse_caption) if r.item.rel in edits else r for r in records]
+        return audit_captions(records, settings)
+
+    def recheck_captions(self, result: ScanResult) -> None:
+        """Put the findings of :meth:`caption_audit` in ``result`` in place of the scan's caption findings: a
+        shortened caption loses caption_too_long at once, in the row, the preview and the counts."""
+        from curator.captions.findings import CODES
+
+        audit = self.caption_audit(result)
+        self._audit = audit
         fresh: dict[str | None, list[Finding]] = {}
         for finding in audit.findings:
             fresh.setdefault(finding.path, []).append(finding)
@@ -267,21 +277,22 @@ class Backend:
         return read_caption(caption_path).text
 
     # -- tags -------------------------------------------------------------------------------------------------------
-    def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
-        """Tag frequencies over the training captions (edited captions count as edited), most frequent first."""
-        from curator.captions.parse import parse_caption
+    def tag_counts(self, result: ScanResult, concept: str | None = None) -> list[tuple[str, int]]:
+        """Captions holding each tag (counted as ``dreamcurate tags`` counts: normalised, once per caption, shown in
+        its most common written form) over the training concepts or ``concept``; edited captions count as edited.
+        Most frequent first."""
+        from collections import Counter
 
-        counts: dict[str, int] = {}
-        edits = self.store().captions()
-        for record in result.records:
-            if record.item.is_reg:
+        audit = self._audit if self._audit is not None else self.caption_audit(result)
+        counts: Counter[str] = Counter()
+        display: dict[str, str] = {}
+        for name, c in audit.concepts.items():
+            if c.is_reg or (concept is not None and name != concept):
                 continue
-            text = edits.get(record.item.rel)
-            if text is None:
-                text = self.read_caption(record.item.caption_path)
-            for tag in parse_caption(text).tags:
-                counts[tag] = counts.get(tag, 0) + 1
-        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            counts.update(c.frequency)
+            for tag, form in c.display.items():
+                display.setdefault(tag, form)
+        return sorted(((display.get(t, t), n) for t, n in counts.items()), key=lambda kv: (-kv[1], kv[0]))
 
     @staticmethod
     def tag_edits(edit: TagEditForm) -> Any:
@@ -305,20 +316,21 @@ class Backend:
         raise BackendError(f"unknown edit {edit.operation!r}")
 
     def tag_preview(self, result: ScanResult, edit: TagEditForm) -> list[TagChange]:
-        """What a batch edit would change in the caption files (nothing is written)."""
+        """What a batch edit would change in the caption files of its concept scope (nothing is written)."""
         from curator.captions.edit import plan_changes
 
-        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
-        return [TagChange(c.rel, _first_line(c.old), _first_line(c.new)) for c in changes]
+        changes, _ = plan_changes(_scoped(result, edit), self.tag_edits(edit))
+        return [_tag_change(c.rel, _first_line(c.old), _first_line(c.new)) for c in changes]
 
     def tag_apply(self, result: ScanResult, edit: TagEditForm) -> str:
         """Apply a batch edit to the caption files exactly as ``tags --apply`` does (journal first, atomic
         writes, undoable); returns a one-line summary."""
         from curator.captions.edit import EditConflict, apply_changes, plan_changes
 
-        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
+        changes, _ = plan_changes(_scoped(result, edit), self.tag_edits(edit))
         if not changes:
             return "nothing to change"
+        self._audit = None  # the files change: the next count reads them again
         try:
             apply_changes(changes, self.workspace.ensure())
         except EditConflict as exc:
@@ -329,6 +341,7 @@ class Backend:
         """Undo the last applied batch edit (``tags --undo``); returns a one-line summary."""
         from curator.captions.edit import undo_last
 
+        self._audit = None
         undone = undo_last(self.workspace)
         if undone.journal is None:
             return "no batch edit to undo"
@@ -436,6 +449,33 @@ def _with_text(record: Any, text: str, parse: Callable[[str], Any]) -> Any:
     except tokenizer.TokenizerUnavailable:
         return replace(record, caption=caption, tokens=-1, token_starts=None)
     return replace(record, caption=caption, tokens=len(starts), token_starts=starts)
+
+
+def _scoped(result: ScanResult, edit: TagEditForm) -> list[Any]:
+    """The items a tag edit applies to: its concept, or every training concept."""
+    return [i for i in result.dataset.items if edit.concept is None or i.concept == edit.concept]
+
+
+def _tag_change(rel: str, before: str, after: str) -> TagChange:
+    """A :class:`TagChange` with its tag diff (a repeated tag that goes counts as removed once per repeat)."""
+    from collections import Counter
+
+    from curator.captions.parse import normalize_tag, parse_caption
+
+    old, new = parse_caption(before).tags, parse_caption(after).tags
+    old_n, new_n = Counter(normalize_tag(t) for t in old), Counter(normalize_tag(t) for t in new)
+    removed, added = [], []
+    for tag in old:
+        if old_n[normalize_tag(tag)] > new_n[normalize_tag(tag)]:
+            old_n[normalize_tag(tag)] -= 1
+            removed.append(tag)
+    old_n = Counter(normalize_tag(t) for t in old)
+    for tag in new:
+        if new_n[normalize_tag(tag)] > old_n[normalize_tag(tag)]:
+            new_n[normalize_tag(tag)] -= 1
+            added.append(tag)
+    moved = not removed and not added and before != after
+    return TagChange(rel, before, after, removed, added, moved)
 
 
 def _first_line(data: bytes) -> str:

@@ -56,6 +56,7 @@ class TagEditForm:
     operation: str
     first: str = ""
     second: str = ""
+    concept: str | None = None  # the concept whose captions change (None: every training concept)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from curator.scan.results import ScanResult, ScanSettings
 from tui.backend import Backend, BackendError, JobCancelled, PlanSummary, StepResult
-from tui.jobs import EventTail
+from tui.jobs import EventTail, last_line
 from tui.messages import (
     DecisionsChanged,
     ExportFinished,
@@ -39,6 +39,7 @@ from tui.messages import (
 from tui.screens.caption_editor import CaptionEditor
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
+from tui.prefs import load_prefs, save_prefs
 from tui.state import PlanInputs
 from tui.widgets.browser.item_table import ItemTable
 from tui.widgets.browser.panel import BrowserPanel
@@ -116,12 +117,19 @@ class ReviewApp(App[None]):
     ):
         super().__init__()
         self.backend = backend
-        self.state = ReviewState(
-            plan_inputs=plan_inputs or PlanInputs(resolution=backend.settings.resolution)
-        )
-        self.export_dir = export_dir or backend.dataset_root.parent / f"{backend.dataset_root.name}-curated"
+        self.prefs = load_prefs(backend.workspace)  # what the last session on this dataset left on the forms
+        settings = backend.settings
+        scan_inputs = PlanInputs(
+            resolution=settings.resolution,
+            min_bucket_reso=settings.min_bucket_reso,
+            max_bucket_reso=settings.max_bucket_reso,
+        ).follow_resolution()
+        self.state = ReviewState(plan_inputs=plan_inputs or self.prefs.plan or scan_inputs)
+        default_out = backend.dataset_root.parent / f"{backend.dataset_root.name}-curated"
+        self.export_dir = export_dir or (Path(self.prefs.export_dir) if self.prefs.export_dir else default_out)
         self.sub_title = backend.dataset_root.name
         self._process: subprocess.Popen[bytes] | None = None
+        self._train_log: Path | None = None  # the trainer's stdout and stderr
         self.export_config: Path | None = None  # the trainer config the last export wrote
 
     # -- composition ----------------------------------------------------------------------------------------------
@@ -140,7 +148,7 @@ class ReviewApp(App[None]):
             with TabPane("5 Plan", id="plan"):
                 yield PlanPanel(self.state.plan_inputs, id="plan-panel")
             with TabPane("6 Train", id="train"):
-                yield TrainPanel(self.export_dir, id="train-panel")
+                yield TrainPanel(self.export_dir, self.prefs.base_model, id="train-panel")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -413,6 +421,15 @@ class ReviewApp(App[None]):
     # -- plan ---------------------------------------------------------------------------------------------------------
     def on_plan_panel_changed(self, message: PlanPanel.Changed) -> None:
         self.recompute_plan(message.inputs)
+        self.prefs.plan = message.inputs
+        self.remember()
+
+    def remember(self) -> None:
+        """Keep the form values in the workspace for the next session (a read-only workspace just forgets)."""
+        try:
+            save_prefs(self.backend.workspace, self.prefs)
+        except OSError as exc:
+            self.state.log.append(f"could not remember the form values: {exc}")
 
     def recompute_plan(self, inputs: PlanInputs) -> None:
         """Recompute the plan through curator.plan.steps and show it on the plan tab and the overview."""
@@ -440,6 +457,8 @@ class ReviewApp(App[None]):
             self.note("wait for the scan to finish")
             return
         out, base = message.out, message.base_model
+        self.prefs.base_model, self.prefs.export_dir = base, str(out)
+        self.remember()
 
         def answered(replace: bool | None) -> None:
             if replace:
@@ -464,7 +483,7 @@ class ReviewApp(App[None]):
     def on_export_finished(self, message: ExportFinished) -> None:
         self.state.log.append(f"exported to {message.out}")
         self.export_config = message.config
-        self.query_one(TrainPanel).exported(message.summary)
+        self.query_one(TrainPanel).exported(message.summary, message.config is not None)
 
     def on_train_panel_train_requested(self, message: TrainPanel.TrainRequested) -> None:
         config = self.export_config
@@ -481,6 +500,7 @@ class ReviewApp(App[None]):
         tail = EventTail(events)
         tail.offset = events.stat().st_size if events.exists() else 0  # only this run's events
         log = events.parent / "tui-train.log"
+        self._train_log = log
         events.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as output:
             process = subprocess.Popen(
@@ -511,7 +531,8 @@ class ReviewApp(App[None]):
         elif message.returncode == 0:
             status = "finished"
         else:
-            status = f"trainer exited with code {message.returncode} (see tui-train.log)"
+            reason = self.query_one(TrainPanel).state.error or last_line(self._train_log)
+            status = f"trainer failed (exit {message.returncode}): {reason or 'see tui-train.log'}"
         self.query_one(TrainPanel).set_running(False, status)
         self.note(f"training {status}")
 

@@ -363,8 +363,8 @@ class Backend:
             batch_size=inputs.batch_size,
             max_train_epochs=inputs.epochs,
             te_sensitivity=inputs.sensitivity,
-            min_bucket_reso=self.settings.min_bucket_reso,
-            max_bucket_reso=self.settings.max_bucket_reso,
+            min_bucket_reso=inputs.min_bucket_reso,
+            max_bucket_reso=inputs.max_bucket_reso,
             bucket_reso_steps=self.settings.bucket_reso_steps,
             bucket_no_upscale=self.settings.bucket_no_upscale,
         )
@@ -411,6 +411,8 @@ class Backend:
         settings.resolution = inputs.resolution
         settings.train_batch_size = inputs.batch_size
         settings.keep_tokens = inputs.keep_tokens
+        settings.min_bucket_reso = inputs.min_bucket_reso
+        settings.max_bucket_reso = inputs.max_bucket_reso
         options = ExportOptions(force=force, base_model=base_model, training=settings)
         verdicts, _ = plan_verdicts(result, self.store(), options)
         plan = self.plan(result, inputs, {rel for rel, v in verdicts.items() if not v.kept})

@@ -10,12 +10,13 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from curator.findings import Finding, Severity
 from curator.scan.results import ItemRecord, ScanResult
+from curator.settings.config import ConfigError, TrainConfig
 
 #: Sort keys that are not metrics.
 NAME_SORT = "name"
@@ -37,15 +38,50 @@ class BrowserView:
     descending: bool = False  # sort direction
 
 
+def _default(name: str) -> Any:
+    """The one default of a training setting (``curator.settings.config.TrainConfig``)."""
+    return TrainConfig.__dataclass_fields__[name].default
+
+
 @dataclass
 class PlanInputs:
-    """The knobs of the plan panel (the rest of the plan options keep their defaults)."""
+    """The knobs of the plan panel, with TrainConfig's defaults (the rest of the settings keep theirs)."""
 
-    epochs: int = 200  # max_train_epochs
-    batch_size: int = 1  # train_batch_size
-    resolution: int = 512  # training resolution (bucket area = resolution^2)
-    sensitivity: float = 0.4  # text-encoder stop fraction of the total steps
-    keep_tokens: int = 1  # leading tags kept in place when captions are shuffled
+    epochs: int = _default("max_train_epochs")
+    batch_size: int = _default("train_batch_size")
+    resolution: int = _default("resolution")  # bucket area = resolution^2
+    sensitivity: float = _default("text_encoder_sensitivity")  # text-encoder stop fraction of the total steps
+    keep_tokens: int = _default("keep_tokens")  # leading tags kept in place when captions are shuffled
+    min_bucket_reso: int = _default("min_bucket_reso")
+    max_bucket_reso: int = _default("max_bucket_reso")
+
+    def config(self) -> TrainConfig:
+        """These values as the training settings they stand for (Kohya's names)."""
+        return TrainConfig(
+            max_train_epochs=self.epochs,
+            train_batch_size=self.batch_size,
+            resolution=self.resolution,
+            text_encoder_sensitivity=self.sensitivity,
+            keep_tokens=self.keep_tokens,
+            min_bucket_reso=self.min_bucket_reso,
+            max_bucket_reso=self.max_bucket_reso,
+        )
+
+    def problem(self) -> str | None:
+        """Why training would refuse these values (TrainConfig's own check), None when it would not."""
+        try:
+            self.config().validate(check_paths=False)
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    def follow_resolution(self) -> PlanInputs:
+        """The bucket range widened to hold the resolution (training needs min <= resolution <= max)."""
+        return replace(
+            self,
+            min_bucket_reso=min(self.min_bucket_reso, self.resolution),
+            max_bucket_reso=max(self.max_bucket_reso, self.resolution),
+        )
 
 
 @dataclass
@@ -69,6 +105,7 @@ class TrainState:
     losses: list[float] = field(default_factory=list)
     last_sample: Path | None = None
     status: str = "idle"
+    error: str | None = None  # the message of the trainer's error event, when it sent one
 
 
 def worst_severity(findings: list[Finding]) -> Severity | None:

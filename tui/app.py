@@ -33,6 +33,7 @@ from tui.messages import (
     JobFailed,
     ScanFinished,
     ScanProgress,
+    TagCounts,
     TrainEvents,
     TrainExited,
 )
@@ -151,9 +152,14 @@ class ReviewApp(App[None]):
                 yield TrainPanel(self.export_dir, self.prefs.base_model, id="train-panel")
         yield Footer(compact=True)
 
+    def on_load(self) -> None:
+        # start the (mostly cached) scan before the six tabs are composed: it runs while they are built
+        self.state.scanning = True
+        self.scan_worker()
+
     def on_mount(self) -> None:
         self.query_one(ItemTable).focus()
-        self.start_scan()
+        self.query_one("#scan-progress").display = self.state.scanning
 
     # -- who owns the keyboard ---------------------------------------------------------------------------------------
     def typing(self) -> bool:
@@ -212,8 +218,13 @@ class ReviewApp(App[None]):
         """Scan in a thread (cached metrics make a rescan quick)."""
         worker = get_current_worker()
 
+        last = [0.0]
+
         def progress(done: int, total: int) -> None:
-            self.post_message(ScanProgress(done, total))
+            now = time.monotonic()  # a cached rescan reports every item: ten redraws a second are enough
+            if done == total or now - last[0] >= 0.1:
+                last[0] = now
+                self.post_message(ScanProgress(done, total))
 
         result = self.backend.scan(progress=progress, cancelled=lambda: worker.is_cancelled)
         if not worker.is_cancelled:
@@ -230,12 +241,30 @@ class ReviewApp(App[None]):
         if self.backend.edited_rels():  # captions edited in an earlier session count as edited
             self.backend.recheck_captions(message.result)
         self.query_one(BrowserPanel).load(message.result, self.state.decisions, self.backend.edited_rels())
+        # the browser is what the user looks at first: paint it, then fill the other tabs
+        self.call_after_refresh(self.load_other_tabs)
+        self.state.log.append(f"scanned {len(message.result.records)} items")
+
+    def load_other_tabs(self) -> None:
+        """Fill the duplicates, tags, plan and overview tabs from the scan (after the browser is on screen)."""
+        result = self.state.result
+        if result is None or not self.query(TagsPanel):
+            return
         self.refresh_duplicates()
         tags = self.query_one(TagsPanel)
-        tags.set_concepts([c.name for c in message.result.dataset.concepts if not c.is_reg])
-        tags.show_frequencies(self.backend.tag_counts(message.result, tags.scope()))
+        tags.set_concepts([c.name for c in result.dataset.concepts if not c.is_reg])
+        self.count_tags(tags.scope())
         self.recompute_plan(self.state.plan_inputs)
-        self.state.log.append(f"scanned {len(message.result.records)} items")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="tags")
+    def count_tags(self, concept: str | None) -> None:
+        """Count tags (the caption audit reads every caption file) off the UI thread."""
+        if self.state.result is not None:
+            self.post_message(TagCounts(self.backend.tag_counts(self.state.result, concept)))
+
+    def on_tag_counts(self, message: TagCounts) -> None:
+        if self.query(TagsPanel):  # not when the app is closing
+            self.query_one(TagsPanel).show_frequencies(message.counts)
 
     def action_rescan(self) -> None:
         """Scan again (reusing the cache)."""
@@ -378,8 +407,7 @@ class ReviewApp(App[None]):
         if isinstance(self.guard("captions", self.backend.recheck_captions, result), Failed):
             return
         self.query_one(BrowserPanel).captions_edited(self.backend.edited_rels())
-        tags = self.query_one(TagsPanel)
-        tags.show_frequencies(self.backend.tag_counts(result, tags.scope()))
+        self.count_tags(self.query_one(TagsPanel).scope())
         self.refresh_overview()
         self.state.log.append(f"captions re-audited after editing {', '.join(rels)}")
 
@@ -415,8 +443,7 @@ class ReviewApp(App[None]):
             self.captions_changed(["a batch edit"])
 
     def on_tags_panel_scope_changed(self, message: TagsPanel.ScopeChanged) -> None:
-        if self.state.result is not None:
-            self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(self.state.result, message.concept))
+        self.count_tags(message.concept)
 
     # -- plan ---------------------------------------------------------------------------------------------------------
     def on_plan_panel_changed(self, message: PlanPanel.Changed) -> None:

@@ -58,7 +58,8 @@ class ItemTable(NavTable):
             self.add_column(label, key=key, width=self.widths[key])
 
     def on_resize(self, event: events.Resize) -> None:
-        widths = column_widths(event.size.width, self.metric is not None)
+        # the outer width: a scrollbar appearing when the rows arrive must not rebuild 10,000 rows
+        widths = column_widths(self.outer_size.width, self.metric is not None)
         if widths != self.widths:
             self.widths = widths
             for key, column in self.columns.items():

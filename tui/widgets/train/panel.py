@@ -59,13 +59,13 @@ class TrainPanel(Vertical):
                     compact=True,
                 )
         with Horizontal(id="train-buttons"):
-            yield Button("Export", id="train-export", variant="primary")
-            yield Button("Train", id="train-start", variant="success", disabled=True)
-            yield Button("Cancel", id="train-cancel", variant="error", disabled=True)
+            yield Button("Export", id="train-export", variant="primary", compact=True)
+            yield Button("Train", id="train-start", variant="success", disabled=True, compact=True)
+            yield Button("Cancel", id="train-cancel", variant="error", disabled=True, compact=True)
             yield Static("idle", id="train-status")
         with Horizontal(id="train-progress-row"):
             with Vertical(id="train-progress"):
-                yield ProgressBar(id="train-bar", show_eta=False)
+                yield ProgressBar(id="train-bar", total=1, show_eta=False)  # a still bar until a run starts
                 yield Label("loss")
                 yield Sparkline([], id="train-loss")
                 yield Log(id="train-log", max_lines=500)
@@ -85,7 +85,7 @@ class TrainPanel(Vertical):
         """Export finished: say so, forget the last run's progress and status, and allow training."""
         self.log_line(summary)
         self.state = TrainState(status="exported: ready to train" if trainable else "exported")
-        self.query_one("#train-bar", ProgressBar).update(total=None, progress=0)
+        self.query_one("#train-bar", ProgressBar).update(total=1, progress=0)
         self.query_one("#train-loss", Sparkline).data = []
         self.query_one("#train-status", Static).update(self.state.status)
         self.query_one("#train-start", Button).disabled = not trainable

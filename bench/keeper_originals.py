@@ -79,7 +79,9 @@ def labelled_groups(rows: list[dict[str, str]]) -> list[tuple[str, list[str], bo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--show", action="store_true", help="print every group where our keeper is not the original")
+    parser.add_argument(
+        "--show", action="store_true", help="print every group where our keeper is not the original"
+    )
     args = parser.parse_args()
     rows = load_manifest(args.data)
     result = scan_bench(args.data, rows)
@@ -106,7 +108,9 @@ def main() -> None:
             if choose_keeper(members).item.rel not in same[original]:
                 print(f"\noriginal {original}: {keeper_reason(members)}")
                 for m in members:
-                    print(f"   {m.item.rel} {m.width}x{m.height} q{m.metrics.get('jpeg_quality')}: {transforms[m.item.rel]}")
+                    print(
+                        f"   {m.item.rel} {m.width}x{m.height} q{m.metrics.get('jpeg_quality')}: {transforms[m.item.rel]}"
+                    )
 
 
 def _byte_copies(rows: list[dict[str, str]], originals: set[str]) -> dict[str, set[str]]:

@@ -17,13 +17,17 @@ def _picture(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
     rng = np.random.default_rng(seed)
     w, h = size
     y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([110 + 90 * np.sin(x / w * rng.uniform(2, 9) + c) * np.cos(y / h * 5) for c in range(3)], -1)
+    base = np.stack(
+        [110 + 90 * np.sin(x / w * rng.uniform(2, 9) + c) * np.cos(y / h * 5) for c in range(3)], -1
+    )
     image = Image.fromarray(base.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(20):
         x0, y0 = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
         colour = tuple(int(v) for v in rng.integers(0, 255, 3))
-        draw.rectangle([x0, y0, x0 + int(rng.integers(10, w // 4)), y0 + int(rng.integers(10, h // 4))], fill=colour)
+        draw.rectangle(
+            [x0, y0, x0 + int(rng.integers(10, w // 4)), y0 + int(rng.integers(10, h // 4))], fill=colour
+        )
     return image
 
 

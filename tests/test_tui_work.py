@@ -59,7 +59,9 @@ async def _typing_into_forms(tmp_path: Path) -> None:
         assert app.focused is not None and app.focused.id == "plan-epochs"  # the first field has the focus
         await pilot.press("backspace", "backspace", "backspace", *"20", *"udkrx3")
         await pilot.press("escape")
-        assert app.query_one(PlanPanel).inputs.epochs == 203  # the digits landed in the field, letters refused
+        assert (
+            app.query_one(PlanPanel).inputs.epochs == 203
+        )  # the digits landed in the field, letters refused
         await pilot.press("6")  # after Escape, digits switch tabs again
         assert app.focused is not None and app.focused.id == "train-out"
         await pilot.press("tab", *"/models/u/r/sd15-dukU.safetensors", "ctrl+y")
@@ -68,7 +70,9 @@ async def _typing_into_forms(tmp_path: Path) -> None:
         assert not any(line.startswith(("undid", "redid")) for line in app.state.log)
 
 
-def test_a_filter_change_returns_focus_to_the_table_and_a_focused_dropdown_never_decides(tmp_path: Path) -> None:
+def test_a_filter_change_returns_focus_to_the_table_and_a_focused_dropdown_never_decides(
+    tmp_path: Path,
+) -> None:
     _run(_filter_focus(tmp_path))
 
 
@@ -145,7 +149,9 @@ async def _preview(tmp_path: Path) -> None:
         await pilot.pause()
         preview = app.query_one(PreviewPanel)
         order = [w.id for w in preview.children]
-        assert order.index("preview-findings") < order.index("preview-caption") < order.index("preview-metrics")
+        assert (
+            order.index("preview-findings") < order.index("preview-caption") < order.index("preview-metrics")
+        )
         findings = str(preview.query_one("#preview-findings").render())
         assert "blurry" in findings and "vs threshold 40" in findings
         assert "keeper c.png" in findings  # the other file of the duplicate
@@ -251,7 +257,10 @@ async def _tags(tmp_path: Path) -> None:
         panel.query_one("#tag-first").value = "rex"  # type: ignore[attr-defined]
         await pilot.click("#tag-preview")
         await pilot.pause()
-        assert sorted(c.rel for c in panel.changes) == ["5_dog/e.png", "5_dog/f.png"]  # the cats are left alone
+        assert sorted(c.rel for c in panel.changes) == [
+            "5_dog/e.png",
+            "5_dog/f.png",
+        ]  # the cats are left alone
         assert all(c.added == ["rex"] and not c.removed for c in panel.changes)
         first = panel.query_one("#tag-changes").get_row_at(0)  # type: ignore[attr-defined]
         assert str(first[1]).strip() == "+rex"
@@ -275,7 +284,9 @@ async def _plan(tmp_path: Path) -> None:
         assert app.state.plan_inputs.problem() is None
         await pilot.press("backspace", "backspace", "backspace", *"640")
         assert app.state.plan_inputs.min_bucket_reso == 256  # the range the user had comes back
-        await pilot.press("tab", "tab", "tab", "tab", *["backspace"] * 4, *"512")  # max bucket under the resolution
+        await pilot.press(
+            "tab", "tab", "tab", "tab", *["backspace"] * 4, *"512"
+        )  # max bucket under the resolution
         assert "training would refuse this" in str(panel.query_one("#plan-error").render())
         assert app.state.plan_inputs.max_bucket_reso == 1024  # the refused value never reaches the plan
 

@@ -37,10 +37,10 @@ from tui.messages import (
     TrainEvents,
     TrainExited,
 )
+from tui.prefs import load_prefs, save_prefs
 from tui.screens.caption_editor import CaptionEditor
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
-from tui.prefs import load_prefs, save_prefs
 from tui.state import PlanInputs
 from tui.widgets.browser.item_table import ItemTable
 from tui.widgets.browser.panel import BrowserPanel
@@ -127,7 +127,9 @@ class ReviewApp(App[None]):
         ).follow_resolution()
         self.state = ReviewState(plan_inputs=plan_inputs or self.prefs.plan or scan_inputs)
         default_out = backend.dataset_root.parent / f"{backend.dataset_root.name}-curated"
-        self.export_dir = export_dir or (Path(self.prefs.export_dir) if self.prefs.export_dir else default_out)
+        self.export_dir = export_dir or (
+            Path(self.prefs.export_dir) if self.prefs.export_dir else default_out
+        )
         self.sub_title = backend.dataset_root.name
         self._process: subprocess.Popen[bytes] | None = None
         self._train_log: Path | None = None  # the trainer's stdout and stderr

@@ -68,7 +68,9 @@ def describe_step(changes: list[Change]) -> str:
         return f"keeper choice {_name(str(keepers[0].value))}"
     captions = [c for c in changes if c.kind == "caption"]
     if captions:
-        return f"caption edit of {_name(captions[0].key)}" + (f" +{len(captions) - 1}" if len(captions) > 1 else "")
+        return f"caption edit of {_name(captions[0].key)}" + (
+            f" +{len(captions) - 1}" if len(captions) > 1 else ""
+        )
     items = [c for c in changes if c.kind == "item"]
     actions = sorted({c.value or "clear" for c in items})
     reasons = sorted({c.reason for c in items if c.reason and c.reason != "review"})
@@ -228,7 +230,9 @@ class Backend:
         settings = audit_settings(params, CheckContext(result.settings))
         edits = self.store().captions()
         records = load_workspace_captions([r.item for r in result.records], self.workspace)
-        records = [_with_text(r, edits[r.item.rel], parse_caption) if r.item.rel in edits else r for r in records]
+        records = [
+            _with_text(r, edits[r.item.rel], parse_caption) if r.item.rel in edits else r for r in records
+        ]
         return audit_captions(records, settings)
 
     def recheck_captions(self, result: ScanResult) -> None:

@@ -42,12 +42,16 @@ class Traits:
     """What one member of a group looks like against the others (the keeper rule's evidence)."""
 
     rel: str
-    marks: list[str] = field(default_factory=list)  # 'mirrored', 'cropped', 'downscaled', 'JPEG q60', 'brightness +8%'
+    marks: list[str] = field(
+        default_factory=list
+    )  # 'mirrored', 'cropped', 'downscaled', 'JPEG q60', 'brightness +8%'
     pixels: int = 0
     quality: float | None = None  # JPEG quality (None: not a JPEG)
     sharpness: float = 0.0
     file_size: int = 0
-    brightness: float | None = None  # mean luma relative to the group median (1.0 = the same), None when unknown
+    brightness: float | None = (
+        None  # mean luma relative to the group median (1.0 = the same), None when unknown
+    )
 
 
 def _number(value: Any, default: float) -> float:
@@ -186,11 +190,16 @@ def keeper_reason(records: list[ItemRecord], others: bool = True) -> str:
     keeper = choose_keeper(records)
     found = traits(records)
     t = found[keeper.item.rel]
-    parts = [f"{_name(keeper)} kept", describe(t) if t.marks else "not mirrored, cropped, re-encoded or re-toned"]
+    parts = [
+        f"{_name(keeper)} kept",
+        describe(t) if t.marks else "not mirrored, cropped, re-encoded or re-toned",
+    ]
     parts.append(f"{keeper.width}x{keeper.height}")
     if t.quality is not None:
         parts.append(f"JPEG q{t.quality:.0f}")
-    rest = [f"{_name(r)}: {describe(found[r.item.rel])}" for r in records if r is not keeper] if others else []
+    rest = (
+        [f"{_name(r)}: {describe(found[r.item.rel])}" for r in records if r is not keeper] if others else []
+    )
     return "; ".join([", ".join(parts), *rest])
 
 

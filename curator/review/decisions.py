@@ -180,7 +180,9 @@ class DecisionStore:
             return []
         with closing(conn), conn:
             live = conn.execute("SELECT COALESCE(MAX(batch), 0) FROM log WHERE undone = 0").fetchone()[0]
-            row = conn.execute("SELECT MIN(batch) FROM log WHERE undone = 1 AND batch > ?", (live,)).fetchone()
+            row = conn.execute(
+                "SELECT MIN(batch) FROM log WHERE undone = 1 AND batch > ?", (live,)
+            ).fetchone()
             if row[0] is None:
                 return []
             rows = conn.execute(

@@ -173,7 +173,11 @@ class DuplicatesPanel(Horizontal):
         if len(shown) < len(cluster.members):
             title += f", showing {shown.start + 1}-{shown.stop} (h / l for more)"
         self.query_one("#dup-title", Static).update(title)
-        why = "kept by your choice (K)" if chosen else "automatic keeper: " + keeper_reason(records, others=False)
+        why = (
+            "kept by your choice (K)"
+            if chosen
+            else "automatic keeper: " + keeper_reason(records, others=False)
+        )
         self.query_one("#dup-why", Static).update(Text(why, style="dim"))
         for slot, card in enumerate(cards):
             card.display = slot < len(shown)

@@ -27,7 +27,16 @@ from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_ima
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
 #: Metrics about the file rather than the picture.
-FILE_METRICS = ("file_size", "format", "mode", "frames", "has_alpha", "draft_scale", "screen_size", "block_offset")
+FILE_METRICS = (
+    "file_size",
+    "format",
+    "mode",
+    "frames",
+    "has_alpha",
+    "draft_scale",
+    "screen_size",
+    "block_offset",
+)
 #: Evidence keys that name a limit; the others are measurements.
 LIMIT_KEYS = ("threshold", "thresholds", "limit", "resolution", "tiny_px")
 #: Evidence keys shown as a file of the dataset (duplicates).
@@ -75,7 +84,11 @@ def evidence_line(finding: Finding) -> Text:
     if isinstance(evidence.get("copy"), str):
         line.append("this copy: ", style="dim")
         line.append(str(evidence["copy"]) + "  ")
-    measured = {k: v for k, v in evidence.items() if k not in LIMIT_KEYS + FILE_KEYS + ("copy", "keeper_why", "metric")}
+    measured = {
+        k: v
+        for k, v in evidence.items()
+        if k not in LIMIT_KEYS + FILE_KEYS + ("copy", "keeper_why", "metric")
+    }
     limits = {k: v for k, v in evidence.items() if k in LIMIT_KEYS}
     for key, value in measured.items():
         if value is True:
@@ -115,7 +128,9 @@ def findings_text(record: ItemRecord) -> Text:
 def head_text(record: ItemRecord) -> Text:
     """The file name, its size in pixels and its concept."""
     head = Text(PurePosixPath(record.item.rel).name, style="bold")
-    head.append(f"  {record.width}x{record.height} · {record.item.concept} x{record.item.repeats}", style="dim")
+    head.append(
+        f"  {record.width}x{record.height} · {record.item.concept} x{record.item.repeats}", style="dim"
+    )
     return head
 
 
@@ -137,7 +152,9 @@ def metrics_table(record: ItemRecord) -> Group:
             continue
         table = Table.grid(padding=(0, 1))
         for key in keys:
-            table.add_row(Text(key, style="dim"), Text(format_metric(record.metrics[key]), overflow="ellipsis"))
+            table.add_row(
+                Text(key, style="dim"), Text(format_metric(record.metrics[key]), overflow="ellipsis")
+            )
         parts += [Text(group, style="bold underline"), table]
     return Group(*parts)
 

@@ -83,7 +83,11 @@ class TagsPanel(Horizontal):
             with Horizontal(id="tag-scope-row"):
                 yield Static("Concept", classes="tag-label")
                 yield Select[str](
-                    [("all concepts", ALL_CONCEPTS)], value=ALL_CONCEPTS, id="tag-scope", allow_blank=False, compact=True
+                    [("all concepts", ALL_CONCEPTS)],
+                    value=ALL_CONCEPTS,
+                    id="tag-scope",
+                    allow_blank=False,
+                    compact=True,
                 )
             with Horizontal(id="tag-form"):
                 yield Select[str](
@@ -193,7 +197,9 @@ class TagsPanel(Horizontal):
         for change in changes:
             table.add_row(middle_cut(PurePosixPath(change.rel).name, 20), change_text(change))
         scope = self.scope() or "all concepts"
-        status = f"{len(changes)} captions of {scope} would change." if changes else "This edit changes nothing."
+        status = (
+            f"{len(changes)} captions of {scope} would change." if changes else "This edit changes nothing."
+        )
         self.query_one("#tag-status", Static).update(status)
         self.query_one("#tag-apply", Button).disabled = not changes
 

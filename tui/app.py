@@ -20,8 +20,17 @@ from typing import Any, TypeVar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Input, ProgressBar, Select, TabbedContent, TabPane, TextArea
-from textual.widgets._select import SelectOverlay
+from textual.widgets import (
+    Footer,
+    Header,
+    Input,
+    OptionList,
+    ProgressBar,
+    Select,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from curator.scan.results import ScanResult, ScanSettings
@@ -166,8 +175,8 @@ class ReviewApp(App[None]):
     # -- who owns the keyboard ---------------------------------------------------------------------------------------
     def typing(self) -> bool:
         """True while a text field, an editor or a dropdown has the focus: its keys are text, not commands."""
-        focused = self.focused
-        return isinstance(focused, Input | TextArea | Select | SelectOverlay)
+        # an open Select shows its choices in an OptionList, which has the focus then
+        return isinstance(self.focused, Input | TextArea | Select | OptionList)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Global keys stand aside while the user types; decision keys work only where decisions are shown."""

@@ -9,7 +9,7 @@ Example::
 
     keeper = choose_keeper(group)       # group: list[ItemRecord]
     ranked = rank_for_keeping(group)    # best to keep first
-    why = keeper_reason(group)          # 'not mirrored, not cropped, full size 768x768, JPEG q95, ...'
+    why = keeper_reason(group)          # 'a.jpg kept, no sign of mirroring, ..., 768x768, JPEG q95; b.jpg: mirrored'
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def keeper_reason(records: list[ItemRecord], others: bool = True) -> str:
     t = found[keeper.item.rel]
     parts = [
         f"{_name(keeper)} kept",
-        describe(t) if t.marks else "not mirrored, cropped, re-encoded or re-toned",
+        describe(t) if t.marks else "no sign of mirroring, cropping, re-encoding or re-toning",
     ]
     parts.append(f"{keeper.width}x{keeper.height}")
     if t.quality is not None:

@@ -20,12 +20,13 @@ from curator.checks import hashing
 from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
 from curator.checks.clip_features import clip_features
 from curator.checks.exact_duplicate import confirmed_pixel_digests
-from curator.checks.keeper import choose_keeper
+from curator.checks.keeper import choose_keeper, describe, keeper_reason, traits
 from curator.findings import Finding, Severity
 
 
 class DupHashes(ImageCheck):
-    """Encodes one image for the duplicate search: ``phash``, ``dhash``, ``phash_mirror``, ``dhash_mirror`` (hex).
+    """Encodes one image for the duplicate search: pHash and dHash (hex) of each of :data:`VARIANTS`, and
+    ``mean_luma`` (0-255), which the keeper rule compares across a cluster to spot a re-toned copy.
 
     Example::
 
@@ -34,14 +35,15 @@ class DupHashes(ImageCheck):
 
     name = "dup_hashes"
     codes = ()
-    version = 3
+    version = 4
     defaults: ClassVar[dict[str, Any]] = {}
 
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
-        """The four hashes of ``view.gray`` and its mirror."""
+        """The hashes of ``view.gray``'s variants and its mean luma (the keeper's brightness evidence)."""
         # transparent images are hashed as flattened on white (the view's compositing), as editors and JPEG
         # exports flatten them
-        return variant_hashes(np.asarray(view.gray, dtype=np.float32))
+        gray = np.asarray(view.gray, dtype=np.float32)
+        return {**variant_hashes(gray), "mean_luma": round(float(gray.mean()), 2)}
 
 
 #: The variants each image is hashed as: itself, its mirror, its 90 % centre crop, and that crop mirrored.
@@ -178,7 +180,7 @@ class NearDuplicates(DatasetCheck):
 
     name = "near_duplicate"
     codes = ("near_duplicate", "clip_unavailable")
-    version = 1
+    version = 2  # 2: evidence says what marks each copy ("copy") and why the keeper won ("keeper_why")
     defaults: ClassVar[dict[str, Any]] = {
         "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
         "max_dhash": 16,  # dHash Hamming distance in the same orientation
@@ -219,11 +221,15 @@ class NearDuplicates(DatasetCheck):
             members = [hashed[i] for i in group]
             keeper = choose_keeper(members)
             k = group[members.index(keeper)]
+            marks, why = traits(members), keeper_reason(members)
             for i in group:
                 if i == k or not _speaks_for_copies(i, group, hashed, digests):
                     continue  # exact copies of another member are exact_duplicate's to report
                 link = links.get((min(i, k), max(i, k)))
-                findings.append(self._finding(hashed[i], keeper, link, len(group), params))
+                finding = self._finding(hashed[i], keeper, link, len(group), params)
+                finding.evidence["copy"] = describe(marks[hashed[i].item.rel])
+                finding.evidence["keeper_why"] = why
+                findings.append(finding)
         return findings
 
     def _finding(

@@ -105,6 +105,11 @@ class Workspace:
         return self.root / "decisions.sqlite"
 
     @property
+    def review_prefs(self) -> Path:
+        """What ``dreamcurate review`` remembers between sessions (plan-tab values, base model, export folder)."""
+        return self.root / "review.json"
+
+    @property
     def journal_dir(self) -> Path:
         """Undo journals of caption batch edits (``tags --apply``)."""
         return self.root / "journal"

@@ -56,7 +56,9 @@ async def _typing_into_forms(tmp_path: Path) -> None:
         await pilot.press("d")  # one real decision: drop a.png
         before = _decisions(root)
         await pilot.press("5")
-        assert app.focused is not None and app.focused.id == "plan-max_train_epochs"  # the first field has the focus
+        assert (
+            app.focused is not None and app.focused.id == "plan-max_train_epochs"
+        )  # the first field has the focus
         await pilot.press("backspace", "backspace", "backspace", *"20", *"udkrx3")
         await pilot.press("escape")
         assert (

@@ -67,3 +67,21 @@ def test_imports_point_down_only() -> None:
         if module.split(".")[0] in banned
     ]
     assert bad == []
+
+
+def test_every_command_declares_each_option_once() -> None:
+    """One setting, one option: a command that declares an option twice (a setting added in two places) fails."""
+    code = (
+        "import warnings, click\n"
+        "warnings.simplefilter('error')\n"
+        "from curator.cli import cli\n"
+        "ctx = click.Context(cli)\n"
+        "for name in cli.list_commands(ctx):\n"
+        "    command = cli.get_command(ctx, name)\n"
+        "    subs = getattr(command, 'commands', {}) or {name: command}\n"
+        "    for sub in subs.values():\n"
+        "        sub.get_params(click.Context(sub))\n"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -27,15 +27,6 @@ from curator.settings.options import ALIASES, PLAN_FIELDS, settings_file_option,
 @settings_file_option
 @context_options
 @click.option(
-    "--network-dim",
-    type=click.IntRange(min=0),
-    default=0,
-    help="Plan a LoRA of this rank (network_dim) instead of DreamBooth: its memory and file size.",
-)
-@click.option(
-    "--conv-dim", type=click.IntRange(min=0), default=0, help="The LoRA's rank of 3x3 convs (conv_dim)."
-)
-@click.option(
     "--base",
     "base",
     type=click.Path(path_type=Path),

@@ -17,7 +17,7 @@ PRECISION = click.Choice(["float", "fp16", "bf16"])
 
 @click.group()
 def model() -> None:
-    """Model files: info, convert, tiny (SD 1.x / 2.x; nothing is downloaded)."""
+    """Model files: info, convert, tiny (SD 1.x / 2.x / SDXL; nothing is downloaded)."""
 
 
 def _human(n: int) -> str:
@@ -80,7 +80,9 @@ def info(path: Path, as_json: bool) -> None:
     "--vae", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Bake in this VAE file."
 )
 @click.option(
-    "--v-parameterization", is_flag=True, help="The model predicts v (SD 2.x 768-v); recorded in the file."
+    "--v-parameterization",
+    is_flag=True,
+    help="The model predicts v (SD 2.x 768-v, NoobAI-style SDXL); recorded in the file.",
 )
 @click.option("--use-ema", is_flag=True, help="Write the EMA UNet weights (when the source has them).")
 @click.option(
@@ -132,7 +134,7 @@ def _check_inputs_outside(out: Path, src: Path, vae: Path | None) -> None:
 @model.command(short_help="Write the tiny random-weight model.")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
-    "--family", type=click.Choice(["sd1", "sd2"]), default="sd1", show_default=True, help="Topology."
+    "--family", type=click.Choice(["sd1", "sd2", "sdxl"]), default="sd1", show_default=True, help="Topology."
 )
 @click.option(
     "--diffusers", "as_diffusers", is_flag=True, help="Write a diffusers folder instead of a single file."

@@ -29,16 +29,20 @@ def _print_info(info: dict[str, Any]) -> None:
     click.echo(f"{info['path']}")
     click.echo(f"  family        {info['family_name']} ({info['family']}), {info['format']}")
     click.echo(f"  precision     {info['precision']}")
-    for name in ("unet", "text_encoder", "vae", "ema", "other"):
+    for name in ("unet", "text_encoder", "text_encoder_2", "vae", "ema", "other"):
         if params.get(name):
-            click.echo(f"  {name:<14}{_human(params[name])} parameters")
+            click.echo(f"  {name + ' ':<14}{_human(params[name])} parameters")
     click.echo(f"  EMA           {'present' if info['ema'] else 'none'}")
     click.echo(f"  v-pred        {info['v_parameterization']}")
     trains = info["trains"]
-    click.echo(
-        f"  trains        UNet {_human(trains['unet'])} + text encoder {_human(trains['text_encoder'])}"
-        f" (until the stop step); VAE frozen"
-    )
+    if trains.get("text_encoder_2"):
+        te = (
+            f"text encoders {_human(trains['text_encoder'])} + {_human(trains['text_encoder_2'])} only with "
+            "train_text_encoder (off by default)"
+        )
+    else:
+        te = f"text encoder {_human(trains['text_encoder'])} (until the stop step)"
+    click.echo(f"  trains        UNet {_human(trains['unet'])} + {te}; VAE frozen")
     ours = {k: v for k, v in info.get("metadata", {}).items() if not k.startswith("dreamcurate.architecture")}
     for key in sorted(ours)[:20]:
         click.echo(f"  meta          {key} = {ours[key][:80]}")

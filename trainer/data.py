@@ -25,12 +25,13 @@ from curator.settings.config import TrainConfig
 
 @dataclass(frozen=True)
 class Sample:
-    """One image as training sees it: the item, its bucket (width, height) and the size it is resized to before the
-    centre crop."""
+    """One image as training sees it: the item, its bucket (width, height), the size it is resized to before the
+    centre crop, and its own size."""
 
     item: Item
     bucket: tuple[int, int]
     resized: tuple[int, int]
+    original: tuple[int, int] = (0, 0)  # width and height after EXIF orientation (SDXL's size conditioning)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def build_training_data(config: TrainConfig, num_processes: int = 1) -> Training
         item_caption(item)
         choice = select_bucket(width, height, settings)
         entries.append(plan.PlanEntry(item.rel, width, height, item.repeats, item.is_reg))
-        samples[item.rel] = Sample(item=item, bucket=choice.bucket, resized=choice.resized)
+        samples[item.rel] = Sample(item, choice.bucket, choice.resized, (width, height))
     counts = plan.bucket_counts(entries, settings)
     if not counts:
         raise DataError("no image can be trained at these bucket settings")

@@ -84,6 +84,8 @@ class Run:
     nan_at_step: int | None = None
     last_checkpoint: Path | None = None
     last_saved_step: int = -1
+    text_encoder_2: Any = None  # SDXL's second encoder (prepared when it trains)
+    text_cache: Any = None  # SDXL's cached text-encoder outputs (trainer.sdxl.TextCache)
 
     @property
     def output_dir(self) -> Path:
@@ -116,7 +118,11 @@ def load_models(config: TrainConfig) -> Any:
         vae=Path(config.vae) if config.vae else None,
         v_parameterization=config.v_parameterization,
     )
+    if config.zero_terminal_snr:
+        model.noise_scheduler = model_io.make_noise_scheduler(model.v_parameterization, zero_terminal_snr=True)
     model.vae.requires_grad_(False)
+    if model.text_encoder_2 is not None:
+        model.text_encoder_2.requires_grad_(False)
     model.vae.eval()
     return model
 
@@ -131,14 +137,32 @@ def check_base_model(config: TrainConfig) -> None:
         inspect_model(base)
 
 
-def make_optimizer(config: TrainConfig, unet: Any, text_encoder: Any | None) -> Any:
-    """AdamW (or bitsandbytes' AdamW8bit) over the UNet and, when it trains, the text encoder (own learning rate)."""
+def make_optimizer(
+    config: TrainConfig,
+    unet: Any,
+    text_encoder: Any | None,
+    text_encoder_2: Any | None = None,
+    sdxl: bool = False,
+) -> Any:
+    """AdamW (or bitsandbytes' AdamW8bit, or Adafactor) over the UNet and, when they train, the text encoders (own
+    learning rates; SDXL's two: learning_rate_te1 / te2)."""
     import torch
 
     groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": config.learning_rate}]
-    if text_encoder is not None:
-        lr_te = config.learning_rate_te or config.learning_rate
-        groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad], "lr": lr_te})
+    if sdxl:
+        from trainer.sdxl import text_learning_rates
+
+        rates: tuple[float, ...] = text_learning_rates(config)
+    else:
+        rates = (config.learning_rate_te or config.learning_rate,)
+    for module, lr in zip((text_encoder, text_encoder_2), rates, strict=False):
+        if module is not None:
+            groups.append({"params": [p for p in module.parameters() if p.requires_grad], "lr": lr})
+    if config.optimizer_type == "Adafactor":
+        from transformers.optimization import Adafactor
+
+        # Kohya's recommended SDXL settings: a fixed learning rate, no relative step or parameter scaling
+        return Adafactor(groups, scale_parameter=False, relative_step=False, warmup_init=False)
     if config.optimizer_type == "AdamW8bit":
         try:
             import bitsandbytes as bnb  # type: ignore[import-not-found]
@@ -249,22 +273,16 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
     if not config.cache_latents:
         model.vae.to(accelerator.device)
-    model.text_encoder.requires_grad_(te_training)
-    model.text_encoder.train(te_training)
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
-        if te_training:
-            # transformers 5 renamed it; 4.x only has the old name
-            enable = getattr(model.text_encoder, "activation_checkpointing_enable", None)
-            (enable or model.text_encoder.gradient_checkpointing_enable)()
     model.unet.train()
-    optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None)
-    lr_scheduler = make_lr_scheduler(config, optimizer, schedule.total_steps)
-    if te_training:
-        unet, text_encoder, optimizer = accelerator.prepare(model.unet, model.text_encoder, optimizer)
+    if model.family == "sdxl":
+        unet, text_encoder, text_encoder_2, optimizer, lr_scheduler, text_cache, te_training = _prepare_sdxl(
+            config, accelerator, model, data, te_training
+        )
     else:
-        unet, optimizer = accelerator.prepare(model.unet, optimizer)
-        text_encoder = model.text_encoder.to(accelerator.device)
+        text_encoder_2 = text_cache = None
+        unet, text_encoder, optimizer, lr_scheduler = _prepare_sd(config, accelerator, model, te_training, schedule)
     # Not prepared: accelerate would step it once per process; ours steps once per optimizer step.
     accelerator.register_for_checkpointing(lr_scheduler)
     result = TrainResult(0, schedule.epochs, 0, schedule.te_stop_step, None)
@@ -281,12 +299,51 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         events,
         result,
         te_training,
+        text_encoder_2=text_encoder_2,
+        text_cache=text_cache,
     )
     nan_env = os.environ.get(NAN_AT_STEP_ENV)
     run.nan_at_step = int(nan_env) if nan_env else None
     if progress is not None:
         restore(run, progress)
     return run
+
+
+def _prepare_sd(config: TrainConfig, accelerator: Any, model: Any, te_training: bool, schedule: Any) -> tuple[Any, ...]:
+    model.text_encoder.requires_grad_(te_training)
+    model.text_encoder.train(te_training)
+    if config.gradient_checkpointing and te_training:
+        # transformers 5 renamed it; 4.x only has the old name
+        enable = getattr(model.text_encoder, "activation_checkpointing_enable", None)
+        (enable or model.text_encoder.gradient_checkpointing_enable)()
+    optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None)
+    lr_scheduler = make_lr_scheduler(config, optimizer, schedule.total_steps)
+    if te_training:
+        unet, text_encoder, optimizer = accelerator.prepare(model.unet, model.text_encoder, optimizer)
+    else:
+        unet, optimizer = accelerator.prepare(model.unet, optimizer)
+        text_encoder = model.text_encoder.to(accelerator.device)
+    return unet, text_encoder, optimizer, lr_scheduler
+
+
+def _prepare_sdxl(
+    config: TrainConfig, accelerator: Any, model: Any, data: TrainingData, te_allowed: bool
+) -> tuple[Any, ...]:
+    from trainer import sdxl
+
+    flags = sdxl.setup_text_encoders(model, config, te_allowed)
+    cached = config.cache_text_encoder_outputs and not any(flags)
+    text_cache = sdxl.build_text_cache(model, data, config, accelerator.device) if cached else None
+    optimizer = make_optimizer(
+        config,
+        model.unet,
+        model.text_encoder if flags[0] else None,
+        model.text_encoder_2 if flags[1] else None,
+        sdxl=True,
+    )
+    lr_scheduler = make_lr_scheduler(config, optimizer, data.schedule.total_steps)
+    unet, text1, text2, optimizer = sdxl.prepare(accelerator, model, flags, optimizer, cached)
+    return unet, text1, text2, optimizer, lr_scheduler, text_cache, any(flags)
 
 
 def restore(run: Run, progress: checkpoint.Progress) -> None:
@@ -331,11 +388,15 @@ def batch_loss(run: Run, batch: Batch, index: int) -> Any:
 
     config, scheduler = run.config, run.model.noise_scheduler
     latents = batch_latents(run, batch)
-    ids = tokenize(
-        run.model.tokenizer, batch_captions(batch, config, run.epoch, index), config.max_token_length
-    )
-    with torch.set_grad_enabled(run.te_training):
-        states = encode(run.text_encoder, ids, config.clip_skip)
+    captions = batch_captions(batch, config, run.epoch, index)
+    if run.model.family == "sdxl":
+        from trainer.sdxl import batch_conditioning
+
+        conditioning = batch_conditioning(run, batch, captions)
+    else:
+        ids = tokenize(run.model.tokenizer, captions, config.max_token_length)
+        with torch.set_grad_enabled(run.te_training):
+            conditioning = {"encoder_hidden_states": encode(run.text_encoder, ids, config.clip_skip)}
     noise = torch.randn_like(latents)
     if config.noise_offset:
         noise = noise + config.noise_offset * torch.randn(
@@ -344,7 +405,7 @@ def batch_loss(run: Run, batch: Batch, index: int) -> Any:
     steps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
     noisy = scheduler.add_noise(latents, noise, steps)
     target = scheduler.get_velocity(latents, noise, steps) if _is_v(run) else noise
-    prediction = run.unet(noisy, steps, states).sample
+    prediction = run.unet(noisy, steps, **conditioning).sample
     loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
     if config.min_snr_gamma:
         loss = loss * min_snr_weights(scheduler, steps, config.min_snr_gamma, _is_v(run))
@@ -379,7 +440,8 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
             if not last:  # no gradient all-reduce until the group's last batch
                 stack.enter_context(accelerator.no_sync(run.unet))
                 if run.te_training:
-                    stack.enter_context(accelerator.no_sync(run.text_encoder))
+                    for encoder in _text_encoders(run):
+                        stack.enter_context(accelerator.no_sync(encoder))
             with accelerator.autocast():
                 loss = batch_loss(run, batch, first_index + offset)
             if run.nan_at_step == run.step + 1:
@@ -410,10 +472,14 @@ def _all_finite(run: Run, value: float) -> bool:
     return float(run.accelerator.reduce(flag, reduction="sum").item()) == 0.0
 
 
+def _text_encoders(run: Run) -> list[Any]:
+    return [m for m in (run.text_encoder, run.text_encoder_2) if m is not None]
+
+
 def _trainable(run: Run) -> list[Any]:
     params = [p for p in run.unet.parameters() if p.requires_grad]
     if run.te_training:
-        params += [p for p in run.text_encoder.parameters() if p.requires_grad]
+        params += [p for encoder in _text_encoders(run) for p in encoder.parameters() if p.requires_grad]
     return params
 
 
@@ -441,14 +507,15 @@ def _non_finite(run: Run, value: float) -> TrainingError:
 def freeze_text_encoder(run: Run, emit: bool = True) -> None:
     """Stop training the text encoder cleanly: no gradients, eval mode, no optimizer updates, its optimizer state
     freed. (Kohya crashes at this point in some set-ups; here the parameters simply leave the optimizer's work.)"""
-    run.text_encoder.requires_grad_(False)
-    run.text_encoder.eval()
     inner = getattr(run.optimizer, "optimizer", run.optimizer)
     # A restored run's optimizer no longer holds the text encoder's state; keep the count restore() put there.
     run.result.te_optimizer_steps = optimizer_step_count(run, group=1) or run.result.te_optimizer_steps
-    for param in run.accelerator.unwrap_model(run.text_encoder).parameters():
-        param.grad = None  # AdamW skips parameters without a gradient, weight decay included
-        inner.state.pop(param, None)
+    for encoder in _text_encoders(run):
+        encoder.requires_grad_(False)
+        encoder.eval()
+        for param in run.accelerator.unwrap_model(encoder).parameters():
+            param.grad = None  # AdamW skips parameters without a gradient, weight decay included
+            inner.state.pop(param, None)
     run.te_training = False
     if emit:
         run.events.emit("te_stop", step=run.step, epoch=run.epoch)
@@ -472,7 +539,10 @@ def optimizer_step_count(run: Run, group: int) -> int:
 def trained_model(run: Run) -> Any:
     """The SDModel with the trained (unwrapped) modules."""
     unwrap = run.accelerator.unwrap_model
-    return dataclasses.replace(run.model, unet=unwrap(run.unet), text_encoder=unwrap(run.text_encoder))
+    second = unwrap(run.text_encoder_2) if run.text_encoder_2 is not None else None
+    return dataclasses.replace(
+        run.model, unet=unwrap(run.unet), text_encoder=unwrap(run.text_encoder), text_encoder_2=second
+    )
 
 
 def save_point(run: Run, final: bool, by_step: bool) -> None:

@@ -51,7 +51,12 @@ class TrainConfig:
         "", "base model: a .safetensors/.ckpt single file or a diffusers folder"
     )
     vae: str = _f("", "optional VAE file or folder replacing the base model's VAE ('' = keep the model's)")
-    v_parameterization: bool = _f(False, "train with v-prediction (SD 2.x 768-v models); epsilon otherwise")
+    v_parameterization: bool = _f(
+        False, "train with v-prediction (SD 2.x 768-v, NoobAI-style SDXL models); epsilon otherwise"
+    )
+    zero_terminal_snr: bool = _f(
+        False, "rescale the noise schedule to zero terminal SNR (Lin et al. 2023; with v_parameterization)"
+    )
     # -- data
     train_data_dir: str = _f("", "training images in Kohya layout: DIR/<repeats>_<name>/*.png with captions")
     reg_data_dir: str = _f(
@@ -85,8 +90,23 @@ class TrainConfig:
         "constant", "constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial"
     )
     lr_warmup_steps: int = _f(0, "optimizer steps of linear learning-rate warm-up")
-    optimizer_type: str = _f("AdamW", "AdamW, or AdamW8bit (needs bitsandbytes)")
+    optimizer_type: str = _f("AdamW", "AdamW, AdamW8bit (needs bitsandbytes) or Adafactor (fixed learning rate)")
     max_grad_norm: float = _f(1.0, "clip gradients to this norm (0 = no clipping)")
+    train_text_encoder: bool = _f(
+        False,
+        "SDXL: train the text encoders too (SD 1.x / 2.x always train theirs, until the stop step)",
+    )
+    learning_rate_te1: float = _f(
+        -1.0, "SDXL text encoder 1 (CLIP ViT-L) learning rate (-1 = learning_rate, 0 = keep it frozen)"
+    )
+    learning_rate_te2: float = _f(
+        -1.0, "SDXL text encoder 2 (OpenCLIP bigG) learning rate (-1 = learning_rate, 0 = keep it frozen)"
+    )
+    cache_text_encoder_outputs: bool = _f(
+        False,
+        "SDXL: encode each caption once with the frozen text encoders, then move them off the GPU "
+        "(needs shuffle_caption off and no caption dropout, as Kohya)",
+    )
     stop_text_encoder_training: int = _f(
         0, "optimizer step at which the text encoder stops (0 = see sensitivity, -1 = never train it)"
     )
@@ -184,12 +204,13 @@ KOHYA_UNSUPPORTED = frozenset(
     token_warmup_step secondary_separator enable_wildcard optimizer_args lr_scheduler_args
     lr_scheduler_num_cycles lr_scheduler_power lr_scheduler_type lr_decay_steps lr_scheduler_timescale
     lr_scheduler_min_lr_ratio noise_offset_random_strength multires_noise_iterations multires_noise_discount
-    adaptive_noise_scale ip_noise_gamma ip_noise_gamma_random_strength zero_terminal_snr
+    adaptive_noise_scale ip_noise_gamma ip_noise_gamma_random_strength
     scale_v_pred_loss_like_noise_pred v_pred_like_loss debiased_estimation_loss loss_type huber_schedule
     huber_c min_timestep max_timestep sample_at_first sample_every_n_steps no_token_padding training_comment
     config_file output_config metadata_title metadata_author metadata_description metadata_license
     metadata_tags use_8bit_adam use_lion_optimizer masked_loss alpha_mask use_safetensors
-    max_token_length_warning mixed_precision_vae save_every_n_epochs_state train_text_encoder
+    max_token_length_warning mixed_precision_vae save_every_n_epochs_state
+    cache_text_encoder_outputs_to_disk no_half_vae diffusers_xformers block_lr fused_optimizer_groups
     """.split()
 )
 
@@ -197,7 +218,7 @@ _CHOICES = {
     "mixed_precision": ("no", "fp16", "bf16"),
     "save_precision": ("float", "fp16", "bf16"),
     "save_model_as": ("safetensors", "diffusers"),
-    "optimizer_type": ("AdamW", "AdamW8bit"),
+    "optimizer_type": ("AdamW", "AdamW8bit", "Adafactor"),
     "lr_scheduler": (
         "constant",
         "constant_with_warmup",
@@ -256,6 +277,15 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
         )
     if not 0.0 <= c.caption_dropout_rate <= 1.0:
         raise ConfigError(f"caption_dropout_rate is a probability (0..1), got {c.caption_dropout_rate}")
+    for name in ("learning_rate_te1", "learning_rate_te2"):
+        if getattr(c, name) < 0 and getattr(c, name) != -1:
+            raise ConfigError(f"{name} must be -1 (same as learning_rate), 0 (frozen) or a rate, got {getattr(c, name)}")
+    if c.cache_text_encoder_outputs and c.train_text_encoder:
+        raise ConfigError("cache_text_encoder_outputs needs frozen text encoders: turn off train_text_encoder")
+    if c.cache_text_encoder_outputs and (c.shuffle_caption or c.caption_dropout_rate > 0):
+        raise ConfigError(
+            "cache_text_encoder_outputs encodes each caption once: turn off shuffle_caption and caption_dropout_rate"
+        )
     if c.max_train_epochs == 0 and c.max_train_steps == 0:
         raise ConfigError("set max_train_epochs or max_train_steps (both are 0)")
     if c.bucket_reso_steps % 8 or c.bucket_reso_steps <= 0:

@@ -597,6 +597,10 @@ def render(run: Run, stem: str) -> None:
     model = trained_model(run)
     vae_device = next(model.vae.parameters()).device
     model.vae.to(run.accelerator.device)
+    # SDXL's encoders wait on the CPU when their outputs are cached; samples need them for new prompts
+    parked = [m for m in (model.text_encoder, model.text_encoder_2) if m is not None and run.text_cache is not None]
+    for module in parked:
+        module.to(run.accelerator.device)
     try:
         paths = render_samples(
             model,
@@ -613,6 +617,8 @@ def render(run: Run, stem: str) -> None:
         )
     finally:
         model.vae.to(vae_device)
+        for module in parked:
+            module.to("cpu")
     for sample, path in zip(prompts, paths, strict=True):
         run.events.emit("sample", step=run.step, epoch=run.epoch, path=str(path), prompt=sample.prompt)
         run.result.samples.append(path)

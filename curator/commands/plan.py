@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @click.command("plan")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option(
-    "--resolution", type=click.IntRange(64, 4096), default=512, show_default=True, help="Training resolution."
+    "--resolution", type=click.IntRange(64, 4096), help="Training resolution [default: 512; SDXL base: 1024]."
 )
 @click.option("--batch", type=click.IntRange(1, 1024), default=1, show_default=True, help="Batch size.")
 @click.option(
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 )
 @click.option("--te-stop", type=click.IntRange(0), help="Stop the text encoder at this optimizer step.")
 @click.option("--no-te", is_flag=True, help="Do not train the text encoder at all.")
+@click.option("--train-te", is_flag=True, help="SDXL: train the text encoders too (off by default).")
 @click.option(
     "--reg",
     "reg_root",
@@ -52,9 +53,9 @@ if TYPE_CHECKING:
     help="Regularization folder.",
 )
 @click.option("--caption-extension", help="Caption extension training reads (default .txt).")
-@click.option("--bucket-min", type=click.IntRange(64), default=256, show_default=True)
-@click.option("--bucket-max", type=click.IntRange(64), default=1280, show_default=True)
-@click.option("--bucket-steps", type=click.IntRange(8), default=64, show_default=True)
+@click.option("--bucket-min", type=click.IntRange(64), help="[default: 256]")
+@click.option("--bucket-max", type=click.IntRange(64), help="[default: 1280; SDXL base: 2048]")
+@click.option("--bucket-steps", type=click.IntRange(8), help="[default: 64]")
 @click.option("--no-upscale", is_flag=True, help="bucket_no_upscale: never enlarge images.")
 @click.option("--no-buckets", is_flag=True, help="Crop every image to resolution x resolution.")
 @click.option("--vram", type=click.FloatRange(1, 512), help="Your GPU's memory in GB (for warnings).")
@@ -77,7 +78,11 @@ if TYPE_CHECKING:
 )
 @click.option("--gradient-checkpointing", is_flag=True, help="Gradient checkpointing on.")
 @click.option("--8bit-adam", "use_8bit_adam", is_flag=True, help="8-bit AdamW.")
-@click.option("--model", type=click.Choice(["sd15", "sd2"]), default="sd15", show_default=True)
+@click.option("--optimizer", type=click.Choice(["AdamW", "AdamW8bit", "Adafactor"]), help="optimizer_type.")
+@click.option("--fused-backward-pass", is_flag=True, help="SDXL: Adafactor steps in the backward pass.")
+@click.option("--full-bf16", is_flag=True, help="SDXL: bf16 weights and gradients.")
+@click.option("--cache-te-outputs", is_flag=True, help="SDXL: cache_text_encoder_outputs (frozen encoders).")
+@click.option("--model", type=click.Choice(["sd15", "sd2", "sdxl"]), default="sd15", show_default=True)
 @click.option(
     "--base",
     "base",
@@ -142,12 +147,22 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
         raise click.UsageError("give --epochs or --steps, not both")
     if kw["te_sensitivity"] is not None and kw["te_stop"] is not None:
         raise click.UsageError("give --te-sensitivity or --te-stop, not both")
-    if kw["bucket_min"] > kw["bucket_max"]:
-        raise click.UsageError("--bucket-min must not exceed --bucket-max")
     epochs = kw["epochs"] if kw["epochs"] is not None else (None if kw["steps"] else 200)
     from curator.plan.modelfile import facts_for_plan
+    from curator.settings.config import TrainConfig
 
     facts, note = facts_for_plan(kw["base"])
+    family = facts.family if facts else ("sdxl" if kw["model"] == "sdxl" else "sd1")
+    defaults = TrainConfig.for_family(family)  # the family's resolution and buckets, unless given
+    for flag, name in (
+        ("resolution", "resolution"),
+        ("bucket_min", "min_bucket_reso"),
+        ("bucket_max", "max_bucket_reso"),
+        ("bucket_steps", "bucket_reso_steps"),
+    ):
+        kw[flag] = kw[flag] if kw[flag] is not None else getattr(defaults, name)
+    if kw["bucket_min"] > kw["bucket_max"]:
+        raise click.UsageError("--bucket-min must not exceed --bucket-max")
     options = PlanOptions(
         resolution=kw["resolution"],
         batch_size=kw["batch"],
@@ -158,7 +173,7 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
         save_every_n_epochs=kw["save_every"] or None,
         te_sensitivity=kw["te_sensitivity"],
         stop_text_encoder_training=kw["te_stop"],
-        train_text_encoder=not kw["no_te"],
+        train_text_encoder=False if kw["no_te"] else True if kw["train_te"] else None,
         min_bucket_reso=kw["bucket_min"],
         max_bucket_reso=kw["bucket_max"],
         bucket_reso_steps=kw["bucket_steps"],
@@ -171,6 +186,10 @@ def _options(kw: dict[str, Any]) -> PlanOptions:
         mixed_precision=kw["mixed_precision"],
         gradient_checkpointing=kw["gradient_checkpointing"],
         use_8bit_adam=kw["use_8bit_adam"],
+        optimizer_type=kw["optimizer"] or "",
+        fused_backward_pass=kw["fused_backward_pass"],
+        full_bf16=kw["full_bf16"],
+        cache_text_encoder_outputs=kw["cache_te_outputs"],
         model=kw["model"],
         base_model=facts,
         base_model_note=note,

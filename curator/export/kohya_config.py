@@ -7,6 +7,9 @@
 - ``train.toml``: our trainer's config, with keys named as Kohya's arguments and ``curator.settings.config.TrainConfig``'s
   fields. ``curator`` may not import ``trainer``, so it is written from plain data; settings left out take the
   trainer's defaults.
+- ``sdxl_train.toml`` (SDXL base models): a ``--config_file`` for Kohya's ``sdxl_train.py`` that names
+  ``dataset.toml`` and carries the same training settings in the forms Kohya parses (``resolution`` lives in
+  dataset.toml; rates it would read literally, such as our ``-1`` = "same as learning_rate", are left out).
 """
 
 from __future__ import annotations
@@ -134,5 +137,72 @@ def train_toml(config: dict[str, Any]) -> str:
     header = (
         "dreamcurate training config (Kohya sd-scripts setting names), written by dreamcurate export\n"
         "train it with: dreamcurate train train.toml   (settings not listed take the trainer's defaults)"
+    )
+    return tomlwrite.dumps(config, header=header)
+
+
+#: TrainConfig fields that Kohya's sdxl_train.py reads under the same name and meaning
+_SDXL_SAME = (
+    "pretrained_model_name_or_path",
+    "output_dir",
+    "output_name",
+    "save_model_as",
+    "save_precision",
+    "mixed_precision",
+    "learning_rate",
+    "lr_scheduler",
+    "lr_warmup_steps",
+    "optimizer_type",
+    "max_grad_norm",
+    "gradient_accumulation_steps",
+    "gradient_checkpointing",
+    "cache_latents",
+    "cache_latents_to_disk",
+    "cache_text_encoder_outputs",
+    "train_text_encoder",
+    "v_parameterization",
+    "zero_terminal_snr",
+    "noise_offset",
+    "min_snr_gamma",
+    "prior_loss_weight",
+    "caption_dropout_rate",
+    "seed",
+    "save_every_n_epochs",
+    "save_every_n_steps",
+    "save_state",
+)
+
+
+def sdxl_train_config(out: Path, train: dict[str, Any]) -> dict[str, Any]:
+    """Kohya ``sdxl_train.py --config_file`` settings for an export whose own train config is ``train`` (our field
+    names, as :func:`train_config` returns them; missing ones take TrainConfig's SDXL defaults)."""
+    from curator.settings.config import TrainConfig
+
+    full = TrainConfig.for_family("sdxl").to_dict()
+    full.update(train)
+    config: dict[str, Any] = {"dataset_config": str(out / "dataset.toml"), "sdpa": True}
+    config.update({k: full[k] for k in _SDXL_SAME})
+    for key in ("max_train_epochs", "max_train_steps", "save_every_n_epochs", "save_every_n_steps"):
+        if not full[key]:
+            config.pop(key, None)  # Kohya: unset, not 0
+        else:
+            config[key] = full[key]
+    for key in ("learning_rate_te1", "learning_rate_te2"):
+        if full["train_text_encoder"] and full[key] >= 0:
+            config[key] = full[key]
+    if full["max_token_length"] != 75:
+        config["max_token_length"] = full["max_token_length"]
+    if full["mixed_precision"] == "bf16" and full["optimizer_type"] == "Adafactor":
+        config["full_bf16"] = True  # the recipe behind Kohya's 10 GB figure (sd-scripts PR 1259)
+    if full.get("fused_backward_pass"):
+        config["fused_backward_pass"] = True
+    return config
+
+
+def sdxl_train_toml(config: dict[str, Any]) -> str:
+    """``sdxl_train.toml`` text of a :func:`sdxl_train_config` dict."""
+    header = (
+        "Kohya sd-scripts SDXL fine-tune config, written by dreamcurate export\n"
+        "train it with: accelerate launch sdxl_train.py --config_file sdxl_train.toml"
     )
     return tomlwrite.dumps(config, header=header)

@@ -310,7 +310,9 @@ class PlanOptions:
         None  # stop the text encoder after this fraction of the steps (None: never)
     )
     stop_text_encoder_training: int | None = None  # explicit stop step (wins over the sensitivity)
-    train_text_encoder: bool = True  # False: the text encoder is never trained (stop step 0)
+    # False: the text encoder is never trained (stop step 0); None: the family's default (SD 1.x / 2.x train it,
+    # SDXL does not: TrainConfig.train_text_encoder)
+    train_text_encoder: bool | None = None
     min_bucket_reso: int = 256  # smallest bucket side
     max_bucket_reso: int = 1280  # largest bucket side
     bucket_reso_steps: int = 64  # bucket sides are multiples of this
@@ -325,6 +327,10 @@ class PlanOptions:
     mixed_precision: str = "fp16"  # no, fp16 or bf16
     gradient_checkpointing: bool = False  # trade compute for memory
     use_8bit_adam: bool = False  # 8-bit AdamW (bitsandbytes)
+    optimizer_type: str = ""  # AdamW, AdamW8bit or Adafactor ("": by use_8bit_adam)
+    fused_backward_pass: bool = False  # SDXL memory recipes (see curator.plan.estimates)
+    full_bf16: bool = False
+    cache_text_encoder_outputs: bool = False
     model: str = "sd15"  # sd15 or sd2 (checkpoint size, text-encoder memory) when the base model is not known
     base_model: ModelFacts | None = (
         None  # the base model's real facts (curator.plan.modelfile); win over ``model``
@@ -335,6 +341,14 @@ class PlanOptions:
     def bucket_settings(self) -> BucketSettings:
         """The bucket settings of these options."""
         return BucketSettings.of(self)
+
+    @property
+    def trains_text_encoder(self) -> bool:
+        """Whether the text encoder(s) train at all (``train_text_encoder``, else the family's default)."""
+        if self.train_text_encoder is not None:
+            return self.train_text_encoder
+        family = self.base_model.family if self.base_model else ("sdxl" if self.model == "sdxl" else "sd1")
+        return family != "sdxl"
 
 
 @dataclass
@@ -400,7 +414,7 @@ def explain_te_gap(
     steps: int,
 ) -> str:
     """One sentence on why the tutorial's stop step (sensitivity x images x epochs) and the real one differ."""
-    if not options.train_text_encoder:
+    if not options.trains_text_encoder:
         return "The text encoder is not trained (stop step 0)."
     if real_step is None:
         return "The text encoder trains to the end (no --te-sensitivity or --te-stop given)."
@@ -453,7 +467,7 @@ def _step_count_reasons(
 
 
 def _te_stop(options: PlanOptions, total: int) -> int | None:
-    if not options.train_text_encoder:
+    if not options.trains_text_encoder:
         return 0
     return text_encoder_stop_step(total, options.te_sensitivity, options.stop_text_encoder_training)
 
@@ -509,11 +523,15 @@ def _vram_inputs(options: PlanOptions, stop: int | None) -> Any:
         options.mixed_precision,
         options.gradient_checkpointing,
         options.use_8bit_adam,
-        options.train_text_encoder and stop != 0,
+        options.trains_text_encoder and stop != 0,
         facts.plan_model if facts else options.model,
         unet_params=facts.unet_params if facts else None,
-        te_params=facts.text_encoder_params if facts else None,
+        te_params=facts.text_encoder_params + facts.text_encoder_2_params if facts else None,
         unet_width=facts.unet_width if facts else None,
+        optimizer_type=options.optimizer_type,
+        fused_backward_pass=options.fused_backward_pass,
+        full_bf16=options.full_bf16,
+        cache_text_encoder_outputs=options.cache_text_encoder_outputs,
     )
 
 
@@ -563,6 +581,8 @@ def build_plan(
     )
     if options.base_model_note:
         notes.append(options.base_model_note)
+    if vram_inputs.model == "sdxl":
+        notes.append(f"SDXL estimates ({estimates.SDXL_SOURCES})")
     concepts = _concept_rows(dataset, repeats)
     advice = [
         estimates.size_advice(c["name"], c["images"], options.kind).to_json()

@@ -149,6 +149,12 @@ class TrainConfig:
         """A config with every default (the required paths empty)."""
         return cls()
 
+    @classmethod
+    def for_family(cls, family: str, **values: Any) -> TrainConfig:
+        """The defaults for a base model of ``family`` ("sd1", "sd2", "sdxl"; see :data:`FAMILY_DEFAULTS`), then
+        ``values``."""
+        return cls(**{**FAMILY_DEFAULTS.get(family, {}), **values})
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (not validated)."""
         return dataclasses.replace(self, **changes)
@@ -185,6 +191,15 @@ class TrainConfig:
         """Raise :class:`ConfigError` on the first problem; return self."""
         _validate(self, check_paths)
         return self
+
+
+#: Defaults that depend on the base model's family (every other default is the same for all). SDXL follows Kohya's
+#: sdxl_train.py and its documentation: 1024 px, buckets from 256 (Kohya's min_bucket_reso) in steps of 64, up to
+#: 2048 so that SDXL's own portrait and landscape buckets (832 x 1216, 1216 x 832, ...) exist (Kohya's bare default
+#: of 1024 would cap them at the resolution).
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sdxl": {"resolution": 1024, "min_bucket_reso": 256, "max_bucket_reso": 2048, "bucket_reso_steps": 64},
+}
 
 
 #: Kohya sd-scripts (train_db.py and its shared arguments) and kohya_ss GUI settings that this trainer does not

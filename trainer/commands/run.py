@@ -123,7 +123,7 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
 
     overrides = _given(request.overrides)
     try:
-        preview = apply_overrides(TrainConfig(), overrides)
+        preview = apply_overrides(TrainConfig.for_family(_base_family(request.base)), overrides)
         preview.validate(check_paths=False)
     except ConfigError as exc:  # run has no config file: every training value came from the command line
         raise usage_error(exc, overrides) from exc
@@ -242,6 +242,14 @@ def run(
         overrides=overrides,
     )
     run_pipeline(request, Console(highlight=False))
+
+
+def _base_family(base: Path) -> str:
+    """The base model's family from its header ("sd1" when it cannot be read: the refusal comes later, in words)."""
+    from curator.plan.modelfile import facts_for_plan
+
+    facts, _ = facts_for_plan(base)
+    return facts.family if facts else "sd1"
 
 
 def _check_base(base: Path) -> None:

@@ -134,10 +134,48 @@ def test_overfitting_four_images_lowers_the_loss(tiny_sdxl: Path, tmp_path: Path
         learning_rate=2e-3,
         shuffle_caption=False,
         cache_text_encoder_outputs=True,
+        optimizer_type="Adafactor",
+        fused_backward_pass=True,  # the 10 GB recipe of sd-scripts PR 1259, here on the CPU
     )
     result = train(config, show_progress=False)
+    assert result.steps == result.optimizer_steps == 40
     first, last = result.losses[:10], result.losses[-10:]
     assert sum(last) / len(last) < 0.5 * (sum(first) / len(first)), (first, last)
+
+
+@pytest.mark.slow
+def test_fused_backward_pass_equals_the_ordinary_step() -> None:
+    from transformers.optimization import Adafactor
+
+    from trainer.fused_backward import install
+
+    def model_and_optimizer() -> tuple[torch.nn.Module, Any]:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+        return net, Adafactor(net.parameters(), lr=1e-2, scale_parameter=False, relative_step=False)
+
+    x = torch.randn(5, 8)
+    plain, plain_opt = model_and_optimizer()
+    fused, fused_opt = model_and_optimizer()
+    install(fused_opt, max_grad_norm=0.0)
+    for _ in range(3):
+        plain(x).pow(2).mean().backward()
+        plain_opt.step()
+        plain_opt.zero_grad()
+        fused(x).pow(2).mean().backward()  # the update happens here
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), fused.parameters(), strict=True))
+    assert all(p.grad is None for p in fused.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), model_and_optimizer()[0].parameters()))
+
+
+def test_fused_backward_pass_settings_are_checked(tmp_path: Path) -> None:
+    config = fast_config(tmp_path, tmp_path, tmp_path, fused_backward_pass=True, mixed_precision="bf16")
+    with pytest.raises(ConfigError, match="Adafactor"):
+        config.validate(check_paths=False)
+    with pytest.raises(ConfigError, match="gradient_accumulation_steps"):
+        config.replace(optimizer_type="Adafactor", gradient_accumulation_steps=2).validate(check_paths=False)
+    with pytest.raises(ConfigError, match="fp16"):
+        config.replace(optimizer_type="Adafactor", mixed_precision="fp16").validate(check_paths=False)
 
 
 @pytest.mark.slow

@@ -302,6 +302,12 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         text_encoder_2=text_encoder_2,
         text_cache=text_cache,
     )
+    if config.fused_backward_pass:
+        from trainer import fused_backward
+
+        if accelerator.num_processes > 1:
+            raise ConfigError("fused_backward_pass works on one GPU (gradients are applied before DDP reduces them)")
+        fused_backward.install(optimizer, config.max_grad_norm)
     nan_env = os.environ.get(NAN_AT_STEP_ENV)
     run.nan_at_step = int(nan_env) if nan_env else None
     if progress is not None:
@@ -454,7 +460,8 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
     params = [p for p in _trainable(run) if p.grad is not None]
     if run.config.max_grad_norm and params:
         accelerator.clip_grad_norm_(params, run.config.max_grad_norm)
-    run.optimizer.step()
+    if not run.config.fused_backward_pass:  # fused: every parameter was updated during backward
+        run.optimizer.step()
     run.lr_scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return total / len(group)

@@ -92,6 +92,11 @@ class TrainConfig:
     lr_warmup_steps: int = _f(0, "optimizer steps of linear learning-rate warm-up")
     optimizer_type: str = _f("AdamW", "AdamW, AdamW8bit (needs bitsandbytes) or Adafactor (fixed learning rate)")
     max_grad_norm: float = _f(1.0, "clip gradients to this norm (0 = no clipping)")
+    fused_backward_pass: bool = _f(
+        False,
+        "update each parameter inside the backward pass and free its gradient (Kohya's; optimizer_type "
+        "Adafactor, no gradient accumulation, bf16 or no mixed precision, one GPU; clips per tensor)",
+    )
     train_text_encoder: bool = _f(
         False,
         "SDXL: train the text encoders too (SD 1.x / 2.x always train theirs, until the stop step)",
@@ -301,6 +306,12 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
         raise ConfigError(
             "cache_text_encoder_outputs encodes each caption once: turn off shuffle_caption and caption_dropout_rate"
         )
+    if c.fused_backward_pass and c.optimizer_type != "Adafactor":
+        raise ConfigError("fused_backward_pass needs optimizer_type Adafactor")
+    if c.fused_backward_pass and c.gradient_accumulation_steps > 1:
+        raise ConfigError("fused_backward_pass updates at every backward: set gradient_accumulation_steps to 1")
+    if c.fused_backward_pass and c.mixed_precision == "fp16":
+        raise ConfigError("fused_backward_pass cannot unscale fp16 gradients: use mixed_precision bf16 or no")
     if c.max_train_epochs == 0 and c.max_train_steps == 0:
         raise ConfigError("set max_train_epochs or max_train_steps (both are 0)")
     if c.bucket_reso_steps % 8 or c.bucket_reso_steps <= 0:

@@ -45,7 +45,11 @@ def test_file_load_save_gives_identical_tensors_and_metadata(tiny_sdxl: Path, tm
     original, written = load_file(str(tiny_sdxl)), load_file(str(again))
     assert set(original) == set(written)
     assert all(torch.equal(original[k], written[k]) for k in original)
-    for prefix in ("conditioner.embedders.0.transformer.", "conditioner.embedders.1.model.", "first_stage_model."):
+    for prefix in (
+        "conditioner.embedders.0.transformer.",
+        "conditioner.embedders.1.model.",
+        "first_stage_model.",
+    ):
         assert any(k.startswith(prefix) for k in written), prefix
     assert "model.diffusion_model.label_emb.0.0.weight" in written
     with safe_open(str(again), framework="pt") as handle:
@@ -64,7 +68,9 @@ def test_diffusers_single_file_reader_matches_our_modules(tiny_sdxl: Path, tmp_p
     ours = load_model(tiny_sdxl)
     folder = save_diffusers(ours, tmp_path / "tiny-sdxl")
     assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "StableDiffusionXLPipeline"
-    pipe = StableDiffusionXLPipeline.from_single_file(str(tiny_sdxl), config=str(folder), local_files_only=True)
+    pipe = StableDiffusionXLPipeline.from_single_file(
+        str(tiny_sdxl), config=str(folder), local_files_only=True
+    )
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         _same(getattr(pipe, name), getattr(ours, name))
     # and our folder reader gives the same modules back
@@ -113,12 +119,21 @@ def test_real_size_sdxl_has_the_release_key_set_and_shapes() -> None:
     }
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     assert shapes["model.diffusion_model.label_emb.0.0.weight"] == (1280, 2816)
-    assert shapes["model.diffusion_model.input_blocks.7.1.transformer_blocks.9.attn2.to_k.weight"] == (1280, 2048)
+    assert shapes["model.diffusion_model.input_blocks.7.1.transformer_blocks.9.attn2.to_k.weight"] == (
+        1280,
+        2048,
+    )
     assert shapes["model.diffusion_model.middle_block.1.transformer_blocks.9.ff.net.2.weight"] == (1280, 5120)
     assert shapes["model.diffusion_model.output_blocks.2.2.conv.weight"] == (1280, 1280, 3, 3)
     assert shapes["conditioner.embedders.1.model.text_projection"] == (1280, 1280)
-    assert shapes["conditioner.embedders.1.model.transformer.resblocks.31.attn.in_proj_weight"] == (3840, 1280)
-    assert shapes["conditioner.embedders.0.transformer.text_model.encoder.layers.11.mlp.fc1.weight"] == (3072, 768)
+    assert shapes["conditioner.embedders.1.model.transformer.resblocks.31.attn.in_proj_weight"] == (
+        3840,
+        1280,
+    )
+    assert shapes["conditioner.embedders.0.transformer.text_model.encoder.layers.11.mlp.fc1.weight"] == (
+        3072,
+        768,
+    )
     unet_params = sum(v.numel() for k, v in state.items() if k.startswith("model.diffusion_model."))
     assert unet_params == 2_567_463_684
     assert infer_diffusers_model_type(state) == "xl_base"

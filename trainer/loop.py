@@ -119,7 +119,9 @@ def load_models(config: TrainConfig) -> Any:
         v_parameterization=config.v_parameterization,
     )
     if config.zero_terminal_snr:
-        model.noise_scheduler = model_io.make_noise_scheduler(model.v_parameterization, zero_terminal_snr=True)
+        model.noise_scheduler = model_io.make_noise_scheduler(
+            model.v_parameterization, zero_terminal_snr=True
+        )
     model.vae.requires_grad_(False)
     if model.text_encoder_2 is not None:
         model.text_encoder_2.requires_grad_(False)
@@ -276,13 +278,21 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
     model.unet.train()
+    if (
+        config.full_bf16
+    ):  # Kohya's full_bf16: the trained weights themselves in bf16 (the encoders follow below)
+        import torch
+
+        model.unet.to(torch.bfloat16)
     if model.family == "sdxl":
         unet, text_encoder, text_encoder_2, optimizer, lr_scheduler, text_cache, te_training = _prepare_sdxl(
             config, accelerator, model, data, te_training
         )
     else:
         text_encoder_2 = text_cache = None
-        unet, text_encoder, optimizer, lr_scheduler = _prepare_sd(config, accelerator, model, te_training, schedule)
+        unet, text_encoder, optimizer, lr_scheduler = _prepare_sd(
+            config, accelerator, model, te_training, schedule
+        )
     # Not prepared: accelerate would step it once per process; ours steps once per optimizer step.
     accelerator.register_for_checkpointing(lr_scheduler)
     result = TrainResult(0, schedule.epochs, 0, schedule.te_stop_step, None)
@@ -306,7 +316,9 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         from trainer import fused_backward
 
         if accelerator.num_processes > 1:
-            raise ConfigError("fused_backward_pass works on one GPU (gradients are applied before DDP reduces them)")
+            raise ConfigError(
+                "fused_backward_pass works on one GPU (gradients are applied before DDP reduces them)"
+            )
         fused_backward.install(optimizer, config.max_grad_norm)
     nan_env = os.environ.get(NAN_AT_STEP_ENV)
     run.nan_at_step = int(nan_env) if nan_env else None
@@ -315,7 +327,9 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     return run
 
 
-def _prepare_sd(config: TrainConfig, accelerator: Any, model: Any, te_training: bool, schedule: Any) -> tuple[Any, ...]:
+def _prepare_sd(
+    config: TrainConfig, accelerator: Any, model: Any, te_training: bool, schedule: Any
+) -> tuple[Any, ...]:
     model.text_encoder.requires_grad_(te_training)
     model.text_encoder.train(te_training)
     if config.gradient_checkpointing and te_training:
@@ -337,7 +351,7 @@ def _prepare_sdxl(
 ) -> tuple[Any, ...]:
     from trainer import sdxl
 
-    flags = sdxl.setup_text_encoders(model, config, te_allowed)
+    flags = sdxl.setup_text_encoders(model, config, te_allowed, accelerator.mixed_precision)
     cached = config.cache_text_encoder_outputs and not any(flags)
     text_cache = sdxl.build_text_cache(model, data, config, accelerator.device) if cached else None
     optimizer = make_optimizer(
@@ -605,7 +619,9 @@ def render(run: Run, stem: str) -> None:
     vae_device = next(model.vae.parameters()).device
     model.vae.to(run.accelerator.device)
     # SDXL's encoders wait on the CPU when their outputs are cached; samples need them for new prompts
-    parked = [m for m in (model.text_encoder, model.text_encoder_2) if m is not None and run.text_cache is not None]
+    parked = [
+        m for m in (model.text_encoder, model.text_encoder_2) if m is not None and run.text_cache is not None
+    ]
     for module in parked:
         module.to(run.accelerator.device)
     try:

@@ -35,7 +35,9 @@ def crop_top_left(original: tuple[int, int], bucket: tuple[int, int]) -> tuple[i
     return int((bucket_h - fit_h) // 2), int((bucket_w - fit_w) // 2)
 
 
-def size_conditioning(original: tuple[int, int], bucket: tuple[int, int]) -> tuple[int, int, int, int, int, int]:
+def size_conditioning(
+    original: tuple[int, int], bucket: tuple[int, int]
+) -> tuple[int, int, int, int, int, int]:
     """The six numbers of one image: (original h, original w, crop top, crop left, target h, target w)."""
     top, left = crop_top_left(original, bucket)
     return original[1], original[0], top, left, bucket[1], bucket[0]
@@ -127,18 +129,25 @@ class TextCache:
 def text_learning_rates(config: Any) -> tuple[float, float]:
     """Learning rates of text encoders 1 and 2 (Kohya: unset = learning_rate; 0 = that encoder stays frozen)."""
     return tuple(  # type: ignore[return-value]
-        config.learning_rate if lr == -1 else lr for lr in (config.learning_rate_te1, config.learning_rate_te2)
+        config.learning_rate if lr == -1 else lr
+        for lr in (config.learning_rate_te1, config.learning_rate_te2)
     )
 
 
-def setup_text_encoders(model: Any, config: Any, allowed: bool) -> tuple[bool, bool]:
+def setup_text_encoders(model: Any, config: Any, allowed: bool, precision: str) -> tuple[bool, bool]:
     """Which encoders train (``train_text_encoder``, each with a non-zero rate, while the schedule allows it);
-    sets their gradients, modes and gradient checkpointing. Returns (encoder 1 trains, encoder 2 trains)."""
+    sets their gradients, modes, gradient checkpointing and dtype (``precision``: the accelerator's mixed
+    precision). Returns (encoder 1 trains, encoder 2 trains)."""
     rates = text_learning_rates(config)
     flags = tuple(allowed and config.train_text_encoder and rate > 0 for rate in rates)
     for module, trains in zip((model.text_encoder, model.text_encoder_2), flags, strict=True):
         module.requires_grad_(trains)
         module.train(trains)
+        if trains and config.full_bf16 and precision == "bf16":
+            # frozen ones stay float32: casting them would round the weights the checkpoint writes back
+            import torch
+
+            module.to(torch.bfloat16)
         if trains and config.gradient_checkpointing:
             enable = getattr(module, "activation_checkpointing_enable", None)  # transformers 5's name
             (enable or module.gradient_checkpointing_enable)()
@@ -154,7 +163,9 @@ def build_text_cache(model: Any, data: Any, config: Any, device: Any) -> TextCac
     from trainer.data import caption_options, item_caption
 
     options = caption_options(config)
-    captions = [process_caption(item_caption(s.item), options, random.Random(0)) for s in data.samples.values()]
+    captions = [
+        process_caption(item_caption(s.item), options, random.Random(0)) for s in data.samples.values()
+    ]
     for module in (model.text_encoder, model.text_encoder_2):
         module.to(device)
     cache = TextCache.build(model, captions, config.max_token_length)
@@ -163,7 +174,9 @@ def build_text_cache(model: Any, data: Any, config: Any, device: Any) -> TextCac
     return cache
 
 
-def prepare(accelerator: Any, model: Any, flags: tuple[bool, bool], optimizer: Any, cached: bool) -> tuple[Any, ...]:
+def prepare(
+    accelerator: Any, model: Any, flags: tuple[bool, bool], optimizer: Any, cached: bool
+) -> tuple[Any, ...]:
     """accelerate's prepare for the UNet, the training encoders and the optimizer; frozen encoders go to the device
     (or stay on the CPU when their outputs are cached). Returns (unet, text_encoder, text_encoder_2, optimizer)."""
     trained = [m for m, f in zip((model.text_encoder, model.text_encoder_2), flags, strict=True) if f]

@@ -69,7 +69,9 @@ class VramInputs:
     train_text_encoder: bool = True
     model: str = "sd15"  # sd15, sd2 or sdxl
     unet_params: int | None = None  # the base model's UNet parameters (None: SD's, as fitted)
-    te_params: int | None = None  # the base model's text-encoder parameters, SDXL's two together (None: by model)
+    te_params: int | None = (
+        None  # the base model's text-encoder parameters, SDXL's two together (None: by model)
+    )
     unet_width: int | None = None  # the UNet's base width (None: SD's 320)
     # SDXL recipes (sdxl_train.py's settings); the SD 1.x / 2.x fit above predates them and ignores them
     optimizer_type: str = ""  # AdamW, AdamW8bit or Adafactor ("": AdamW, or 8-bit with use_8bit_adam)
@@ -188,7 +190,9 @@ def estimate_sdxl_vram(inputs: VramInputs, available_gb: float | None = None) ->
         per_param = weight_bytes * (1 if fused else 2) + _OPTIMIZER_BYTES.get(optimizer, 8)
         parts["text_encoders"] = round(te * per_param / 1e9 + 0.5 * inputs.batch_size, 2)
     elif not inputs.cache_text_encoder_outputs:
-        parts["text_encoders_frozen"] = round(te * 2 / 1e9, 2)  # kept on the GPU in half precision
+        parts["text_encoders_frozen"] = round(
+            te * 4 / 1e9, 2
+        )  # float32 on the GPU (the trainer keeps them so)
     total = sum(parts.values())
     warnings = []
     if available_gb is not None and total > available_gb:
@@ -222,7 +226,9 @@ _BATCH_STEP_COST = 0.41
 _NO_CHECKPOINTING_SPEEDUP = 1.23
 _FP32_SPEED = 0.45
 _TE_STEP_COST = 1.1  # backward through the text encoder as well: an estimate
-_SDXL_4090_SECONDS = 1.2  # OneTrainer issue 164: SDXL full fine-tune with both text encoders, 1024 px, batch 1
+_SDXL_4090_SECONDS = (
+    1.2  # OneTrainer issue 164: SDXL full fine-tune with both text encoders, 1024 px, batch 1
+)
 
 
 @dataclass

@@ -90,7 +90,9 @@ class TrainConfig:
         "constant", "constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial"
     )
     lr_warmup_steps: int = _f(0, "optimizer steps of linear learning-rate warm-up")
-    optimizer_type: str = _f("AdamW", "AdamW, AdamW8bit (needs bitsandbytes) or Adafactor (fixed learning rate)")
+    optimizer_type: str = _f(
+        "AdamW", "AdamW, AdamW8bit (needs bitsandbytes) or Adafactor (fixed learning rate)"
+    )
     max_grad_norm: float = _f(1.0, "clip gradients to this norm (0 = no clipping)")
     fused_backward_pass: bool = _f(
         False,
@@ -121,6 +123,10 @@ class TrainConfig:
     # -- numerics
     mixed_precision: str = _f("fp16", "no, fp16 or bf16 (fp16 falls back to no on a CPU)")
     gradient_checkpointing: bool = _f(False, "trade compute for memory in the UNet and text encoder")
+    full_bf16: bool = _f(
+        False,
+        "keep the trained weights and gradients in bf16, not float32 (Kohya's; needs mixed_precision bf16)",
+    )
     noise_offset: float = _f(0.0, "noise offset (0 = off); about 0.05-0.1 widens the brightness range")
     min_snr_gamma: float = _f(0.0, "Min-SNR loss weighting gamma (0 = off; 5 is the paper's value)")
     clip_skip: int = _f(1, "use the text encoder's N-th layer from the end (1 = last, 2 for anime models)")
@@ -211,7 +217,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 #: implement: a Kohya config with them still loads, and the trainer names them in a notice.
 KOHYA_UNSUPPORTED = frozenset(
     """
-    xformers mem_eff_attn sdpa full_fp16 full_bf16 fp8_base lowram highvram no_half_vae vae_batch_size
+    xformers mem_eff_attn sdpa full_fp16 fp8_base lowram highvram no_half_vae vae_batch_size
     logging_dir log_with log_prefix log_tracker_name log_tracker_config wandb_api_key wandb_run_name
     log_config console_log_level console_log_file console_log_simple
     max_data_loader_n_workers persistent_data_loader_workers ddp_timeout ddp_gradient_as_bucket_view
@@ -299,17 +305,25 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
         raise ConfigError(f"caption_dropout_rate is a probability (0..1), got {c.caption_dropout_rate}")
     for name in ("learning_rate_te1", "learning_rate_te2"):
         if getattr(c, name) < 0 and getattr(c, name) != -1:
-            raise ConfigError(f"{name} must be -1 (same as learning_rate), 0 (frozen) or a rate, got {getattr(c, name)}")
+            raise ConfigError(
+                f"{name} must be -1 (same as learning_rate), 0 (frozen) or a rate, got {getattr(c, name)}"
+            )
     if c.cache_text_encoder_outputs and c.train_text_encoder:
-        raise ConfigError("cache_text_encoder_outputs needs frozen text encoders: turn off train_text_encoder")
+        raise ConfigError(
+            "cache_text_encoder_outputs needs frozen text encoders: turn off train_text_encoder"
+        )
     if c.cache_text_encoder_outputs and (c.shuffle_caption or c.caption_dropout_rate > 0):
         raise ConfigError(
             "cache_text_encoder_outputs encodes each caption once: turn off shuffle_caption and caption_dropout_rate"
         )
+    if c.full_bf16 and c.mixed_precision != "bf16":
+        raise ConfigError("full_bf16 needs mixed_precision bf16")
     if c.fused_backward_pass and c.optimizer_type != "Adafactor":
         raise ConfigError("fused_backward_pass needs optimizer_type Adafactor")
     if c.fused_backward_pass and c.gradient_accumulation_steps > 1:
-        raise ConfigError("fused_backward_pass updates at every backward: set gradient_accumulation_steps to 1")
+        raise ConfigError(
+            "fused_backward_pass updates at every backward: set gradient_accumulation_steps to 1"
+        )
     if c.fused_backward_pass and c.mixed_precision == "fp16":
         raise ConfigError("fused_backward_pass cannot unscale fp16 gradients: use mixed_precision bf16 or no")
     if c.max_train_epochs == 0 and c.max_train_steps == 0:

@@ -61,7 +61,8 @@ def _from_folder(folder: Path) -> dict[str, Any]:
         raise ModelError(f"{folder}: not a diffusers model folder ({exc})") from exc
     sdxl = (folder / "text_encoder_2").is_dir()
     if not sdxl and (
-        unet_cfg.get("cross_attention_dim") != text_cfg.get("hidden_size") or unet_cfg.get("addition_embed_type")
+        unet_cfg.get("cross_attention_dim") != text_cfg.get("hidden_size")
+        or unet_cfg.get("addition_embed_type")
     ):
         raise ModelError(f"{folder}: not an SD 1.x / 2.x / SDXL model")
     params, precisions = {}, set()

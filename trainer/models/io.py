@@ -421,7 +421,9 @@ def _standard_fillers(model: SDModel, state: dict[str, Any]) -> dict[str, Any]:
 def ldm_state_dict(model: SDModel, precision: str = "float") -> dict[str, Any]:
     """The model as one LDM state dict (what ``save_single_file`` writes), cast to ``precision``."""
     dtype = _torch_dtype(precision)
-    state = _model_ldm_keys(model.unet, model.vae, model.text_encoder, model.architecture, model.text_encoder_2)
+    state = _model_ldm_keys(
+        model.unet, model.vae, model.text_encoder, model.architecture, model.text_encoder_2
+    )
     for key, value in {**_standard_fillers(model, state), **model.ldm_extras}.items():
         state.setdefault(key, value)
     return {
@@ -431,7 +433,9 @@ def ldm_state_dict(model: SDModel, precision: str = "float") -> dict[str, Any]:
 
 
 def _metadata(model: SDModel, precision: str, extra: dict[str, str] | None) -> dict[str, str]:
-    spec = f"{model.family}-v" if model.family in ("sd2", "sdxl") and model.v_parameterization else model.family
+    spec = (
+        f"{model.family}-v" if model.family in ("sd2", "sdxl") and model.v_parameterization else model.family
+    )
     meta = dict(extra or {})
     bad = [k for k, v in meta.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:

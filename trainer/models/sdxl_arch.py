@@ -121,7 +121,14 @@ def _infer_text1(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     p = SDXL_TEXT1_PREFIX
     vocab, width = shapes[p + "embeddings.token_embedding.weight"]
     layers = _count(set(shapes), re.escape(p) + r"encoder\.layers\.(\d+)\.")
-    text = _text(width, layers, max(1, width // 64), shapes[p + "encoder.layers.0.mlp.fc1.weight"][0], "quick_gelu", width)
+    text = _text(
+        width,
+        layers,
+        max(1, width // 64),
+        shapes[p + "encoder.layers.0.mlp.fc1.weight"][0],
+        "quick_gelu",
+        width,
+    )
     text["vocab_size"] = vocab
     text["max_position_embeddings"] = shapes[p + "embeddings.position_embedding.weight"][0]
     return text

@@ -61,7 +61,10 @@ def check_sdxl(state: dict[str, Any], name: str, vae_given: bool) -> str:
         )
     missing = [
         what
-        for what, prefix in (("text encoder 1 (CLIP ViT-L)", SDXL_TEXT1_PREFIX), ("text encoder 2", SDXL_TEXT2_PREFIX))
+        for what, prefix in (
+            ("text encoder 1 (CLIP ViT-L)", SDXL_TEXT1_PREFIX),
+            ("text encoder 2", SDXL_TEXT2_PREFIX),
+        )
         if not any(k.startswith(prefix) for k in keys)
     ]
     if missing or UNET_PREFIX + "label_emb.0.0.weight" not in keys:
@@ -116,7 +119,12 @@ def _convert_text2(state: dict[str, Any], arch: Architecture) -> dict[str, Any]:
 
 
 def load_sdxl_parts(
-    state: dict[str, Any], metadata: dict[str, str], name: str, use_ema: bool, dtype: Any, arch: Architecture | None
+    state: dict[str, Any],
+    metadata: dict[str, str],
+    name: str,
+    use_ema: bool,
+    dtype: Any,
+    arch: Architecture | None,
 ) -> tuple[Any, ...]:
     """The diffusers modules of an SDXL LDM state dict (already checked): (unet, vae, text1, arch, extras,
     ema_present, v_recorded, text2). ``arch``: the architecture our own files record, else inferred from shapes."""
@@ -136,13 +144,18 @@ def load_sdxl_parts(
         raise ModelError(f"{name}: --use-ema asked for, but the file has no EMA weights")
     source = _use_ema(state) if use_ema else state
     unet = _build(
-        lambda: UNet2DConditionModel(**arch.unet), convert_ldm_unet_checkpoint(source, arch.unet), "UNet", name, dtype
+        lambda: UNet2DConditionModel(**arch.unet),
+        convert_ldm_unet_checkpoint(source, arch.unet),
+        "UNet",
+        name,
+        dtype,
     )
     if any(k.startswith(VAE_PREFIX) for k in state):
         vae_sd = convert_ldm_vae_checkpoint(source, arch.vae)
         vae = _build(lambda: AutoencoderKL(**arch.vae), vae_sd, "VAE", name, dtype)
     else:  # the --vae file fills it (load_vae_into)
-        vae = AutoencoderKL(**arch.vae).to(dtype).eval()
+        vae: Any = AutoencoderKL(**arch.vae)
+        vae.to(dtype).eval()
     text1 = _build(_text1_factory(arch), _convert_text1(state), "text encoder 1", name, dtype)
     text2 = _build(_text2_factory(arch), _convert_text2(state, arch), "text encoder 2", name, dtype)
     produced = set(sdxl_module_keys(unet, vae, text1, text2))
@@ -157,7 +170,8 @@ def text2_to_ldm(state: dict[str, Any]) -> dict[str, Any]:
     flat = dict(state)
     projection = flat.pop("text_projection.weight")
     out = {
-        SDXL_TEXT2_PREFIX + k.removeprefix(SD2_TEXT_PREFIX): v for k, v in ldm_keys.open_clip_to_ldm(flat).items()
+        SDXL_TEXT2_PREFIX + k.removeprefix(SD2_TEXT_PREFIX): v
+        for k, v in ldm_keys.open_clip_to_ldm(flat).items()
     }
     out[SDXL_TEXT2_PREFIX + "text_projection"] = projection.t()
     return out
@@ -222,15 +236,23 @@ def load_sdxl_folder(folder: Path, dtype: Any) -> tuple[Any, ...]:
     from trainer.models.io import _plain_config, _text_keys
 
     if not (folder / "unet").is_dir() or not (folder / "vae").is_dir():
-        raise ModelError(f"{folder}: not a diffusers SDXL folder (needs unet/, vae/, text_encoder/, text_encoder_2/)")
+        raise ModelError(
+            f"{folder}: not a diffusers SDXL folder (needs unet/, vae/, text_encoder/, text_encoder_2/)"
+        )
     index = folder / "model_index.json"
     if index.is_file() and "Refiner" in json.loads(index.read_text()).get("_class_name", ""):
-        raise ModelError(f"{folder}: this is the SDXL refiner; it is not a base to fine-tune: train SDXL base")
+        raise ModelError(
+            f"{folder}: this is the SDXL refiner; it is not a base to fine-tune: train SDXL base"
+        )
     try:
-        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True, torch_dtype=dtype)
+        unet = UNet2DConditionModel.from_pretrained(
+            folder, subfolder="unet", local_files_only=True, torch_dtype=dtype
+        )
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, torch_dtype=dtype)
         text1 = CLIPTextModel.from_pretrained(folder / "text_encoder", local_files_only=True, dtype=dtype)
-        text2 = CLIPTextModelWithProjection.from_pretrained(folder / "text_encoder_2", local_files_only=True, dtype=dtype)
+        text2 = CLIPTextModelWithProjection.from_pretrained(
+            folder / "text_encoder_2", local_files_only=True, dtype=dtype
+        )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{folder}: cannot load the diffusers folder ({exc})") from exc
     if unet.config.in_channels != 4:
@@ -244,5 +266,8 @@ def load_sdxl_folder(folder: Path, dtype: Any) -> tuple[Any, ...]:
         {k: getattr(text2.config, k) for k in _text_keys()},
     )
     scheduler_cfg = folder / "scheduler" / "scheduler_config.json"
-    v_pred = scheduler_cfg.is_file() and json.loads(scheduler_cfg.read_text()).get("prediction_type") == "v_prediction"
+    v_pred = (
+        scheduler_cfg.is_file()
+        and json.loads(scheduler_cfg.read_text()).get("prediction_type") == "v_prediction"
+    )
     return unet.eval(), vae.eval(), text1.eval(), arch, {}, False, v_pred, text2.eval()

@@ -61,7 +61,9 @@ def build_random_model(arch: Architecture, seed: int = TINY_SEED, v_parameteriza
     unet: Any = UNet2DConditionModel(**arch.unet)
     vae: Any = AutoencoderKL(**arch.vae)
     text = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
-    text2 = CLIPTextModelWithProjection(CLIPTextConfig(**arch.text_encoder_2)) if arch.text_encoder_2 else None
+    text2 = (
+        CLIPTextModelWithProjection(CLIPTextConfig(**arch.text_encoder_2)) if arch.text_encoder_2 else None
+    )
     for module in (unet, vae, text, text2):
         if module is not None:
             module.eval()

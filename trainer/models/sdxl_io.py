@@ -150,11 +150,12 @@ def load_sdxl_parts(
         name,
         dtype,
     )
+    vae: Any
     if any(k.startswith(VAE_PREFIX) for k in state):
         vae_sd = convert_ldm_vae_checkpoint(source, arch.vae)
         vae = _build(lambda: AutoencoderKL(**arch.vae), vae_sd, "VAE", name, dtype)
     else:  # the --vae file fills it (load_vae_into)
-        vae: Any = AutoencoderKL(**arch.vae)
+        vae = AutoencoderKL(**arch.vae)
         vae.to(dtype).eval()
     text1 = _build(_text1_factory(arch), _convert_text1(state), "text encoder 1", name, dtype)
     text2 = _build(_text2_factory(arch), _convert_text2(state, arch), "text encoder 2", name, dtype)

@@ -38,6 +38,19 @@ def run_scan(
         raise click.UsageError(str(exc)) from exc
 
 
+def _family_scan_settings(
+    base_model: str, resolution: int | None
+) -> tuple[int | None, tuple[int, int, int, bool] | None]:
+    """An SDXL base scans (too_small, buckets) at SDXL's resolution and buckets, unless --resolution is given."""
+    from curator.export.folder import base_family
+    from curator.settings.config import TrainConfig
+
+    if base_family(base_model) != "sdxl":
+        return resolution, None
+    d = TrainConfig.for_family("sdxl")
+    return resolution or d.resolution, (d.min_bucket_reso, d.max_bucket_reso, d.bucket_reso_steps, False)
+
+
 def print_export_summary(report: Any, suggested_note: bool) -> None:
     """A few lines: what was exported, what was dropped and why, balanced repeats."""
     from rich.console import Console
@@ -99,7 +112,9 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
 @click.option("--balance", is_flag=True, help="Use repeats that balance the concepts in the folder names.")
 @click.option("--copy", "copy_files", is_flag=True, help="Copy images instead of hard-linking them.")
 @click.option("--base", "base_model", default="", help="Base model written to train.toml.")
-@click.option("--resolution", type=click.IntRange(min=64), help="Training resolution (default 512).")
+@click.option(
+    "--resolution", type=click.IntRange(min=64), help="Training resolution (default 512; SDXL base: 1024)."
+)
 def export(
     dataset: Path,
     out: Path,
@@ -123,7 +138,8 @@ def export(
     from curator.plan.handoff import PlanInputs, plan_json
     from curator.review.decisions import DecisionStore
 
-    result = run_scan(dataset, reg, workspace, resolution)
+    resolution, buckets = _family_scan_settings(base_model, resolution)
+    result = run_scan(dataset, reg, workspace, resolution, buckets)
     options = ExportOptions(
         strict=strict,
         force=force,

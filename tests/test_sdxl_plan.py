@@ -5,11 +5,11 @@ Kohya's sdxl_train.py reads."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from click.testing import CliRunner
 from PIL import Image
 

@@ -276,3 +276,35 @@ def test_sigkill_then_resume_reaches_the_planned_step(tiny_sdxl: Path, tmp_path:
     assert (
         events[-1]["event"] == "end" and events[-1]["step"] == 16 == starts[0]["total_steps"]
     )  # 2 images x 8
+
+
+def test_samples_render_with_the_sdxl_pipeline(tiny_sdxl: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from curator.settings.prompts import SamplePrompt
+    from trainer.models.io import load_model
+    from trainer.sampling import render_samples
+
+    model = load_model(tiny_sdxl)
+    prompts = ["sks dog", SamplePrompt("sks dog on grass", width=96, height=64, negative="blurry")]
+    paths = render_samples(model, prompts, tmp_path, "m", steps=2, size=(64, 64), seed=1, sampler="euler")
+    assert [Image.open(p).size for p in paths] == [(64, 64), (96, 64)]
+
+
+@pytest.mark.slow
+def test_a_cached_run_renders_samples_at_its_save_point(tiny_sdxl: Path, tmp_path: Path) -> None:
+    from trainer.loop import train
+
+    make_images(tmp_path / "data" / "1_sks", [(96, 96)] * 2)
+    config = fast_config(
+        tiny_sdxl,
+        tmp_path / "data",
+        tmp_path / "out",
+        resolution=64,
+        shuffle_caption=False,
+        cache_text_encoder_outputs=True,
+        sample_prompts=["sks dog"],
+        sample_steps=2,
+    )
+    result = train(config, show_progress=False)
+    assert result.steps == 2 and len(result.samples) == 1 and result.samples[0].is_file()

@@ -9,11 +9,12 @@ import pytest
 
 from curator.export import folder as export_module
 from curator.export.folder import ExportOptions, export_dataset
+from curator.review.curation import build_curation
 from tests._report_fixtures import build_result, tree_digest
 
 
 def _result(tmp_path: Path):  # type: ignore[no-untyped-def]
-    return build_result(tmp_path / "data", {"cat": (3, ["a.png", "b.png"])}, {})
+    return build_curation(build_result(tmp_path / "data", {"cat": (3, ["a.png", "b.png"])}, {}))
 
 
 def test_images_are_hard_linked_and_counted(tmp_path: Path) -> None:

@@ -21,6 +21,10 @@ def _dataset(root: Path, count: int = 4, size: tuple[int, int] = (96, 96)) -> Pa
     return root
 
 
+#: 64 px training: the buckets must reach down to it (min_bucket_reso <= resolution)
+SMALL = ["--resolution", "64", "--min-bucket-reso", "64"]
+
+
 def _invoke(args: list[str], stdin: str | None = None):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(cli, args, input=stdin, catch_exceptions=False)
 
@@ -29,7 +33,7 @@ def test_export_command_writes_the_folder_and_refuses_to_overwrite(tmp_path: Pat
     data = _dataset(tmp_path / "data")
     before = tree_digest(data)
     out = tmp_path / "out"
-    result = _invoke(["export", str(data), str(out), "--resolution", "64"])
+    result = _invoke(["export", str(data), str(out), *SMALL])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["summary"]["items"] == 4
@@ -37,7 +41,7 @@ def test_export_command_writes_the_folder_and_refuses_to_overwrite(tmp_path: Pat
     assert tomllib.loads((out / "train.toml").read_text())["max_train_epochs"] == 200
     again = _invoke(["export", str(data), str(out)])
     assert again.exit_code == 1 and "--force" in again.output
-    assert _invoke(["export", str(data), str(out), "--force", "--resolution", "64"]).exit_code == 0
+    assert _invoke(["export", str(data), str(out), "--force", *SMALL]).exit_code == 0
     assert {k: v for k, v in tree_digest(data).items() if ".dreamcurate" not in k} == {
         k: v for k, v in before.items() if ".dreamcurate" not in k
     }
@@ -49,7 +53,7 @@ def test_export_command_honours_review_drops(tmp_path: Path) -> None:
 
     data = _dataset(tmp_path / "data")
     DecisionStore(Workspace.for_dataset(data)).set("3_cat/1.png", "drop", "not my cat")
-    assert _invoke(["export", str(data), str(tmp_path / "out"), "--resolution", "64"]).exit_code == 0
+    assert _invoke(["export", str(data), str(tmp_path / "out"), *SMALL]).exit_code == 0
     assert not (tmp_path / "out/img/3_cat/1.png").exists() and (tmp_path / "out/img/3_cat/0.png").exists()
 
 

@@ -17,6 +17,7 @@ import tomllib
 from curator.dataset.workspace import Workspace
 from curator.export.folder import ExportError, ExportOptions, export_dataset
 from curator.findings import Finding, Severity
+from curator.review.curation import Policy, build_curation
 from curator.review.decisions import DecisionStore, cluster_key
 from tests._report_fixtures import build_result, dup, tree_digest
 
@@ -42,7 +43,7 @@ def _result(tmp_path: Path, reg: bool = False):  # type: ignore[no-untyped-def]
 def test_default_policy_and_manifest(tmp_path: Path) -> None:
     result = _result(tmp_path, reg=True)
     before = tree_digest(tmp_path / "data") | tree_digest(tmp_path / "reg")
-    report = export_dataset(result, tmp_path / "out", ExportOptions())
+    report = export_dataset(build_curation(result), tmp_path / "out", ExportOptions())
     out = tmp_path / "out"
     assert sorted(p.name for p in (out / "img" / "10_cat").glob("*.png")) == ["a.png", "b.png"]
     assert (out / "img" / "10_cat" / "a.txt").read_text() == (tmp_path / "data/10_cat/a.txt").read_text()
@@ -62,12 +63,13 @@ def test_default_policy_and_manifest(tmp_path: Path) -> None:
 
 
 def test_strict_drops_warnings(tmp_path: Path) -> None:
-    report = export_dataset(_result(tmp_path), tmp_path / "out", ExportOptions(strict=True))
+    curation = build_curation(_result(tmp_path), policy=Policy(strict=True))
+    report = export_dataset(curation, tmp_path / "out", ExportOptions())
     assert report.verdicts["10_cat/b.png"].kept is False and report.verdicts["10_cat/b.png"].rule == "warning"
 
 
 def test_dataset_toml_names_exactly_the_exported_folders(tmp_path: Path) -> None:
-    export_dataset(_result(tmp_path, reg=True), tmp_path / "out", ExportOptions())
+    export_dataset(build_curation(_result(tmp_path, reg=True)), tmp_path / "out", ExportOptions())
     out = tmp_path / "out"
     config = tomllib.loads((out / "dataset.toml").read_text())
     subsets = config["datasets"][0]["subsets"]
@@ -84,7 +86,8 @@ def test_dataset_toml_names_exactly_the_exported_folders(tmp_path: Path) -> None
 
 def test_train_toml_is_read_by_the_trainer_config(tmp_path: Path) -> None:
     config_mod = pytest.importorskip("curator.settings.config")
-    export_dataset(_result(tmp_path), tmp_path / "out", ExportOptions(base_model="base.safetensors"))
+    curation = build_curation(_result(tmp_path))
+    export_dataset(curation, tmp_path / "out", ExportOptions(base_model="base.safetensors"))
     config = config_mod.read_config(tmp_path / "out" / "train.toml")
     assert config.train_data_dir == str(tmp_path / "out" / "img")
     assert config.pretrained_model_name_or_path == "base.safetensors"
@@ -98,7 +101,7 @@ def test_decisions_are_honoured(tmp_path: Path) -> None:
     store.set_keeper(cluster_key(["10_cat/a.png", "10_cat/d.png"]), "10_cat/d.png")
     store.set_caption("10_cat/b.png", "cat, edited <caption>")
     original_caption = (tmp_path / "data/10_cat/b.txt").read_bytes()
-    report = export_dataset(result, tmp_path / "out", ExportOptions(), store)
+    report = export_dataset(build_curation(result, store), tmp_path / "out", ExportOptions())
     v = report.verdicts
     assert v["10_cat/c.png"].kept and v["10_cat/c.png"].rule == "review"
     assert not v["10_cat/a.png"].kept and "wrong cat" in v["10_cat/a.png"].reason
@@ -110,7 +113,7 @@ def test_decisions_are_honoured(tmp_path: Path) -> None:
 
 
 def test_existing_out_needs_force_and_is_replaced(tmp_path: Path) -> None:
-    result = _result(tmp_path)
+    result = build_curation(_result(tmp_path))
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old")
@@ -129,7 +132,7 @@ def test_existing_out_needs_force_and_is_replaced(tmp_path: Path) -> None:
 
 
 def test_refuses_to_export_over_the_dataset(tmp_path: Path) -> None:
-    result = _result(tmp_path)
+    result = build_curation(_result(tmp_path))
     with pytest.raises(ExportError, match="contains the dataset"):
         export_dataset(result, tmp_path, ExportOptions(force=True))
     assert (tmp_path / "data/10_cat/a.png").exists()
@@ -138,7 +141,7 @@ def test_refuses_to_export_over_the_dataset(tmp_path: Path) -> None:
 def test_failure_mid_export_leaves_no_partial_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import curator.export.folder as export_mod
 
-    result = _result(tmp_path)
+    result = build_curation(_result(tmp_path))
     calls = {"n": 0}
     real = export_mod._place_image
 
@@ -160,9 +163,10 @@ _KILL_SCRIPT = textwrap.dedent(
     from pathlib import Path
     sys.path[:0] = [{repo!r}]
     import curator.export.folder as ex
+    from curator.review.curation import build_curation
     from tests._report_fixtures import build_result
     tmp = Path({tmp!r})
-    result = build_result(tmp / "data", {{"cat": (3, ["a.png", "b.png", "c.png", "d.png"])}})
+    result = build_curation(build_result(tmp / "data", {{"cat": (3, ["a.png", "b.png", "c.png", "d.png"])}}))
     real = ex._place_image
     def slow(src, dst, hardlink):
         out = real(src, dst, hardlink)
@@ -195,6 +199,6 @@ def test_sigkill_mid_export_leaves_old_out_or_nothing(tmp_path: Path) -> None:
     # the next export cleans up what the killed one left beside OUT
     from tests._report_fixtures import build_result as again
 
-    result = again(tmp_path / "data2", {"cat": (3, ["a.png"])})
+    result = build_curation(again(tmp_path / "data2", {"cat": (3, ["a.png"])}))
     export_dataset(result, tmp_path / "out", ExportOptions(force=True))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from curator.export.folder import ExportOptions, export_dataset, plan_verdicts
+from curator.export.folder import export_dataset
+from curator.review.curation import Policy, build_curation
 from curator.review.subset import balanced_repeats, diverse_subset
 from tests._report_fixtures import build_result, dup
 
@@ -17,8 +18,8 @@ def _big(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_target_size_is_deterministic_and_keeps_keepers(tmp_path: Path) -> None:
     result = _big(tmp_path)
-    first, _ = plan_verdicts(result, None, ExportOptions(target_size=4))
-    second, _ = plan_verdicts(result, None, ExportOptions(target_size=4))
+    first = build_curation(result, None, Policy(target_size=4)).verdicts
+    second = build_curation(result, None, Policy(target_size=4)).verdicts
     kept = sorted(r for r, v in first.items() if v.kept and r.startswith("10_cat"))
     assert kept == sorted(r for r, v in second.items() if v.kept and r.startswith("10_cat"))
     assert len(kept) == 4
@@ -57,7 +58,7 @@ def test_balanced_repeats() -> None:
 
 def test_balance_puts_repeats_in_folder_names(tmp_path: Path) -> None:
     result = build_result(tmp_path / "d", {"cat": (1, [f"{n}.png" for n in range(4)]), "dog": (1, ["x.png"])})
-    report = export_dataset(result, tmp_path / "out", ExportOptions(balance=True))
+    report = export_dataset(build_curation(result, None, Policy(balance=True)), tmp_path / "out")
     assert sorted(f.rel for f in report.folders) == ["img/1_cat", "img/4_dog"]
     assert (tmp_path / "out/img/4_dog/x.png").exists()
 

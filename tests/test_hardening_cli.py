@@ -83,7 +83,8 @@ CASES: list[tuple[str, int, str]] = [
     ("export {w}/nope {w}/out", 2, "does not exist"),
     ("export {w}/afile.txt {w}/out", 2, "is a file"),
     ("plan {w}/empty", 1, "No training images"),
-    ("plan {w}/corrupt", 1, "No readable training image"),
+    ("plan {w}/corrupt", 1, "is kept (3 unreadable)"),  # plan curates: unreadable images are left out
+    ("plan {w}/corrupt --raw", 1, "No readable training image"),
     ("export {w}/empty {w}/out-empty", 1, "nothing to export"),
     ("export {w}/corrupt {w}/out-corrupt", 1, "nothing to export"),
     ("export {w}/good/train {w}/good/train/sub", 1, "inside the dataset"),
@@ -95,9 +96,10 @@ CASES: list[tuple[str, int, str]] = [
     ("plan {w}/good/train --resolution 500", 2, "multiple of 8"),
     ("plan {w}/good/train --bucket-steps 60", 2, "multiple of 8"),
     ("export {w}/good/train {w}/out-res --resolution 500", 2, "multiple of 8"),
-    ("plan {w}/good/train --batch 0", 2, "--batch"),
-    ("plan {w}/good/train --epochs -1", 2, "--epochs"),
-    ("plan {w}/good/train --bucket-min 1024 --bucket-max 512", 2, "--bucket-min"),
+    # the message names the setting's Kohya option (--batch, --epochs, --bucket-min are its aliases)
+    ("plan {w}/good/train --batch 0", 2, "'--train-batch-size'"),
+    ("plan {w}/good/train --epochs -1", 2, "'--max-train-epochs'"),
+    ("plan {w}/good/train --bucket-min 1024 --bucket-max 512", 2, "'--min-bucket-reso'"),
     ("tags {w}/good/train --replace foo", 2, "OLD=NEW"),
     ("tags {w}/good/train --add-trigger=", 2, "empty tag"),
     ("tags {w}/good/train --add-trigger=a,b", 2, "several tags"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,8 +16,8 @@ from curator.captions.parse import normalize_tag, parse_caption
 from curator.cli import cli
 from curator.dataset.discover import Item
 from curator.dataset.workspace import Workspace
-from curator.plan.handoff import keep_tokens_advice
 from curator.report.html import _Report
+from curator.review.curation import build_curation
 from curator.scan.cache import TokenCache, open_token_cache
 from curator.scan.results import ScanResult, ScanSettings
 from curator.scan.run import scan
@@ -121,19 +122,19 @@ def _caption_views(result: ScanResult, root: Path) -> tuple[dict, str, dict]:
     workspace = [] if result.settings.workspace is None else ["--workspace", str(result.settings.workspace)]
     out = CliRunner().invoke(cli, ["tags", str(root), "--trigger", "sks", "--json", "-", *workspace])
     assert out.exit_code == 0, out.output
-    train = [r for r in result.records if not r.item.is_reg]
-    report = _Report(result, None)
-    audit = report._audit(train)
-    assert audit is not None  # the report's audit ran (it falls back silently on any error)
-    return json.loads(out.output), report.tags_section(), keep_tokens_advice(result)
+    curation = build_curation(result)
+    report = _Report(curation, None)
+    assert curation.audit is not None  # the curation's audit ran (it falls back silently on any error)
+    return json.loads(out.output), report.tags_section(), curation.keep_tokens()
 
 
 def test_tags_report_and_handoff_use_the_scan_token_cache(tmp_path: Path, monkeypatch) -> None:
     root = tmp_path / "data"
     root.mkdir()
     items = _dataset(root, 12)
-    for item in items:
-        Image.new("RGB", (32, 24), (len(item.rel) * 9 % 255, 40, 90)).save(item.path)
+    # distinct noise, big enough to keep: the curation (the export's hand-off) audits what export keeps
+    for n, item in enumerate(items):
+        Image.frombytes("RGB", (72, 64), random.Random(n).randbytes(72 * 64 * 3)).save(item.path)
     result = scan(root, ScanSettings(workers=1, progress=False, trigger="sks"))
     # without a workspace folder: counted the plain way, and no folder is created (a read-only dataset stays so)
     nowhere = tmp_path / "no-workspace"

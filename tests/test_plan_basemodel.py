@@ -11,8 +11,9 @@ from PIL import Image
 
 from curator.cli import cli
 from curator.dataset.discover import Concept, Dataset, Item
+from curator.plan.build import PlanOptions, build_plan
 from curator.plan.modelfile import facts_for_plan, read_model_facts
-from curator.plan.steps import PlanOptions, build_plan
+from curator.settings.config import TrainConfig
 
 # SD 1.5's real parameter counts (v1-5-pruned-emaonly): UNet, VAE, text encoder
 SD15 = {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480}
@@ -71,7 +72,7 @@ def test_tiny_model_checkpoint_size_matches_the_saved_file(
     facts = read_model_facts(tiny_files["float"])
     assert facts.family == "sd1" and facts.unet_width == 32
     ds, sizes = _dataset()
-    plan = build_plan(ds, sizes, PlanOptions(save_precision=precision, base_model=facts))
+    plan = build_plan(ds, sizes, PlanOptions(TrainConfig(save_precision=precision), base_model=facts))
     real = tiny_files[precision].stat().st_size
     assert abs(plan.checkpoints["each_bytes"] - real) / real < 0.10
 
@@ -89,9 +90,13 @@ def test_sd15_sized_header_gives_the_default_numbers(tmp_path: Path) -> None:
     facts = read_model_facts(_fake_sd15_header(tmp_path / "sd15.safetensors"))
     assert facts.family == "sd1" and facts.parameters == SD15 and facts.unet_width == 320
     ds, sizes = _dataset()
-    for extra in ({}, {"save_precision": "fp16", "use_8bit_adam": True, "gradient_checkpointing": True}):
-        default = build_plan(ds, sizes, PlanOptions(**extra))  # type: ignore[arg-type]
-        known = build_plan(ds, sizes, PlanOptions(base_model=facts, **extra))  # type: ignore[arg-type]
+    for extra in (
+        {},
+        {"save_precision": "fp16", "optimizer_type": "AdamW8bit", "gradient_checkpointing": True},
+    ):
+        settings = TrainConfig(**extra)  # type: ignore[arg-type]
+        default = build_plan(ds, sizes, PlanOptions(settings))
+        known = build_plan(ds, sizes, PlanOptions(settings, base_model=facts))
         assert known.vram["total_gb"] == pytest.approx(default.vram["total_gb"], abs=0.02)
         assert known.checkpoints["each_gb"] == pytest.approx(default.checkpoints["each_gb"], abs=0.01)
 
@@ -118,7 +123,10 @@ def test_plan_command_reads_base(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["plan", str(tmp_path / "data"), "--base", str(base), "--json", "-"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output[result.output.index("{") :])
-    assert data["options"]["base_model"]["parameters"] == SD15
+    # the plan's JSON no longer lists the base model's facts: its checkpoint size is made of them
+    facts = read_model_facts(base)
+    assert data["checkpoints"]["each_bytes"] == sum(SD15.values()) * 4 + facts.header_bytes
+    assert not any("assume SD 1.5" in n for n in data["notes"])
     bad = tmp_path / "old.ckpt"
     bad.write_bytes(b"PK\x03\x04truncated")
     result = runner.invoke(cli, ["plan", str(tmp_path / "data"), "--base", str(bad), "--json", "-"])

@@ -14,7 +14,8 @@ from curator.cli import cli
 from curator.dataset.discover import Concept, Dataset, Item
 from curator.images.sizes import header_size
 from curator.plan import estimates
-from curator.plan.steps import PlanOptions, build_plan
+from curator.plan.build import PlanOptions, build_plan
+from curator.settings.config import TrainConfig
 
 
 def _dataset(concepts: list[tuple[str, int, list[tuple[int, int]], bool]]) -> tuple[Dataset, dict]:
@@ -33,7 +34,7 @@ def _dataset(concepts: list[tuple[str, int, list[tuple[int, int]], bool]]) -> tu
 
 def test_seed_tutorial_example() -> None:
     ds, sizes = _dataset([("style", 1, [(512, 512)] * 308, False)])
-    plan = build_plan(ds, sizes, PlanOptions(te_sensitivity=0.4, max_train_epochs=200))
+    plan = build_plan(ds, sizes, PlanOptions(TrainConfig(text_encoder_sensitivity=0.4, max_train_epochs=200)))
     assert plan.steps_per_epoch == 308 and plan.total_steps == 61600
     assert plan.seed_formula_stop_step == 24640 == plan.stop_text_encoder_training
     assert "Both give 24640" in plan.te_explanation
@@ -45,7 +46,8 @@ def test_hand_computed_plan_with_repeats_reg_batch_accum_gpus() -> None:
     ds, sizes = _dataset(
         [("sks", 3, [(512, 512)] * 5 + [(1000, 500)] * 3, False), ("woman", 1, [(640, 640)] * 4, True)]
     )
-    opts = PlanOptions(batch_size=4, gradient_accumulation_steps=2, num_processes=2, max_train_epochs=10)
+    settings = TrainConfig(train_batch_size=4, gradient_accumulation_steps=2, max_train_epochs=10)
+    opts = PlanOptions(settings, num_processes=2)
     plan = build_plan(ds, sizes, opts)
     assert {(b["width"], b["height"]): b["count"] for b in plan.buckets} == {(512, 512): 39, (704, 320): 9}
     # batches: ceil(39/4) + ceil(9/4) = 10 + 3 = 13; steps: ceil(13 / (2 * 2)) = 4
@@ -53,7 +55,8 @@ def test_hand_computed_plan_with_repeats_reg_batch_accum_gpus() -> None:
     assert plan.stop_text_encoder_training is None
     reg = next(c for c in plan.concepts if c["is_reg"])
     assert reg["per_epoch"] == 24
-    plan = build_plan(ds, sizes, PlanOptions(batch_size=4, te_sensitivity=0.5, max_train_epochs=10))
+    settings = TrainConfig(train_batch_size=4, text_encoder_sensitivity=0.5, max_train_epochs=10)
+    plan = build_plan(ds, sizes, PlanOptions(settings))
     # unsharded: 13 steps x 10 epochs = 130, stop 65; tutorial: 0.5 x 8 x 10 = 40
     assert (plan.total_steps, plan.stop_text_encoder_training, plan.seed_formula_stop_step) == (130, 65, 40)
     assert "repeats turn 8 images into 24" in plan.te_explanation
@@ -63,7 +66,7 @@ def test_hand_computed_plan_with_repeats_reg_batch_accum_gpus() -> None:
 def test_steps_mode_crops_and_checkpoints() -> None:
     ds, sizes = _dataset([("sks", 2, [(512, 512), (600, 400), (3000, 1000)], False)])
     plan = build_plan(
-        ds, sizes, PlanOptions(max_train_epochs=None, max_train_steps=500, save_every_n_epochs=40)
+        ds, sizes, PlanOptions(TrainConfig(max_train_epochs=0, max_train_steps=500, save_every_n_epochs=40))
     )
     assert plan.steps_per_epoch == 6 and plan.total_steps == 500 and plan.epochs == 84
     assert plan.checkpoints["count"] == 3  # epochs 40, 80, then the final model
@@ -121,7 +124,20 @@ def test_header_size_applies_exif(tmp_path: Path) -> None:
 def test_plan_command_json(tmp_path: Path) -> None:
     root = _images(tmp_path)
     out = CliRunner().invoke(
-        cli, ["plan", str(root), "--batch", "2", "--epochs", "10", "--te-sensitivity", "0.4", "--json", "-"]
+        cli,
+        [
+            "plan",
+            str(root),
+            "--raw",
+            "--batch",
+            "2",
+            "--epochs",
+            "10",
+            "--te-sensitivity",
+            "0.4",
+            "--json",
+            "-",
+        ],  # fmt: skip
     )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)

@@ -12,6 +12,7 @@ import pytest
 
 from curator.findings import Finding, Severity
 from curator.report.html import render_html, write_html
+from curator.review.curation import build_curation, plan_curation
 from tests._report_fixtures import HOSTILE, build_result, showcase_result, tree_digest
 
 #: every attribute the report may write; anything else would be an injected one
@@ -54,7 +55,7 @@ def _plan() -> dict[str, object]:
 
 def test_hostile_names_and_captions_are_escaped(tmp_path: Path) -> None:
     result = showcase_result(tmp_path)
-    html = render_html(result, _plan())
+    html = render_html(build_curation(result), _plan())
     parsed = _parse(html)
     assert "script" not in parsed.tags
     assert parsed.tags.count("img") == len([v for t, n, v in parsed.attrs if t == "img" and n == "src"])
@@ -67,7 +68,7 @@ def test_hostile_names_and_captions_are_escaped(tmp_path: Path) -> None:
 
 
 def test_no_external_reference(tmp_path: Path) -> None:
-    html = render_html(showcase_result(tmp_path), _plan())
+    html = render_html(build_curation(showcase_result(tmp_path)), _plan())
     parsed = _parse(html)
     for tag, name, value in parsed.attrs:
         if name == "src":
@@ -82,13 +83,15 @@ def test_no_external_reference(tmp_path: Path) -> None:
 
 def test_sections_thumbnails_and_clusters(tmp_path: Path) -> None:
     result = showcase_result(tmp_path)
-    html = render_html(result, _plan())
+    html = render_html(build_curation(result), _plan())
     for anchor in ("summary", "plan", "findings", "duplicates", "tags", "buckets", "metrics", "images"):
         assert f'id="{anchor}"' in html
     assert html.count('<div class="item keeper">') == 1  # one cluster, its keeper marked
     assert "data:image/jpeg;base64," in html
     assert "<svg" in html and "threshold 5" in html  # the blurry check's threshold drawn on its histogram
     assert "2800" in html  # plan headline
+    # every card says what export does with it (the curation's verdict)
+    assert 'class="badge kept"' in html and "dropped: duplicate" in html
 
 
 def test_without_plan_and_with_undecodable_items(tmp_path: Path) -> None:
@@ -97,19 +100,21 @@ def test_without_plan_and_with_undecodable_items(tmp_path: Path) -> None:
     bad.decoded = False
     bad.findings.append(Finding("corrupt", Severity.ERROR, "Not an image", {}, bad.item.rel))
     bad.item.path.write_bytes(b"not an image")
-    html = render_html(result, plan=False)
+    html = render_html(build_curation(result), plan=None)
     assert 'id="plan"' not in html and "no preview" in html and "corrupt" in html
 
 
-def test_default_plan_is_the_planners(tmp_path: Path) -> None:
-    html = render_html(showcase_result(tmp_path))  # no plan given: the default export's plan
+def test_plan_section_is_the_planners_of_the_same_curation(tmp_path: Path) -> None:
+    curation = build_curation(showcase_result(tmp_path))
+    assert 'id="plan"' not in render_html(curation)  # no plan given: no plan section (none is made up)
+    html = render_html(curation, plan_curation(curation))
     assert 'id="plan"' in html and "optimizer steps" in html
 
 
 def test_write_html_is_atomic_and_leaves_the_dataset_alone(tmp_path: Path) -> None:
     result = showcase_result(tmp_path)
     before = tree_digest(tmp_path / "data")
-    out = write_html(result, tmp_path / "reports" / "r.html")
+    out = write_html(build_curation(result), tmp_path / "reports" / "r.html")
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in out.parent.iterdir()] == ["r.html"]
     assert tree_digest(tmp_path / "data") == before
@@ -119,7 +124,8 @@ def test_write_html_is_atomic_and_leaves_the_dataset_alone(tmp_path: Path) -> No
 def test_renders_in_headless_chromium(tmp_path: Path) -> None:
     from PIL import Image
 
-    page = write_html(showcase_result(tmp_path), tmp_path / "report.html", plan=_plan())
+    curation = build_curation(showcase_result(tmp_path))
+    page = write_html(curation, tmp_path / "report.html", plan=_plan())
     shot = tmp_path / "shot.png"
     profile = tempfile.mkdtemp(dir=tmp_path)
     command = [

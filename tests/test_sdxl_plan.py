@@ -83,24 +83,26 @@ def test_family_defaults_are_one_definition() -> None:
     sdxl.validate(check_paths=False)
 
 
+def _plan_json(*args: str) -> dict:
+    result = CliRunner().invoke(cli, ["plan", *args, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
 def test_plan_takes_sdxl_defaults_from_the_base(tiny_sdxl: Path, tmp_path: Path) -> None:
     data = _dataset(tmp_path)
-    result = CliRunner().invoke(cli, ["plan", str(data), "--base", str(tiny_sdxl), "--json", "-"])
-    assert result.exit_code == 0, result.output
-    plan = json.loads(result.output)
-    assert plan["options"]["resolution"] == 1024 and plan["options"]["max_bucket_reso"] == 2048
-    assert plan["stop_text_encoder_training"] == 0  # SDXL: encoders frozen unless --train-te
+    plan = _plan_json(str(data), "--base", str(tiny_sdxl))
+    settings = plan["options"]["settings"]
+    assert settings["resolution"] == 1024 and settings["max_bucket_reso"] == 2048
+    assert "text_encoders" not in plan["vram"]["parts"]  # SDXL: encoders frozen unless train_text_encoder
     assert any("PR 1259" in note for note in plan["notes"])
     buckets = {(b["width"], b["height"]) for b in plan["buckets"]}
     assert any(h > 1024 for _, h in buckets), buckets  # SDXL's portrait buckets (768 x 1344 here) exist
-    given = CliRunner().invoke(
-        cli, ["plan", str(data), "--base", str(tiny_sdxl), "--resolution", "768", "--json", "-"]
-    )
-    assert json.loads(given.output)["options"]["resolution"] == 768
-    trained = CliRunner().invoke(
-        cli, ["plan", str(data), "--base", str(tiny_sdxl), "--train-te", "--json", "-"]
-    )
-    assert json.loads(trained.output)["stop_text_encoder_training"] is None
+    given = _plan_json(str(data), "--base", str(tiny_sdxl), "--resolution", "768")
+    assert given["options"]["settings"]["resolution"] == 768
+    trained = _plan_json(str(data), "--base", str(tiny_sdxl), "--train-text-encoder")
+    assert "text_encoders" in trained["vram"]["parts"]
+    assert _plan_json(str(data))["options"]["settings"]["resolution"] == 512  # no base: SD's defaults
 
 
 def test_export_with_an_sdxl_base_scans_at_1024_and_writes_kohyas_sdxl_config(
@@ -119,29 +121,26 @@ def test_export_with_an_sdxl_base_scans_at_1024_and_writes_kohyas_sdxl_config(
     # Kohya would parse a top-level resolution as "W,H" text and read -1 as a learning rate: neither is written
     assert "resolution" not in kohya and "learning_rate_te1" not in kohya and "train_data_dir" not in kohya
     assert kohya["train_text_encoder"] is False and kohya["cache_text_encoder_outputs"] is False
-    from curator.commands.export import run_scan
-
-    scanned = run_scan(data, None, None, 1024, (256, 2048, 64, False))
-    small = [f for r in scanned.records for f in r.findings if f.code == "too_small"]
-    assert len(small) == 3 and all(
-        "1024 px" in f.message for f in small
-    )  # 1536 x 1024 is the only one big enough
+    # the scan judged sizes at 1024 px: 1536 x 1024 is the only image big enough
+    items = {i["path"]: i for i in json.loads((out / "manifest.json").read_text())["items"]}
+    small = sorted(p for p, i in items.items() if "too_small" in i["codes"])
+    assert small == ["3_sks/0.png", "3_sks/1.png", "3_sks/2.png"]
 
 
 def test_sdxl_kohya_config_carries_encoder_rates_only_when_they_train() -> None:
     from curator.export.kohya_config import sdxl_train_config
 
-    config = sdxl_train_config(
-        Path("/x"),
-        {
-            "train_text_encoder": True,
-            "learning_rate_te1": 0.0,
-            "learning_rate_te2": -1.0,
-            "optimizer_type": "Adafactor",
-            "mixed_precision": "bf16",
-            "fused_backward_pass": True,
-            "max_token_length": 225,
-        },
+    settings = TrainConfig.for_family(
+        "sdxl",
+        train_text_encoder=True,
+        learning_rate_te1=0.0,
+        optimizer_type="Adafactor",
+        mixed_precision="bf16",
+        full_bf16=True,
+        fused_backward_pass=True,
+        max_token_length=225,
     )
+    config = sdxl_train_config(Path("/x"), settings)
     assert config["learning_rate_te1"] == 0.0 and "learning_rate_te2" not in config
     assert config["full_bf16"] and config["fused_backward_pass"] and config["max_token_length"] == 225
+    assert config["dataset_config"] == str(Path("/x") / "dataset.toml")

@@ -44,7 +44,8 @@ async def _test_keep_drop_keys_write_the_store_and_undo_reverts(tmp_path: Path) 
         await _ready(pilot)
         await pilot.press("d", "k")  # drop a.png, keep b.png (the cursor moves down after each)
         await pilot.pause()
-        assert dict(app.state.plan.lines)["steps per epoch"] == "40"  # the dropped image left the plan
+        # the dropped image left the plan: b, c x10 + e x5 (d is c's duplicate, f a screenshot error: export drops them)
+        assert dict(app.state.plan.lines)["steps per epoch"] == "25"
         assert {rel: d.action for rel, d in _store(root).all().items()} == {
             "10_cat/a.png": "drop",
             "10_cat/b.png": "keep",
@@ -172,16 +173,17 @@ async def _test_plan_panel_recomputes_as_the_user_types(tmp_path: Path) -> None:
         await _ready(pilot)
         assert app.state.plan is not None
         lines = dict(app.state.plan.lines)
-        # 4 cats x10 + 2 dogs x5 = 50 images a epoch in one bucket, batch 1, 200 epochs
-        assert lines["steps per epoch"] == "50" and lines["total steps"] == "10000"
+        # what export keeps: 3 cats x10 + 1 dog x5 = 35 images a epoch in one bucket, batch 1, 200 epochs
+        # (d is c's near duplicate and f has a screenshot error: the curation leaves them out)
+        assert lines["steps per epoch"] == "35" and lines["total steps"] == "7000"
         await pilot.press("5")
-        await pilot.click("#plan-epochs")
+        await pilot.click("#plan-max_train_epochs")
         await pilot.press("end", "backspace", "backspace", "backspace", "1", "0")
         await pilot.pause()
-        assert dict(app.state.plan.lines)["total steps"] == "500"
-        assert app.state.plan_inputs.epochs == 10
+        assert dict(app.state.plan.lines)["total steps"] == "350"
+        assert app.state.settings.max_train_epochs == 10
         await pilot.press("2")  # typed into the input, not a tab switch
-        assert app.state.plan_inputs.epochs == 102
+        assert app.state.settings.max_train_epochs == 102
 
 
 def test_mouse_selects_a_row_and_keys_act_on_it(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from PIL import Image
 from tui_support import FakeScanBackend, make_app, make_dataset
 
 from curator.scan.results import ScanSettings
+from curator.settings.config import TrainConfig
 from tui.app import create_app
 from tui.jobs import EventTail
 from tui.screens.confirm import ConfirmScreen
-from tui.state import PlanInputs
 from tui.widgets.browser.item_table import ItemTable
 from tui.widgets.train.panel import TrainPanel
 
@@ -225,9 +225,10 @@ def test_export_then_the_real_trainer_runs_to_the_end(tmp_path: Path) -> None:
     settings = ScanSettings(
         workers=1, resolution=96, min_bucket_reso=64, max_bucket_reso=128, bucket_reso_steps=32
     )
-    app = create_app(
-        root, settings, export_dir=tmp_path / "out", plan_inputs=PlanInputs(epochs=1, resolution=96)
+    training = TrainConfig(
+        max_train_epochs=1, resolution=96, min_bucket_reso=64, max_bucket_reso=128, bucket_reso_steps=32
     )
+    app = create_app(root, settings, export_dir=tmp_path / "out", training=training)
     asyncio.run(_real_training(app, model))
     assert (tmp_path / "out" / "model" / "events.jsonl").is_file()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from curator.dataset.discover import Dataset, Item
+from curator.plan import steps as plan_steps
 from curator.plan.buckets import BucketSettings, select_bucket
 from curator.settings.config import TrainConfig
 
@@ -145,36 +146,6 @@ class DataError(ValueError):
     """The dataset cannot be trained (no images, unreadable caption...): one line for the user."""
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """The plan's numbers for a run: optimizer steps per epoch, total steps, epochs started, text-encoder stop step
-    (None: it trains to the end; 0: it never trains)."""
-
-    steps_per_epoch: int
-    total_steps: int
-    epochs: int
-    te_stop_step: int | None
-
-
-def schedule_for(
-    config: TrainConfig, bucket_image_counts: dict[tuple[int, int], int], num_processes: int = 1
-) -> Schedule:
-    """The schedule ``curator.plan.steps`` predicts for a config (the trainer runs exactly this)."""
-    from curator.plan import steps as plan
-
-    per_epoch = plan.steps_per_epoch(
-        bucket_image_counts, config.train_batch_size, config.gradient_accumulation_steps, num_processes
-    )
-    total = plan.total_steps(per_epoch, config.max_train_epochs or None, config.max_train_steps or None)
-    epochs = config.max_train_epochs or plan.epochs_for_steps(total, per_epoch)
-    if config.stop_text_encoder_training == -1:
-        explicit: int | None = 0
-    else:
-        explicit = config.stop_text_encoder_training or None
-    stop = plan.text_encoder_stop_step(total, config.text_encoder_sensitivity or None, explicit)
-    return Schedule(per_epoch, total, epochs, stop)
-
-
 @dataclass
 class TrainingData:
     """The dataset as the trainer runs it: every image bucketed, the plan's schedule and epoch batches.
@@ -188,7 +159,7 @@ class TrainingData:
     dataset: Dataset
     samples: dict[str, Sample]
     entries: list[Any]
-    schedule: Schedule
+    schedule: plan_steps.Schedule
     config: TrainConfig
 
     def epoch_batches(self, epoch: int, rank: int = 0, world: int = 1) -> list[Batch]:
@@ -252,7 +223,7 @@ def build_training_data(config: TrainConfig, num_processes: int = 1) -> Training
     counts = plan.bucket_counts(entries, settings)
     if not counts:
         raise DataError("no image can be trained at these bucket settings")
-    return TrainingData(dataset, samples, entries, schedule_for(config, counts, num_processes), config)
+    return TrainingData(dataset, samples, entries, plan.schedule(config, counts, num_processes), config)
 
 
 # ---- latent cache ------------------------------------------------------------------------------------------------

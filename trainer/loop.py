@@ -1,7 +1,7 @@
 """The DreamBooth training loop on accelerate: a handful of short functions (load models, build data, one optimizer
 step, save, sample) around one :class:`Run` that holds the state.
 
-It runs exactly the schedule ``curator.plan.steps`` predicts (``trainer.data.schedule_for``): the same batches, the same
+It runs exactly the schedule ``curator.plan.steps`` predicts (``curator.plan.steps.schedule``): the same batches, the same
 number of optimizer steps, the same text-encoder stop step.
 
 Example::

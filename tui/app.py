@@ -23,7 +23,9 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, ProgressBar, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from curator.review.curation import Policy
 from curator.scan.results import ScanResult, ScanSettings
+from curator.settings.config import TrainConfig
 from tui.backend import Backend, BackendError, JobCancelled, PlanSummary
 from tui.jobs import EventTail
 from tui.messages import (
@@ -38,7 +40,6 @@ from tui.messages import (
 from tui.screens.caption_editor import CaptionEditor
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
-from tui.state import PlanInputs
 from tui.widgets.browser.item_table import ItemTable
 from tui.widgets.browser.panel import BrowserPanel
 from tui.widgets.duplicates.panel import DuplicatesPanel
@@ -77,7 +78,7 @@ class ReviewState:
 
     result: ScanResult | None = None
     decisions: dict[str, str] = field(default_factory=dict)
-    plan_inputs: PlanInputs = field(default_factory=PlanInputs)
+    settings: TrainConfig = field(default_factory=TrainConfig)  # the plan tab's training settings
     plan: PlanSummary | None = None
     scanning: bool = False
     log: list[str] = field(default_factory=list)  # one line per user-visible event (tests read it)
@@ -103,14 +104,10 @@ class ReviewApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(
-        self, backend: Backend, plan_inputs: PlanInputs | None = None, export_dir: Path | None = None
-    ):
+    def __init__(self, backend: Backend, settings: TrainConfig | None = None, export_dir: Path | None = None):
         super().__init__()
         self.backend = backend
-        self.state = ReviewState(
-            plan_inputs=plan_inputs or PlanInputs(resolution=backend.settings.resolution)
-        )
+        self.state = ReviewState(settings=settings or backend.training_settings())
         self.export_dir = export_dir or backend.dataset_root.parent / f"{backend.dataset_root.name}-curated"
         self.sub_title = backend.dataset_root.name
         self._process: subprocess.Popen[bytes] | None = None
@@ -130,7 +127,7 @@ class ReviewApp(App[None]):
             with TabPane("4 Tags", id="tags"):
                 yield TagsPanel(id="tags-panel")
             with TabPane("5 Plan", id="plan"):
-                yield PlanPanel(self.state.plan_inputs, id="plan-panel")
+                yield PlanPanel(self.state.settings, id="plan-panel")
             with TabPane("6 Train", id="train"):
                 yield TrainPanel(self.export_dir, id="train-panel")
         yield Footer()
@@ -200,7 +197,7 @@ class ReviewApp(App[None]):
         self.query_one(BrowserPanel).load(message.result, self.state.decisions)
         self.refresh_duplicates()
         self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(message.result))
-        self.recompute_plan(self.state.plan_inputs)
+        self.recompute_plan(self.state.settings)
         self.state.log.append(f"scanned {len(message.result.records)} items")
 
     def action_rescan(self) -> None:
@@ -278,7 +275,7 @@ class ReviewApp(App[None]):
             self.query_one(DuplicatesPanel).load(self.state.result, clusters)
 
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
-        self.recompute_plan(self.state.plan_inputs)  # dropped images leave the step count
+        self.recompute_plan(self.state.settings)  # dropped images leave the step count
 
     # -- preview and captions ---------------------------------------------------------------------------------------
     def on_browser_panel_highlighted(self, message: BrowserPanel.Highlighted) -> None:
@@ -288,7 +285,8 @@ class ReviewApp(App[None]):
         caption = None
         if record is not None:
             caption = self.backend.caption_view(
-                self.caption_of(record.item.rel), self.state.plan_inputs.keep_tokens
+                self.caption_of(record.item.rel),
+                self.backend.keep_tokens(record.item.concept, self.state.settings),
             )
         self.query_one(PreviewPanel).show(record, caption)
 
@@ -302,7 +300,8 @@ class ReviewApp(App[None]):
 
     def on_browser_panel_edit_caption(self, message: BrowserPanel.EditCaption) -> None:
         rel = message.rel
-        keep = self.state.plan_inputs.keep_tokens
+        record = self.query_one(BrowserPanel).record(rel)
+        keep = self.backend.keep_tokens(record.item.concept if record else "", self.state.settings)
 
         def saved(text: str | None) -> None:
             if text is None:
@@ -350,16 +349,15 @@ class ReviewApp(App[None]):
 
     # -- plan ---------------------------------------------------------------------------------------------------------
     def on_plan_panel_changed(self, message: PlanPanel.Changed) -> None:
-        self.recompute_plan(message.inputs)
+        self.recompute_plan(message.settings)
 
-    def recompute_plan(self, inputs: PlanInputs) -> None:
-        """Recompute the plan through curator.plan.steps and show it on the plan tab and the overview."""
-        self.state.plan_inputs = inputs
+    def recompute_plan(self, settings: TrainConfig) -> None:
+        """Recompute the one plan (the curation export writes, these settings) for the plan tab and the overview."""
+        self.state.settings = settings
         if self.state.result is None:
             return
         try:
-            dropped = {rel for rel, d in self.state.decisions.items() if d == "drop"}
-            self.state.plan = self.backend.plan(self.state.result, inputs, dropped)
+            self.state.plan = self.backend.plan(self.state.result, settings)
         except (BackendError, ValueError, ImportError) as exc:
             self.state.plan = None
             self.query_one(PlanPanel).show_error(f"plan unavailable: {exc}")
@@ -394,9 +392,7 @@ class ReviewApp(App[None]):
     def export_worker(self, out: Path, base_model: str, force: bool) -> None:
         """Export in a thread (it links or copies every kept image)."""
         assert self.state.result is not None
-        config, summary = self.backend.export(
-            self.state.result, out, base_model, self.state.plan_inputs, force
-        )
+        config, summary = self.backend.export(self.state.result, out, base_model, self.state.settings, force)
         self.post_message(ExportFinished(out, config, summary))
 
     def on_export_finished(self, message: ExportFinished) -> None:
@@ -473,14 +469,15 @@ def create_app(
     settings: ScanSettings | None = None,
     *,
     backend: Backend | None = None,
-    plan_inputs: PlanInputs | None = None,
+    training: TrainConfig | None = None,
+    policy: Policy | None = None,
     export_dir: Path | None = None,
 ) -> ReviewApp:
     """The review app for ``dataset_root`` (``backend`` replaces the real curator calls in tests)."""
     settings = settings or ScanSettings()
-    backend = backend or Backend(Path(dataset_root), settings)
+    backend = backend or Backend(Path(dataset_root), settings, policy)
     backend.prepare()
-    return ReviewApp(backend, plan_inputs, export_dir)
+    return ReviewApp(backend, training, export_dir)
 
 
 __all__ = ["ReviewApp", "ReviewState", "TABS", "create_app"]

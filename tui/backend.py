@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from curator.dataset.workspace import Workspace
+from curator.review.curation import Policy
 from curator.review.decisions import DecisionStore, cluster_key
 from curator.scan.results import ScanResult, ScanSettings
-from tui.state import PlanInputs, TagEditForm
+from curator.settings.config import TrainConfig
+from tui.state import TagEditForm
 
 if TYPE_CHECKING:
+    from curator.review.curation import Curation
     from curator.review.selection import Cluster
 
 ProgressFn = Callable[[int, int], None]
@@ -71,11 +74,13 @@ class PlanSummary:
 class Backend:
     """Calls into ``curator`` and ``trainer`` for one dataset. Stateless apart from paths and settings."""
 
-    def __init__(self, dataset_root: Path, settings: ScanSettings) -> None:
+    def __init__(self, dataset_root: Path, settings: ScanSettings, policy: Policy | None = None) -> None:
         self.dataset_root = Path(dataset_root)
         self.settings = settings
+        self.policy = policy or Policy()  # the export policy (--strict, --drop, --target-size, --balance)
         self.workspace = Workspace.for_dataset(self.dataset_root, settings.workspace)
         self._store: DecisionStore | None = None
+        self._curation: Curation | None = None  # the last plan's, for what the caption preview shows
 
     # -- scanning ---------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -141,11 +146,33 @@ class Backend:
                 )
         return {rel: ("keep" if rel == keeper else "drop") for rel in members}
 
+    def curation(self, result: ScanResult) -> Curation:
+        """The one curation (review decisions, then the export policy): what export writes and the plan counts."""
+        from curator.review.curation import build_curation
+
+        return build_curation(result, self.store(), self.policy)
+
     def duplicate_clusters(self, result: ScanResult) -> list[Cluster]:
         """The duplicate clusters as export sees them (keepers chosen in review win)."""
-        from curator.review.selection import duplicate_clusters
+        return self.curation(result).clusters
 
-        return duplicate_clusters(result, self.store().keepers())
+    def keep_tokens(self, concept: str, settings: TrainConfig) -> int:
+        """The keep_tokens training will use for ``concept``: the setting, else the caption audit's advice that the
+        export writes (as of the last plan)."""
+        if settings.keep_tokens or self._curation is None:
+            return settings.keep_tokens
+        return self._curation.keep_tokens().get(concept, 0)
+
+    def training_settings(self) -> TrainConfig:
+        """The training settings the plan tab starts from: the defaults, at the resolution and buckets scanned."""
+        s = self.settings
+        return TrainConfig(
+            resolution=s.resolution,
+            min_bucket_reso=s.min_bucket_reso,
+            max_bucket_reso=s.max_bucket_reso,
+            bucket_reso_steps=s.bucket_reso_steps,
+            bucket_no_upscale=s.bucket_no_upscale,
+        )
 
     def undo(self) -> dict[str, str | None] | None:
         """Undo the last step; returns the items whose decision changed (rel -> decision now), None when there was
@@ -198,20 +225,22 @@ class Backend:
 
     # -- tags -------------------------------------------------------------------------------------------------------
     def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
-        """Tag frequencies over the training captions (edited captions count as edited), most frequent first."""
-        from curator.captions.parse import parse_caption
+        """Tag frequencies over the training captions as ``dreamcurate tags`` counts them (the caption audit:
+        ``Blue_Eyes``, ``blue eyes`` and ``(blue eyes:1.2)`` are one tag, shown in its most common form; edited
+        captions count as edited), most frequent first."""
+        from collections import Counter
 
-        counts: dict[str, int] = {}
-        edits = self.store().captions()
-        for record in result.records:
-            if record.item.is_reg:
-                continue
-            text = edits.get(record.item.rel)
-            if text is None:
-                text = self.read_caption(record.item.caption_path)
-            for tag in parse_caption(text).tags:
-                counts[tag] = counts.get(tag, 0) + 1
-        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        from curator.captions.audit import AuditSettings, audit_captions, load_workspace_captions
+
+        items = [r.item for r in result.records if not r.item.is_reg]
+        records = load_workspace_captions(items, self.workspace, self.store().captions())
+        audit = audit_captions(records, AuditSettings(trigger=self.settings.trigger))
+        counts: Counter[str] = Counter()
+        display: dict[str, str] = {}
+        for concept in audit.concepts.values():
+            counts.update(concept.frequency)
+            display.update(concept.display)
+        return sorted(((display.get(t, t), n) for t, n in counts.items()), key=lambda kv: (-kv[1], kv[0]))
 
     @staticmethod
     def tag_edits(edit: TagEditForm) -> Any:
@@ -268,72 +297,55 @@ class Backend:
         return text
 
     # -- plan, export, train ------------------------------------------------------------------------------------
-    def plan(
-        self, result: ScanResult, inputs: PlanInputs, dropped: set[str] | frozenset[str] = frozenset()
-    ) -> PlanSummary:
-        """The plan for ``inputs`` through ``curator.plan.steps.build_plan`` (dropped items left out), as display lines."""
-        from curator.plan.steps import PlanOptions, build_plan
-        from curator.scan.run import item_sizes
+    def plan(self, result: ScanResult, settings: TrainConfig) -> PlanSummary:
+        """The one plan (``curator.review.curation.plan_curation``: what export keeps, these settings), as display
+        lines."""
+        from curator.plan.build import PlanOptions
+        from curator.review.curation import plan_curation
 
-        options = PlanOptions(
-            resolution=inputs.resolution,
-            batch_size=inputs.batch_size,
-            max_train_epochs=inputs.epochs,
-            te_sensitivity=inputs.sensitivity,
-            min_bucket_reso=self.settings.min_bucket_reso,
-            max_bucket_reso=self.settings.max_bucket_reso,
-            bucket_reso_steps=self.settings.bucket_reso_steps,
-            bucket_no_upscale=self.settings.bucket_no_upscale,
-        )
-        sizes = {rel: size for rel, size in item_sizes(result).items() if rel not in dropped}
-        plan = build_plan(result.dataset, sizes, options)
-        train_images = sum(c["images"] for c in plan.concepts if not c["is_reg"])
+        curation = self._curation = self.curation(result)
+        plan = plan_curation(curation, PlanOptions(settings))
         hours = plan.time["seconds"] / 3600
+        stop = plan.stop_text_encoder_training
         lines = [
-            ("training images", str(train_images)),
+            ("training images", str(curation.kept_count)),
             ("buckets", str(len(plan.buckets))),
             ("steps per epoch", str(plan.steps_per_epoch)),
             ("total steps", str(plan.total_steps)),
-            ("text encoder stops at", str(plan.stop_text_encoder_training)),
-            ("tutorial formula", f"{plan.seed_formula_stop_step} (sensitivity x images x epochs)"),
+            ("text encoder stops at", "the end" if stop is None else str(stop)),
+            (
+                "tutorial formula",
+                "-"
+                if plan.seed_formula_stop_step is None
+                else f"{plan.seed_formula_stop_step} (sensitivity x images x epochs)",
+            ),
             ("VRAM", f"{plan.vram_gb:.1f} GB"),
             ("time", f"{hours:.1f} h at {plan.time['its']:.2f} it/s ({plan.time['source']})"),
             ("checkpoints", f"{plan.checkpoints['count']} x {plan.checkpoints['each_gb']} GB"),
         ]
-        notes = [plan.te_explanation] if plan.te_explanation else []
+        left = curation.left_out_text()
+        notes = [f"left out: {left}"] if left else []
+        notes += [plan.te_explanation] if plan.te_explanation else []
         notes += list(plan.vram.get("warnings", []))
         notes += [a["advice"] for a in plan.size_advice if a.get("verdict") != "ok"]
         notes += plan.notes
-        values = {
-            "max_train_epochs": inputs.epochs,
-            "total_steps": plan.total_steps,
-            "stop_text_encoder_training": plan.stop_text_encoder_training,
-        }
+        values = plan.to_json()
         return PlanSummary(lines=lines, notes=notes, values=values)
 
     def export(
-        self, result: ScanResult, out: Path, base_model: str, inputs: PlanInputs, force: bool = False
+        self, result: ScanResult, out: Path, base_model: str, settings: TrainConfig, force: bool = False
     ) -> tuple[Path, str]:
-        """Export as ``dreamcurate export`` does (review decisions first, then the policy), with the plan panel's
-        epochs, batch, resolution, keep_tokens and stop step in train.toml. Returns (train.toml, summary)."""
-        from curator.export.folder import (
-            ExportError,
-            ExportOptions,
-            export_dataset,
-            plan_verdicts,
-            training_settings,
-        )
+        """Export as ``dreamcurate export`` does (the one curation, the plan tab's settings in both configs and
+        plan.json). Returns (train.toml, summary)."""
+        from curator.export.folder import ExportError, ExportOptions, export_dataset
+        from curator.plan.build import PlanOptions
+        from curator.review.curation import plan_curation
 
-        settings = training_settings(result)
-        settings.resolution = inputs.resolution
-        settings.train_batch_size = inputs.batch_size
-        settings.keep_tokens = inputs.keep_tokens
-        options = ExportOptions(force=force, base_model=base_model, training=settings)
-        verdicts, _ = plan_verdicts(result, self.store(), options)
-        plan = self.plan(result, inputs, {rel for rel, v in verdicts.items() if not v.kept})
-        options.plan = {k: plan.values[k] for k in ("max_train_epochs", "stop_text_encoder_training")}
+        curation = self.curation(result)
+        plan = plan_curation(curation, PlanOptions(settings)).to_json() if curation.kept_count else None
+        options = ExportOptions(force=force, base_model=base_model, settings=settings)
         try:
-            report = export_dataset(result, Path(out), options, self.store())
+            report = export_dataset(curation, Path(out), options, plan)
         except ExportError as exc:
             raise BackendError(str(exc)) from exc
         summary = f"exported {report.kept} images to {report.out} ({report.dropped} left out)"

@@ -6,63 +6,34 @@ Textual and textual-image are imported inside the command only, so ``dreamcurate
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from curator.commands.options import dataset_options, policy_options
 from curator.dataset.discover import check_reg_root
 from curator.scan.results import ScanSettings
+from curator.settings.config import TrainConfig
+from curator.settings.options import PLAN_FIELDS, settings_file_option, training_options
 
 
-def build_settings(
-    workspace: Path | None,
-    reg: Path | None,
-    resolution: int,
-    caption_extension: str | None,
-    max_token_length: int,
-    workers: int | None,
-) -> ScanSettings:
-    """Scan settings from the command's options (everything else keeps its default)."""
-    settings = ScanSettings(
-        resolution=resolution,
-        caption_extension=caption_extension,
-        max_token_length=max_token_length,
-        workspace=workspace,
-        reg_root=reg,
-        progress=False,  # the app shows its own progress bar
-    )
-    if workers:
-        settings.workers = workers
+def build_settings(kw: dict[str, Any], training: TrainConfig) -> ScanSettings:
+    """Scan settings from the command's options: the training settings' resolution and buckets, the dataset's."""
+    from curator.commands.options import scan_settings
+
+    settings = scan_settings(kw, training)
+    settings.progress = False  # the app shows its own progress bar
+    if kw.get("workers"):
+        settings.workers = kw["workers"]
     return settings
 
 
 @click.command("review")
 @click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--workspace",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Workspace folder (default DATASET/.dreamcurate).",
-)
-@click.option(
-    "--reg",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Regularization image folder.",
-)
-@click.option(
-    "--resolution", type=click.IntRange(64, 4096), default=512, show_default=True, help="Training resolution."
-)
-@click.option(
-    "--caption-extension",
-    type=click.Choice([".txt", ".caption"]),
-    default=None,
-    help="Caption extension (default: detect).",
-)
-@click.option(
-    "--max-token-length",
-    type=click.Choice(["75", "150", "225"]),
-    default="75",
-    show_default=True,
-    help="CLIP tokens read per caption.",
-)
+@dataset_options
+@policy_options
+@training_options((*PLAN_FIELDS, "max_token_length"), shorthands=True)
+@settings_file_option
 @click.option(
     "--workers", type=click.IntRange(1, 256), default=None, help="Scan processes (default: CPU count)."
 )
@@ -72,22 +43,20 @@ def build_settings(
     default=None,
     help="Default folder for Export (default DATASET-curated).",
 )
-def review(
-    dataset: Path,
-    workspace: Path | None,
-    reg: Path | None,
-    resolution: int,
-    caption_extension: str | None,
-    max_token_length: str,
-    workers: int | None,
-    export_dir: Path | None,
-) -> None:
+def review(dataset: Path, **kw: Any) -> None:
     """Review DATASET in the terminal: browse findings, keep / drop images, edit captions, tune the plan, export
-    and train. Decisions are saved in the workspace as you make them; press ? in the app for every key."""
-    settings = build_settings(workspace, reg, resolution, caption_extension, int(max_token_length), workers)
+    and train. Decisions are saved in the workspace as you make them; press ? in the app for every key.
+
+    The curation policy and training options are those of plan and export: the Plan tab starts from them."""
+    from curator.commands.options import policy_from
+    from curator.settings.options import base_settings, settings_from_options
+
+    training = settings_from_options(kw, base_settings(kw["config_file"]))
+    policy = policy_from(kw)
+    settings = build_settings(kw, training)
     try:  # a bad setting is a usage error now, not a failure inside the app's scan worker later
         settings.validate()
-        check_reg_root(dataset, reg)
+        check_reg_root(dataset, kw["reg_root"])
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     # textual-image must query the terminal before Textual takes it over, so import it first.
@@ -96,4 +65,4 @@ def review(
     prepare_terminal()
     from tui.app import create_app
 
-    create_app(dataset, settings, export_dir=export_dir).run()
+    create_app(dataset, settings, training=training, policy=policy, export_dir=kw["export_dir"]).run()

@@ -38,17 +38,6 @@ class BrowserView:
 
 
 @dataclass
-class PlanInputs:
-    """The knobs of the plan panel (the rest of the plan options keep their defaults)."""
-
-    epochs: int = 200  # max_train_epochs
-    batch_size: int = 1  # train_batch_size
-    resolution: int = 512  # training resolution (bucket area = resolution^2)
-    sensitivity: float = 0.4  # text-encoder stop fraction of the total steps
-    keep_tokens: int = 1  # leading tags kept in place when captions are shuffled
-
-
-@dataclass
 class TagEditForm:
     """One batch edit as the tags panel's form describes it (``dedupe``, ``front``, ``trigger``, ``replace``,
     ``remove``, with up to two tag arguments)."""

@@ -21,9 +21,9 @@ import re
 import sqlite3
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from curator.captions.parse import Caption, CaptionFile, parse_caption, read_caption
@@ -105,12 +105,16 @@ class CaptionRecord:
         return ", ".join(self.caption.tags) if self.caption else ""
 
 
-def load_captions(items: Iterable[Item], token_cache: TokenCache | None = None) -> list[CaptionRecord]:
+def load_captions(
+    items: Iterable[Item], token_cache: TokenCache | None = None, edits: Mapping[str, str] | None = None
+) -> list[CaptionRecord]:
     """Read and parse every item's caption and count its CLIP tokens (one batched tokenizer call).
 
     With a ``token_cache`` (the scan passes its own) texts counted before are not tokenized again, and when all
-    are known the tokenizer is not even loaded: that is most of a cached rescan's time."""
-    read = [(item, read_caption(item.caption_path)) for item in items]
+    are known the tokenizer is not even loaded: that is most of a cached rescan's time. ``edits`` (rel -> caption
+    saved in review) replace the file's text: the audit reads what the export will write."""
+    edits = edits or {}
+    read = [(item, _edited(read_caption(item.caption_path), edits.get(item.rel))) for item in items]
     parsed = [(item, f, parse_caption(f.text) if f.status == "ok" else None) for item, f in read]
     texts = [", ".join(c.tags) if c else "" for _, _, c in parsed]
     known = _token_starts(texts, token_cache)
@@ -120,14 +124,23 @@ def load_captions(items: Iterable[Item], token_cache: TokenCache | None = None) 
     ]
 
 
-def load_workspace_captions(items: Iterable[Item], workspace: Workspace | None) -> list[CaptionRecord]:
+def _edited(file: CaptionFile, edit: str | None) -> CaptionFile:
+    """The caption file as the export writes it: the review's edit when there is one."""
+    if edit is None:
+        return file
+    return replace(file, status="ok", text=edit.splitlines()[0].strip() if edit.strip() else "")
+
+
+def load_workspace_captions(
+    items: Iterable[Item], workspace: Workspace | None, edits: Mapping[str, str] | None = None
+) -> list[CaptionRecord]:
     """:func:`load_captions` with the token counts a scan stored in ``workspace`` (``tags``, the report and the
     export hand-off use it): only texts the scan has not seen are tokenized. Without a workspace folder it counts
     the plain way and creates nothing."""
     from curator.scan.cache import open_token_cache
 
     with open_token_cache(workspace.cache_db if workspace is not None else None) as cache:
-        return load_captions(items, cache)
+        return load_captions(items, cache, edits)
 
 
 def _token_starts(texts: list[str], token_cache: TokenCache | None) -> dict[str, array[int]]:

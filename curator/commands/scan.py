@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from curator.commands.options import context_options, dataset_options, policy_options
 from curator.commands.output import emit_text, output_errors
 from curator.findings import Severity
-from curator.scan.results import ScanResult, ScanSettings
+from curator.scan.results import ScanResult
+from curator.settings.options import PLAN_FIELDS, settings_file_option, training_options
 
 
 class UsageLine(click.ClickException):
@@ -33,29 +35,8 @@ class UsageLine(click.ClickException):
     type=click.Choice(["error", "warning"]),
     help="Exit with code 1 when findings of this severity (or worse) exist.",
 )
-@click.option(
-    "--workspace", type=click.Path(file_okay=False, path_type=Path), help="Cache folder (read-only data)."
-)
-@click.option(
-    "--reg",
-    "reg_root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Regularization folder.",
-)
-@click.option(
-    "--resolution", type=click.IntRange(64, 4096), default=512, show_default=True, help="Training resolution."
-)
-@click.option(
-    "--caption-extension", help="Caption extension training reads (default .txt; Kohya's is .caption)."
-)
+@dataset_options
 @click.option("--trigger", help="Trigger word expected first in captions (default: the concept name).")
-@click.option(
-    "--max-token-length",
-    type=click.Choice(["75", "150", "225"]),
-    default="75",
-    show_default=True,
-    help="CLIP tokens training reads per caption (Kohya max_token_length).",
-)
 @click.option(
     "--workers", type=click.IntRange(1, 256), help="Worker processes (default: the machine's cores)."
 )
@@ -66,59 +47,51 @@ class UsageLine(click.ClickException):
     help="Local CLIP checkpoint.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def scan(
-    dataset: Path,
-    json_out: str | None,
-    html_out: Path | None,
-    fail_on: str | None,
-    workspace: Path | None,
-    reg_root: Path | None,
-    resolution: int,
-    caption_extension: str | None,
-    trigger: str | None,
-    max_token_length: str,
-    workers: int | None,
-    clip_model: str | None,
-    clip_weights: Path | None,
-    no_progress: bool,
-) -> None:
+@policy_options
+@training_options((*PLAN_FIELDS, "max_token_length"), shorthands=True)
+@settings_file_option
+@context_options
+def scan(dataset: Path, **kw: Any) -> None:
     """Analyse DATASET (a Kohya folder of <repeats>_<name> concepts, or a plain folder of images).
 
+    The reports (--json, --html) say what an export with the same options keeps and the plan of it.
     Exit codes: 0 done, 1 findings at or above --fail-on, 2 usage error.
     """
-    from curator.scan.run import scan as run_scan
+    from curator.commands.options import curate, plan_options, policy_from, scan_dataset, scan_settings
+    from curator.settings.options import base_settings, settings_from_options
 
     if not dataset.is_dir():
         what = "does not exist" if not dataset.exists() else "is not a folder"
         raise UsageLine(f"Dataset folder {what}: {dataset}")
-
-    if html_out is not None and importlib.util.find_spec("curator.report.html") is None:
-        raise click.ClickException("HTML report not available in this build")
-    settings = ScanSettings(
-        resolution=resolution,
-        caption_extension=caption_extension,
-        trigger=trigger,
-        max_token_length=int(max_token_length),
-        workspace=workspace,
-        reg_root=reg_root,
-        clip_model=clip_model,
-        clip_weights=clip_weights,
-        progress=not no_progress,
-    )
-    if workers:
-        settings.workers = workers
+    json_out, html_out = kw["json_out"], kw["html_out"]
+    settings = settings_from_options(kw, base_settings(kw["config_file"]))
+    if settings.max_token_length not in (75, 150, 225):
+        raise click.BadParameter("must be 75, 150 or 225", param_hint="'--max-token-length'")
+    policy = policy_from(kw)
+    options = plan_options(kw, settings)
+    scan_with = scan_settings(kw, settings)
+    scan_with.trigger = kw["trigger"]
+    scan_with.clip_model, scan_with.clip_weights = kw["clip_model"], kw["clip_weights"]
+    if kw["workers"]:
+        scan_with.workers = kw["workers"]
     try:
-        result = run_scan(dataset, settings)
-    except ValueError as exc:
-        raise UsageLine(str(exc)) from exc
+        result = scan_dataset(dataset, scan_with)
+    except click.UsageError as exc:
+        raise UsageLine(exc.message) from exc
+    curation = plan = None
+    if json_out or html_out is not None:
+        from curator.review.curation import plan_curation
+
+        curation = curate(result, policy)
+        plan = plan_curation(curation, options) if curation.kept_count else None
     json_to_stdout = json_out == "-"
     if json_out:
-        _write_json(result, json_out)
-    if html_out is not None:
-        from curator.report.html import write_html  # type: ignore[attr-defined]
+        _write_json(result, curation, plan, json_out)
+    if html_out is not None and curation is not None:
+        from curator.report.html import write_html
 
         with output_errors("--html", html_out):
-            write_html(result, html_out)
+            write_html(curation, html_out, plan)
     if not json_to_stdout:
         from rich.console import Console
 
@@ -127,15 +100,18 @@ def scan(
         console = Console()
         print_summary(result, console)
         if json_out:
-            console.print(f"JSON report: {json_out}")
+            console.print(f"JSON report: {json_out}", markup=False)
         if html_out is not None:
-            console.print(f"HTML report: {html_out}")
-    if fail_on and _fails(result, Severity(fail_on)):
+            console.print(f"HTML report: {html_out}", markup=False)
+    if kw["fail_on"] and _fails(result, Severity(kw["fail_on"])):
         sys.exit(1)
 
 
-def _write_json(result: ScanResult, target: str) -> None:
-    emit_text(json.dumps(result.to_json(), indent=2) + "\n", target, "--json")
+def _write_json(result: ScanResult, curation: Any, plan: Any, target: str) -> None:
+    data = result.to_json()
+    data["curation"] = curation.to_json() if curation is not None else None
+    data["plan"] = plan.to_json() if plan is not None else None
+    emit_text(json.dumps(data, indent=2) + "\n", target, "--json")
 
 
 def _fails(result: ScanResult, threshold: Severity) -> bool:

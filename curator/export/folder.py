@@ -14,7 +14,9 @@ copied (never moved), captions are copied, or written from the review's caption 
 
 Example::
 
-    report = export_dataset(result, Path("curated"), ExportOptions(strict=True, target_size=100))
+    curation = build_curation(result, store, Policy(target_size=100))
+    plan = plan_curation(curation, PlanOptions(settings))
+    report = export_dataset(curation, Path("curated"), ExportOptions(settings=settings), plan)
     print(report.kept, report.dropped, [f.rel for f in report.folders])
 """
 
@@ -30,13 +32,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from curator.dataset.discover import KOHYA_EXTENSIONS
 from curator.export import kohya_config
-from curator.export.kohya_config import ExportedFolder, TrainingSettings
+from curator.export.kohya_config import ExportedFolder
 from curator.fsutil import atomic_write_text
-from curator.review.decisions import DecisionStore
-from curator.review.selection import SelectionOptions, Verdict, duplicate_clusters, select, summarize
-from curator.review.subset import balanced_repeats, diverse_subset
+from curator.review.curation import Curation
+from curator.review.selection import Verdict, summarize
 from curator.scan.results import ScanResult
+from curator.settings.config import TrainConfig
 
 MANIFEST_SCHEMA = "dreamcurate.export/1"
 
@@ -47,17 +50,12 @@ class ExportError(Exception):
 
 @dataclass
 class ExportOptions:
-    """What to export and how."""
+    """How to write the export (what to keep is the curation's; the training settings go into both configs)."""
 
-    strict: bool = False  # drop items with warnings too
-    force: bool = False  # replace an existing OUT
-    target_size: int | None = None  # per concept: keep at most N images, chosen for diversity
-    balance: bool = False  # use the balanced repeats in the folder names
+    force: bool = False  # replace an existing OUT (only an earlier export)
     hardlink: bool = True  # hard-link images when source and OUT share a file system (else copy)
     base_model: str = ""  # written to train.toml as pretrained_model_name_or_path
-    training: TrainingSettings | None = None  # None: from the scan settings
-    plan: dict[str, Any] | None = None  # the plan's JSON (steps, stop step) for train.toml
-    train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to set in train.toml
+    settings: TrainConfig = field(default_factory=TrainConfig)  # the training settings (the plan's)
     extra_files: dict[str, Path] = field(
         default_factory=dict
     )  # name in OUT -> file copied there (report.html)
@@ -73,6 +71,10 @@ class ExportReport:
     suggested_repeats: dict[str, int]
     linked: int = 0
     copied: int = 0
+    converted: int = 0  # images written as upright PNG copies (EXIF-rotated, or a format Kohya skips)
+    curation: Curation | None = None
+    settings: TrainConfig | None = None
+    plan: dict[str, Any] | None = None
 
     @property
     def kept(self) -> int:
@@ -95,19 +97,6 @@ def sha256_file(path: Path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
-
-
-def training_settings(result: ScanResult) -> TrainingSettings:
-    """The training settings the scan assumed (resolution, buckets, caption extension)."""
-    s = result.settings
-    return TrainingSettings(
-        resolution=s.resolution,
-        min_bucket_reso=s.min_bucket_reso,
-        max_bucket_reso=s.max_bucket_reso,
-        bucket_reso_steps=s.bucket_reso_steps,
-        bucket_no_upscale=s.bucket_no_upscale,
-        caption_extension=result.dataset.caption_extension,
-    )
 
 
 def _check_out(result: ScanResult, out: Path, force: bool) -> None:
@@ -167,24 +156,34 @@ def _check_something_kept(result: ScanResult, verdicts: dict[str, Verdict]) -> N
     )
 
 
-def _apply_subset(result: ScanResult, verdicts: dict[str, Verdict], size: int) -> None:
-    """Mark the items a diverse subset leaves out (per training concept) with rule ``subset``."""
-    keepers = {c.keeper for c in duplicate_clusters(result)}
-    for concept in result.dataset.concepts:
-        if concept.is_reg:
-            continue
-        records = [result.record(i.rel) for i in concept.items if verdicts[i.rel].kept]
-        if len(records) <= size:
-            continue
-        forced = {
-            r.item.rel for r in records if r.item.rel in keepers or verdicts[r.item.rel].rule == "review"
-        }
-        chosen = set(diverse_subset(records, size, forced=forced))
-        for r in records:
-            if r.item.rel not in chosen:
-                verdicts[r.item.rel] = Verdict(
-                    r.item.rel, False, "subset", f"left out of the diverse subset of {size}", ["subset"]
-                )
+def needs_upright_copy(path: Path) -> str | None:
+    """Why Kohya would not read ``path`` as we plan it (None: it would): a format its folder listing skips, or an EXIF
+    orientation it never applies (it reads the raw pixels, so the image would land sideways in another bucket)."""
+    if not path.name.endswith(KOHYA_EXTENSIONS):
+        return f"{path.suffix or 'no extension'} is not a format Kohya reads"
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            orientation = int(img.getexif().get(0x0112, 1) or 1)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    if orientation not in (0, 1):
+        return f"EXIF orientation {orientation}, which Kohya does not apply"
+    return None
+
+
+def _upright_copy(src: Path, dst: Path) -> None:
+    """``src`` as training sees it (EXIF orientation applied), written as a PNG at ``dst``; never a link."""
+    from PIL import Image, ImageOps
+
+    with Image.open(src) as img:
+        upright = ImageOps.exif_transpose(img)
+        if upright.mode not in ("RGB", "RGBA", "L", "LA"):
+            upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        upright.save(tmp, format="PNG")
+    os.replace(tmp, dst)
 
 
 def _place_image(src: Path, dst: Path, hardlink: bool) -> bool:
@@ -199,63 +198,60 @@ def _place_image(src: Path, dst: Path, hardlink: bool) -> bool:
     return False
 
 
-def _write_folders(
-    result: ScanResult,
-    verdicts: dict[str, Verdict],
-    tmp: Path,
-    repeats: dict[str, int],
-    edits: dict[str, str],
-    options: ExportOptions,
-    ext: str,
-) -> tuple[list[ExportedFolder], dict[str, str], int, int]:
-    """Place kept images and captions under ``tmp``; returns folders, rel -> exported path, linked, copied."""
-    folders: list[ExportedFolder] = []
-    placed: dict[str, str] = {}
-    linked = copied = 0
-    for concept in result.dataset.concepts:
-        items = [i for i in concept.items if verdicts[i.rel].kept]
+@dataclass
+class _Placed:
+    """What ``_write_folders`` put under the temporary folder."""
+
+    folders: list[ExportedFolder]
+    paths: dict[str, str]  # rel -> exported path
+    converted: dict[str, str]  # rel -> why it was written as an upright copy
+    linked: int = 0
+    copied: int = 0
+
+
+def _write_folders(curation: Curation, tmp: Path, options: ExportOptions, ext: str) -> _Placed:
+    """Place kept images and captions under ``tmp``."""
+    placed = _Placed([], {}, {})
+    repeats = curation.repeats
+    for concept in curation.result.dataset.concepts:
+        items = [i for i in concept.items if curation.verdicts[i.rel].kept]
         if not items:
             continue
         subdir = "reg" if concept.is_reg else "img"
-        folder = ExportedFolder(
-            subdir, concept.name, repeats.get(concept.name, concept.repeats), len(items), concept.is_reg
-        )
+        n = concept.repeats if concept.is_reg else repeats.get(concept.name, concept.repeats)
+        folder = ExportedFolder(subdir, concept.name, n, len(items), concept.is_reg)
         target = tmp / folder.rel
         target.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
         for item in items:
-            stem, suffix = item.path.stem, item.path.suffix.lower()
-            name, n = stem, 1
+            why = needs_upright_copy(item.path)
+            stem, suffix = item.path.stem, ".png" if why else item.path.suffix.lower()
+            name, k = stem, 1
             while name.lower() in used:  # two items with one stem (a.png and a.jpg) must not share a caption
-                n += 1
-                name = f"{stem}_{n}"
+                k += 1
+                name = f"{stem}_{k}"
             used.add(name.lower())
-            if _place_image(item.path, target / f"{name}{suffix}", options.hardlink):
-                linked += 1
+            if why:
+                _upright_copy(item.path, target / f"{name}{suffix}")
+                placed.converted[item.rel] = why
+            elif _place_image(item.path, target / f"{name}{suffix}", options.hardlink):
+                placed.linked += 1
             else:
-                copied += 1
-            edited = edits.get(item.rel)
+                placed.copied += 1
+            edited = curation.edits.get(item.rel)
             if edited is not None:
                 atomic_write_text(target / f"{name}{ext}", edited)
             elif item.caption_path is not None and item.caption_path.is_file():
                 shutil.copyfile(item.caption_path, target / f"{name}{ext}")
-            placed[item.rel] = f"{folder.rel}/{name}{suffix}"
-        folders.append(folder)
-    return folders, placed, linked, copied
+            placed.paths[item.rel] = f"{folder.rel}/{name}{suffix}"
+        placed.folders.append(folder)
+    return placed
 
 
-def _manifest(
-    result: ScanResult,
-    verdicts: dict[str, Verdict],
-    placed: dict[str, str],
-    folders: list[ExportedFolder],
-    edits: dict[str, str],
-    options: ExportOptions,
-    suggested: dict[str, int],
-) -> dict[str, Any]:
+def _manifest(curation: Curation, placed: _Placed, plan: dict[str, Any] | None) -> dict[str, Any]:
     items = []
-    for record in result.records:
-        v = verdicts[record.item.rel]
+    for record in curation.result.records:
+        v = curation.verdicts[record.item.rel]
         items.append(
             {
                 "path": record.item.rel,
@@ -266,27 +262,40 @@ def _manifest(
                 "reason": v.reason,
                 "codes": v.codes,
                 "sha256": sha256_file(record.item.path),
-                "exported_as": placed.get(record.item.rel),
-                "caption_edited": record.item.rel in edits,
+                "exported_as": placed.paths.get(record.item.rel),
+                "upright_copy": placed.converted.get(record.item.rel),
+                "caption_edited": record.item.rel in curation.edits,
             }
         )
+    dataset = curation.result.dataset
     return {
         "schema": MANIFEST_SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": str(result.dataset.root),
-        "reg_source": str(result.dataset.reg_root) if result.dataset.reg_root else None,
-        "options": {"strict": options.strict, "target_size": options.target_size, "balance": options.balance},
+        "source": str(dataset.root),
+        "reg_source": str(dataset.reg_root) if dataset.reg_root else None,
+        "options": curation.policy.to_json(),
         "summary": {
             "items": len(items),
             "kept": sum(i["kept"] for i in items),
             "dropped": sum(not i["kept"] for i in items),
+            "left_out": curation.left_out(),
         },
         "folders": [
-            {"path": f.rel, "repeats": f.repeats, "images": f.count, "is_reg": f.is_reg} for f in folders
+            {"path": f.rel, "repeats": f.repeats, "images": f.count, "is_reg": f.is_reg}
+            for f in placed.folders
         ],
-        "suggested_repeats": suggested,
+        "suggested_repeats": curation.suggested_repeats,
+        "plan": _plan_headline(plan),
         "items": items,
     }
+
+
+def _plan_headline(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The plan's numbers the manifest keeps (the whole plan is OUT/plan.json)."""
+    if not plan:
+        return None
+    keys = ("total_steps", "steps_per_epoch", "epochs", "stop_text_encoder_training", "buckets")
+    return {k: plan.get(k) for k in keys}
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -308,39 +317,21 @@ def _remove_stale(out: Path) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-def _with_keep_tokens(
-    result: ScanResult,
-    verdicts: dict[str, Verdict],
-    folders: list[ExportedFolder],
-    settings: TrainingSettings,
-) -> tuple[list[ExportedFolder], TrainingSettings]:
-    """Per-concept keep_tokens from the caption audit; train.toml (one value) takes the largest concept's."""
-    from curator.plan.handoff import keep_tokens_advice
-
-    advice = keep_tokens_advice(result, {rel for rel, v in verdicts.items() if v.kept})
+def _keep_tokens(
+    curation: Curation, folders: list[ExportedFolder], settings: TrainConfig
+) -> tuple[list[ExportedFolder], TrainConfig]:
+    """keep_tokens per subset: the one set in the settings, else the caption audit's advice per concept (train.toml,
+    one value, takes the largest concept's)."""
+    if settings.keep_tokens:
+        return folders, settings
+    advice = curation.keep_tokens()
     if not advice:
         return folders, settings
     folders = [f if f.is_reg else replace(f, keep_tokens=advice.get(f.name)) for f in folders]
     train = [f for f in folders if not f.is_reg and f.keep_tokens is not None]
     if train:
-        settings = replace(settings, keep_tokens=max(train, key=lambda f: f.count).keep_tokens)
+        settings = settings.replace(keep_tokens=max(train, key=lambda f: f.count).keep_tokens or 0)
     return folders, settings
-
-
-def plan_verdicts(
-    result: ScanResult, store: DecisionStore | None, options: ExportOptions
-) -> tuple[dict[str, Verdict], dict[str, int]]:
-    """The verdict for every item (decisions, policy, subset) and the repeats to use per concept."""
-    verdicts = select(result, store, SelectionOptions(strict=options.strict))
-    if options.target_size is not None:
-        _apply_subset(result, verdicts, options.target_size)
-    counts = {
-        c.name: (sum(verdicts[i.rel].kept for i in c.items), c.repeats)
-        for c in result.dataset.concepts
-        if not c.is_reg
-    }
-    suggested = balanced_repeats(counts)
-    return verdicts, suggested
 
 
 def base_family(base_model: str) -> str | None:
@@ -352,33 +343,30 @@ def base_family(base_model: str) -> str | None:
 
 
 def export_dataset(
-    result: ScanResult, out: Path, options: ExportOptions | None = None, store: DecisionStore | None = None
+    curation: Curation, out: Path, options: ExportOptions | None = None, plan: dict[str, Any] | None = None
 ) -> ExportReport:
-    """Export the curated dataset of ``result`` to ``out`` (see the module docstring). Raises :class:`ExportError`."""
+    """Export what ``curation`` keeps to ``out`` (see the module docstring), with ``options.settings`` in both
+    configs and ``plan`` (the plan's JSON, built from the same curation and settings) as OUT/plan.json. Raises
+    :class:`ExportError`."""
     options = options or ExportOptions()
+    result = curation.result
     out = Path(out).absolute()
     _check_out(result, out.resolve(), options.force)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
-    verdicts, suggested = plan_verdicts(result, store, options)
-    _check_something_kept(result, verdicts)
-    repeats = suggested if options.balance else {}
-    edits = store.captions() if store is not None else {}
-    settings = replace(options.training or training_settings(result))  # a copy: the caller's stays as given
+    _check_something_kept(result, curation.verdicts)
+    settings = options.settings.replace(caption_extension=result.dataset.caption_extension)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        folders, placed, linked, copied = _write_folders(
-            result, verdicts, tmp, repeats, edits, options, settings.caption_extension
-        )
-        if settings.keep_tokens is None:
-            folders, settings = _with_keep_tokens(result, verdicts, folders, settings)
-        manifest = _manifest(result, verdicts, placed, folders, edits, options, suggested)
+        placed = _write_folders(curation, tmp, options, settings.caption_extension)
+        folders, settings = _keep_tokens(curation, placed.folders, settings)
+        manifest = _manifest(curation, placed, plan)
         manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         atomic_write_text(tmp / "manifest.json", manifest_text, errors="backslashreplace")
+        if plan:
+            atomic_write_text(tmp / "plan.json", json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
         atomic_write_text(tmp / "dataset.toml", kohya_config.dataset_toml(out, folders, settings))
-        config = kohya_config.train_config(
-            out, folders, settings, options.base_model, options.plan, options.train_overrides
-        )
+        config = kohya_config.train_config(out, folders, settings, options.base_model)
         atomic_write_text(tmp / "train.toml", kohya_config.train_toml(config))
         if base_family(options.base_model) == "sdxl":
             kohya_sdxl = kohya_config.sdxl_train_config(out, config)
@@ -389,4 +377,13 @@ def export_dataset(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExportReport(out, verdicts, folders, suggested, linked, copied)
+    report = ExportReport(
+        out, curation.verdicts, folders, curation.suggested_repeats, placed.linked, placed.copied
+    )
+    report.converted, report.curation, report.settings, report.plan = (
+        len(placed.converted),
+        curation,
+        settings,
+        plan,
+    )
+    return report

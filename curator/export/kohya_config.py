@@ -4,12 +4,11 @@
   bucket settings and ``batch_size``, one ``[[datasets.subsets]]`` per exported folder with ``image_dir``,
   ``num_repeats``, ``class_tokens``, ``is_reg``, ``caption_extension``, ``keep_tokens``). With a dataset config
   Kohya ignores the ``N_`` prefix of the folder names, so every subset states its repeats explicitly.
-- ``train.toml``: our trainer's config, with keys named as Kohya's arguments and ``curator.settings.config.TrainConfig``'s
-  fields. ``curator`` may not import ``trainer``, so it is written from plain data; settings left out take the
-  trainer's defaults.
-- ``sdxl_train.toml`` (SDXL base models): a ``--config_file`` for Kohya's ``sdxl_train.py`` that names
-  ``dataset.toml`` and carries the same training settings in the forms Kohya parses (``resolution`` lives in
-  dataset.toml; rates it would read literally, such as our ``-1`` = "same as learning_rate", are left out).
+- ``train.toml``: our trainer's config: every ``curator.settings.config.TrainConfig`` field (Kohya's argument
+  names), the settings the plan used, with the export's paths.
+- ``sdxl_train.toml`` (SDXL base models): a ``--config_file`` for Kohya's ``sdxl_train.py`` naming ``dataset.toml``,
+  with the same training settings in the forms Kohya parses (``resolution`` lives in dataset.toml; our ``-1`` =
+  "same as learning_rate" for an encoder's rate is left out, Kohya would read it literally).
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from curator.export import tomlwrite
+from curator.settings.config import TrainConfig, config_to_toml
 
 
 @dataclass(frozen=True)
@@ -43,26 +43,12 @@ class ExportedFolder:
         return f"{self.subdir}/{self.folder}"
 
 
-@dataclass
-class TrainingSettings:
-    """The dataset-level training settings both configs share (Kohya names)."""
-
-    resolution: int = 512
-    enable_bucket: bool = True
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
-    train_batch_size: int = 1
-    caption_extension: str = ".txt"
-    shuffle_caption: bool = True
-    keep_tokens: int | None = None  # None: not written (the trainer's default applies)
-
-
-def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainingSettings) -> str:
-    """Kohya's dataset config naming exactly the exported folders, with absolute ``image_dir`` under ``out``."""
+def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainConfig) -> str:
+    """Kohya's dataset config naming exactly the exported folders (absolute ``image_dir`` under ``out``), with the
+    settings' batch size and bucket settings: a dataset config overrides Kohya's own ``--train_batch_size`` and
+    bucket arguments, so it must say what the plan counted."""
     general: dict[str, Any] = {"shuffle_caption": s.shuffle_caption, "caption_extension": s.caption_extension}
-    if s.keep_tokens is not None:
+    if s.keep_tokens:
         general["keep_tokens"] = s.keep_tokens
     subsets = []
     for f in folders:
@@ -74,7 +60,7 @@ def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainingSettings) 
             "caption_extension": s.caption_extension,
         }
         keep = f.keep_tokens if f.keep_tokens is not None else s.keep_tokens
-        if keep is not None and not f.is_reg:
+        if keep and not f.is_reg:
             subset["keep_tokens"] = keep
         subsets.append(subset)
     dataset = {
@@ -91,54 +77,32 @@ def dataset_toml(out: Path, folders: list[ExportedFolder], s: TrainingSettings) 
     return tomlwrite.dumps({"general": general, "datasets": [dataset]}, header=header)
 
 
+DEFAULT_OUTPUT_NAME = TrainConfig().output_name
+
+
 def train_config(
-    out: Path,
-    folders: list[ExportedFolder],
-    s: TrainingSettings,
-    base_model: str = "",
-    plan: dict[str, Any] | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The trainer config as plain data (TrainConfig field names), filled from the export and the plan's JSON."""
-    plan = plan or {}
+    out: Path, folders: list[ExportedFolder], s: TrainConfig, base_model: str = ""
+) -> TrainConfig:
+    """The trainer's config: the settings the plan used, with the export's paths filled in."""
     has_reg = any(f.is_reg for f in folders)
     train = [f for f in folders if not f.is_reg]
-    config: dict[str, Any] = {
-        "pretrained_model_name_or_path": base_model,
-        "train_data_dir": str(out / "img"),
-        "reg_data_dir": str(out / "reg") if has_reg else "",
-        "resolution": s.resolution,
-        "enable_bucket": s.enable_bucket,
-        "min_bucket_reso": s.min_bucket_reso,
-        "max_bucket_reso": s.max_bucket_reso,
-        "bucket_reso_steps": s.bucket_reso_steps,
-        "bucket_no_upscale": s.bucket_no_upscale,
-        "caption_extension": s.caption_extension,
-        "shuffle_caption": s.shuffle_caption,
-        "keep_tokens": s.keep_tokens,
-        "train_batch_size": s.train_batch_size,
-        "output_dir": str(out / "model"),
-        "output_name": train[0].name if train else "model",
-    }
-    for key in (
-        "max_train_epochs",
-        "max_train_steps",
-        "stop_text_encoder_training",
-        "gradient_accumulation_steps",
-    ):
-        if isinstance(plan.get(key), int) and not isinstance(plan.get(key), bool):
-            config[key] = plan[key]
-    config.update(overrides or {})
-    return {k: v for k, v in config.items() if v is not None}
-
-
-def train_toml(config: dict[str, Any]) -> str:
-    """``train.toml`` text of a :func:`train_config` dict."""
-    header = (
-        "dreamcurate training config (Kohya sd-scripts setting names), written by dreamcurate export\n"
-        "train it with: dreamcurate train train.toml   (settings not listed take the trainer's defaults)"
+    return s.replace(
+        pretrained_model_name_or_path=base_model or s.pretrained_model_name_or_path,
+        train_data_dir=str(out / "img"),
+        reg_data_dir=str(out / "reg") if has_reg else "",
+        output_dir=str(out / "model"),
+        # a name of the user's stays; the default takes the first concept's name
+        output_name=train[0].name if train and s.output_name == DEFAULT_OUTPUT_NAME else s.output_name,
     )
-    return tomlwrite.dumps(config, header=header)
+
+
+def train_toml(config: TrainConfig) -> str:
+    """``train.toml`` text: every setting, each with its help line (what ``dreamcurate train`` and the plan read)."""
+    header = (
+        "# written by dreamcurate export: the settings the plan used (OUT/plan.json), Kohya sd-scripts names\n"
+        "# train it with: dreamcurate train train.toml\n"
+    )
+    return header + config_to_toml(config)
 
 
 #: TrainConfig fields that Kohya's sdxl_train.py reads under the same name and meaning
@@ -156,6 +120,8 @@ _SDXL_SAME = (
     "max_grad_norm",
     "gradient_accumulation_steps",
     "gradient_checkpointing",
+    "full_bf16",
+    "fused_backward_pass",
     "cache_latents",
     "cache_latents_to_disk",
     "cache_text_encoder_outputs",
@@ -167,36 +133,23 @@ _SDXL_SAME = (
     "prior_loss_weight",
     "caption_dropout_rate",
     "seed",
-    "save_every_n_epochs",
-    "save_every_n_steps",
     "save_state",
 )
 
 
-def sdxl_train_config(out: Path, train: dict[str, Any]) -> dict[str, Any]:
-    """Kohya ``sdxl_train.py --config_file`` settings for an export whose own train config is ``train`` (our field
-    names, as :func:`train_config` returns them; missing ones take TrainConfig's SDXL defaults)."""
-    from curator.settings.config import TrainConfig
-
-    full = TrainConfig.for_family("sdxl").to_dict()
-    full.update(train)
-    config: dict[str, Any] = {"dataset_config": str(out / "dataset.toml"), "sdpa": True}
-    config.update({k: full[k] for k in _SDXL_SAME})
+def sdxl_train_config(out: Path, config: TrainConfig) -> dict[str, Any]:
+    """Kohya ``sdxl_train.py --config_file`` settings for an export whose trainer config is ``config``."""
+    kohya: dict[str, Any] = {"dataset_config": str(out / "dataset.toml"), "sdpa": True}
+    kohya.update({k: getattr(config, k) for k in _SDXL_SAME})
     for key in ("max_train_epochs", "max_train_steps", "save_every_n_epochs", "save_every_n_steps"):
-        if not full[key]:
-            config.pop(key, None)  # Kohya: unset, not 0
-        else:
-            config[key] = full[key]
+        if getattr(config, key):  # Kohya: unset rather than 0
+            kohya[key] = getattr(config, key)
     for key in ("learning_rate_te1", "learning_rate_te2"):
-        if full["train_text_encoder"] and full[key] >= 0:
-            config[key] = full[key]
-    if full["max_token_length"] != 75:
-        config["max_token_length"] = full["max_token_length"]
-    if full["mixed_precision"] == "bf16" and full["optimizer_type"] == "Adafactor":
-        config["full_bf16"] = True  # the recipe behind Kohya's 10 GB figure (sd-scripts PR 1259)
-    if full.get("fused_backward_pass"):
-        config["fused_backward_pass"] = True
-    return config
+        if config.train_text_encoder and getattr(config, key) >= 0:
+            kohya[key] = getattr(config, key)
+    if config.max_token_length != 75:
+        kohya["max_token_length"] = config.max_token_length
+    return kohya
 
 
 def sdxl_train_toml(config: dict[str, Any]) -> str:

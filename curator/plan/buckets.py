@@ -17,17 +17,22 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
+from curator.settings.config import TrainConfig
+
+_DEFAULTS = TrainConfig()
+
 
 @dataclass(frozen=True)
 class BucketSettings:
     """Bucket parameters, named as in Kohya sd-scripts (area = resolution^2)."""
 
-    resolution: int = 512
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
-    enable_bucket: bool = True
+    # the training settings' own defaults (curator.settings.config.TrainConfig): one default each
+    resolution: int = _DEFAULTS.resolution
+    min_bucket_reso: int = _DEFAULTS.min_bucket_reso
+    max_bucket_reso: int = _DEFAULTS.max_bucket_reso
+    bucket_reso_steps: int = _DEFAULTS.bucket_reso_steps
+    bucket_no_upscale: bool = _DEFAULTS.bucket_no_upscale
+    enable_bucket: bool = _DEFAULTS.enable_bucket
 
     def __post_init__(self) -> None:
         # the same rules the trainer's config enforces: latents are 1/8 of the pixels, so every side the

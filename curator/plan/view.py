@@ -10,8 +10,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from curator.plan.build import Plan
 from curator.plan.estimates import disk_size
-from curator.plan.steps import Plan
 
 
 def _duration(seconds: float) -> str:
@@ -24,7 +24,7 @@ def _bucket_table(plan: Plan) -> Table:
     table = Table(title="Buckets (images per epoch, repeats included)", title_justify="left")
     for column in ("bucket", "images", "per epoch", "batches"):
         table.add_column(column, justify="right")
-    batch = plan.options.batch_size
+    batch = plan.options.settings.train_batch_size
     for b in plan.buckets:
         table.add_row(
             f"{b['width']}x{b['height']}", str(b["images"]), str(b["count"]), str(-(-b["count"] // batch))
@@ -39,7 +39,7 @@ def _steps_table(plan: Plan) -> Table:
     table.add_column("value", justify="right")
     table.add_row("batches per epoch", str(plan.batches_per_epoch))
     table.add_row(
-        f"optimizer steps per epoch (/ {o.gradient_accumulation_steps} accum / {o.num_processes} GPU)",
+        f"optimizer steps per epoch (/ {o.settings.gradient_accumulation_steps} accum / {o.num_processes} GPU)",
         str(plan.steps_per_epoch),
     )
     table.add_row("epochs", str(plan.epochs))

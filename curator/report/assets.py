@@ -56,6 +56,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge.warning { background: var(--warning-soft); color: var(--warning); }
 .badge.info { background: var(--info-soft); color: var(--info); }
 .badge.keeper { background: var(--ok-soft); color: var(--ok); }
+.badge.kept { background: var(--ok-soft); color: var(--ok); }
+.badge.dropped { background: var(--error-soft); color: var(--error); }
 .badge.count { background: var(--info-soft); color: var(--ink); }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 .muted { color: var(--muted); }

@@ -1,5 +1,8 @@
 """The HTML quality report: one self-contained file a person opens before spending GPU hours.
 
+Everything it says about what training gets (kept or dropped, clusters and keepers, the caption audit, the plan) is
+the one curation's (:mod:`curator.review.curation`), the object export writes from.
+
 Sections: a summary with a verdict, the training plan (when given), findings grouped by code with thumbnails and
 evidence, dataset-wide findings, duplicate clusters side by side (keeper marked), tag frequency, bucket
 distribution, metric histograms, and every image. Thumbnails are embedded as data URIs, the charts are inline
@@ -10,8 +13,8 @@ The JSON report is :meth:`curator.scan.results.ScanResult.to_json`.
 
 Example::
 
-    result = scan(Path("train"))
-    write_html(result, Path("report.html"), plan=plan)   # plan: an object with to_json(), or its JSON dict
+    curation = build_curation(scan(Path("train")), store)
+    write_html(curation, Path("report.html"), plan=plan_curation(curation, options))
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from curator.plan.buckets import BucketSettings, select_bucket
 from curator.report.assets import page
 from curator.report.charts import bar_chart, histogram
 from curator.report.thumbs import thumbnail_uri
-from curator.review.selection import DUPLICATE_CODES, duplicate_clusters, select
-from curator.scan.results import ItemRecord, ScanResult
+from curator.review.curation import RULE_WORDS, Curation
+from curator.review.selection import DUPLICATE_CODES
+from curator.scan.results import ItemRecord
 
 #: Cards shown per finding code before the rest are listed by name.
 CARDS_PER_CODE = 48
@@ -45,33 +49,28 @@ MAX_HISTOGRAMS = 9
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
-def write_html(result: ScanResult, path: Path, plan: Any = None) -> Path:
-    """Write the HTML report of ``result`` to ``path`` atomically; returns ``path``.
+def write_html(curation: Curation, path: Path, plan: Any = None) -> Path:
+    """Write the HTML report of ``curation`` (the scan, what is kept and why) to ``path`` atomically.
 
-    ``plan`` is the training plan (an object with ``to_json()``, or its JSON dict); None: the plan of what a default
-    export keeps, with the trainer's default settings; False: no plan section.
+    ``plan`` is the training plan of the same curation (an object with ``to_json()``, or its JSON dict); None: no
+    plan section. Returns ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a file name that is not valid UTF-8 shows as "?" rather than failing the whole report
-    atomic_write_text(path, render_html(result, plan), errors="replace")
+    atomic_write_text(path, render_html(curation, plan), errors="replace")
     return path
 
 
-def render_html(result: ScanResult, plan: Any = None) -> str:
+def render_html(curation: Curation, plan: Any = None) -> str:
     """The report as an HTML string (see :func:`write_html` for ``plan``)."""
-    builder = _Report(result, _plan_data(plan, result))
+    builder = _Report(curation, _plan_data(plan))
     return builder.render()
 
 
-def _plan_data(plan: Any, result: ScanResult) -> dict[str, Any] | None:
-    if plan is False:
+def _plan_data(plan: Any) -> dict[str, Any] | None:
+    if not plan:
         return None
-    if plan is None:
-        from curator.plan.handoff import plan_json
-
-        kept = {rel for rel, v in select(result).items() if v.kept}
-        return plan_json(result, kept) or None
     if isinstance(plan, dict):
         return plan
     to_json = getattr(plan, "to_json", None)
@@ -128,11 +127,12 @@ def _caption_tags(record: ItemRecord) -> list[str]:
 class _Report:
     """Builds the sections of one report; keeps the thumbnails it made so each image is encoded once."""
 
-    def __init__(self, result: ScanResult, plan: dict[str, Any] | None) -> None:
-        self.result = result
+    def __init__(self, curation: Curation, plan: dict[str, Any] | None) -> None:
+        self.curation = curation
+        self.result = curation.result
         self.plan = plan
         self._thumbs: dict[str, str | None] = {}
-        self.by_rel = {r.item.rel: r for r in result.records}
+        self.by_rel = {r.item.rel: r for r in self.result.records}
 
     # -- pieces ------------------------------------------------------------------------------------------------
     def thumb(self, rel: str) -> str:
@@ -149,8 +149,10 @@ class _Report:
     def card(
         self, rel: str, why: str = "", evidence: dict[str, Any] | None = None, cls: str = "", title: str = ""
     ) -> str:
-        """One image card: thumbnail, file name, a line of why (``title``: its full text), and evidence."""
+        """One image card: thumbnail, file name, whether export keeps it (and by which rule), a line of why
+        (``title``: its full text), and evidence."""
         name = rel.rsplit("/", 1)[-1]
+        why = self.fate(rel) + (" " + why if why else "")
         rows = "".join(
             f'<div><span class="k">{escape(str(key))}</span> {_fmt(value, 70)}</div>'
             for key, value in list((evidence or {}).items())[:6]
@@ -163,14 +165,27 @@ class _Report:
             f'<div class="name" title="{escape(rel)}">{escape(name)}</div>{why_html}{ev}</div></div>'
         )
 
+    def fate(self, rel: str) -> str:
+        """A badge: kept, or dropped with the rule (the curation's verdict, as export applies it)."""
+        verdict = self.curation.verdicts.get(rel)
+        if verdict is None:
+            return ""
+        if verdict.kept:
+            return f'<span class="badge kept" title="{escape(verdict.reason)}">kept</span>'
+        label = RULE_WORDS.get(verdict.rule, verdict.rule)
+        return (
+            f'<span class="badge dropped" title="{escape(verdict.reason)}">dropped: {escape(verdict.rule)}</span>'
+            if label
+            else ""
+        )
+
     # -- sections ----------------------------------------------------------------------------------------------
     def summary(self) -> str:
         """Headline numbers, a verdict sentence and the concepts table."""
         records = self.result.records
         worst = Counter(r.worst.value if r.worst else "clean" for r in records)
-        verdicts = select(self.result)
-        kept = sum(v.kept for v in verdicts.values())
-        clusters = duplicate_clusters(self.result)
+        kept = self.curation.kept_count
+        clusters = self.curation.clusters
         train = sum(not r.item.is_reg for r in records)
         stats = [
             ("", train, "training images"),
@@ -180,7 +195,7 @@ class _Report:
             ("warning", worst["warning"], "images with warnings"),
             ("ok", worst["clean"] + worst["info"], "images without problems"),
             ("", len(clusters), "duplicate clusters"),
-            ("ok", kept, "images an export keeps"),
+            ("ok", kept, "training images an export keeps"),
         ]
         cards = "".join(
             f'<div class="stat {cls}"><div class="n">{n}</div><div class="l">{escape(label)}</div></div>'
@@ -189,18 +204,26 @@ class _Report:
         )
         return (
             f'<section id="summary"><h2>Summary</h2><div class="stats">{cards}</div>'
-            f"{self.verdict(worst, len(records) - kept)}{self.concepts_table()}</section>"
+            f"{self.verdict(worst)}{self.left_out()}{self.concepts_table()}</section>"
         )
 
-    def verdict(self, worst: Counter[str], dropped: int) -> str:
+    def left_out(self) -> str:
+        """What the export leaves out and why (review, errors, duplicates, ...), as the curation decided it."""
+        text = self.curation.left_out_text()
+        if not text:
+            return '<p class="muted">An export keeps every image.</p>'
+        return f'<p id="left-out"><b>Left out of an export:</b> {escape(text)}.</p>'
+
+    def verdict(self, worst: Counter[str]) -> str:
         """One sentence: should the user fix things before training?"""
         errors, warnings = worst["error"], worst["warning"]
+        dropped = len(self.curation.verdicts) - len(self.curation.kept)
         if errors:
             cls = "bad"
             text = (
                 f"<b>{errors} image(s) have errors</b> and would be left out of an export; "
                 f"{warnings} more have warnings worth a look. {dropped} of {len(self.result.records)} images would "
-                "be dropped in all (errors and duplicates)."
+                "be left out in all."
             )
         elif warnings:
             cls, text = (
@@ -374,7 +397,7 @@ class _Report:
 
     def duplicates_section(self) -> str:
         """Each duplicate cluster as a row of thumbnails, the keeper first and marked."""
-        clusters = duplicate_clusters(self.result)
+        clusters = self.curation.clusters
         if not clusters:
             return '<section id="duplicates"><h2>Duplicates</h2><p class="muted">No duplicates found.</p></section>'
         evidence: dict[str, Finding] = {}
@@ -404,25 +427,10 @@ class _Report:
         )
         return f'<section id="duplicates"><h2>Duplicates</h2>{note}<div class="clusters">{blocks}</div></section>'
 
-    def _audit(self, train: list[ItemRecord]) -> Any:
-        """The caption audit of the training items (shared parser, CLIP token counts), or None if unavailable."""
-        try:
-            from curator.captions.audit import AuditSettings, audit_captions, load_workspace_captions
-            from curator.dataset.workspace import Workspace
-
-            result = self.result
-            settings = AuditSettings(
-                trigger=result.settings.trigger, max_token_length=result.settings.max_token_length
-            )
-            workspace = Workspace.for_dataset(result.dataset.root, result.settings.workspace)
-            return audit_captions(load_workspace_captions([r.item for r in train], workspace), settings)
-        except Exception:  # the simple count below still shows the tags
-            return None
-
     def tags_section(self) -> str:
         """Tag frequency over the training captions (top 30), CLIP token lengths against the limit, keep_tokens."""
-        train = [r for r in self.result.records if not r.item.is_reg]
-        audit = self._audit(train)
+        train = [r for r in self.result.records if not r.item.is_reg and r.item.rel in self.curation.kept]
+        audit = self.curation.audit
         freq: Counter[str] = Counter()
         if audit is not None:
             display: dict[str, str] = {}

@@ -6,7 +6,8 @@ Policy, in order (the first rule that applies wins):
 2. an image that could not be decoded is dropped;
 3. a member of a duplicate cluster that is not the cluster's keeper is dropped (``exact_duplicate`` and
    ``near_duplicate`` findings name the keeper in ``evidence["keeper"]``; a keeper chosen in review wins);
-4. an item with an error finding is dropped; with ``strict`` an item with a warning finding too;
+4. an item with an error finding is dropped; an item with a warning of a code in ``drop_codes`` too; with
+   ``strict`` an item with any warning finding;
 5. everything else is kept.
 
 Example::
@@ -33,6 +34,7 @@ class SelectionOptions:
     """How the export policy treats findings."""
 
     strict: bool = False  # drop items with warnings as well as errors
+    drop_codes: tuple[str, ...] = ()  # drop items with warnings of these codes too (``--drop CODE``)
     drop_duplicates: bool = True  # drop duplicate-cluster members other than the keeper
 
 
@@ -104,20 +106,28 @@ def _severity_verdict(record: ItemRecord, options: SelectionOptions) -> Verdict:
     if errors:
         return Verdict(rel, False, "error", "error: " + ", ".join(sorted(set(errors))), sorted(set(errors)))
     warnings = [f.code for f in own if f.severity is Severity.WARNING]
-    if warnings and options.strict:
-        codes = sorted(set(warnings))
-        return Verdict(rel, False, "warning", "warning (--strict): " + ", ".join(codes), codes)
+    dropped = sorted({c for c in warnings if options.strict or c in options.drop_codes})
+    if dropped:
+        why = "--strict" if options.strict else "--drop"
+        return Verdict(rel, False, "warning", f"warning ({why}): " + ", ".join(dropped), dropped)
     note = "kept with warnings: " + ", ".join(sorted(set(warnings))) if warnings else "no error findings"
     return Verdict(rel, True, "policy", note, sorted(set(warnings)))
 
 
 def select(
-    result: ScanResult, store: DecisionStore | None = None, options: SelectionOptions | None = None
+    result: ScanResult,
+    store: DecisionStore | None = None,
+    options: SelectionOptions | None = None,
+    clusters: list[Cluster] | None = None,
 ) -> dict[str, Verdict]:
-    """A verdict for every item of the scan, in the scan's order (see the module docstring for the rules)."""
+    """A verdict for every item of the scan, in the scan's order (see the module docstring for the rules).
+
+    ``clusters`` are the duplicate clusters already built with the store's keepers (built here when None). Callers
+    outside :mod:`curator.review.curation` want :func:`~curator.review.curation.build_curation` instead."""
     options = options or SelectionOptions()
     decisions = store.all() if store is not None else {}
-    clusters = duplicate_clusters(result, store.keepers() if store is not None else {})
+    if clusters is None:
+        clusters = duplicate_clusters(result, store.keepers() if store is not None else {})
     keeper_of = {m: c.keeper for c in clusters for m in c.members}
     verdicts: dict[str, Verdict] = {}
     for record in result.records:

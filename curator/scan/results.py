@@ -16,22 +16,28 @@ from typing import Any
 
 from curator.dataset.discover import Dataset, Item
 from curator.findings import Finding, Severity
+from curator.settings.config import TrainConfig
 
 SCHEMA = "dreamcurate.scan/1"
+
+
+#: The training settings' defaults, which the scan assumes unless told otherwise
+TRAINING_DEFAULTS = TrainConfig()
 
 
 @dataclass
 class ScanSettings:
     """Everything a scan depends on besides the files. Defaults follow the seed tutorial and Kohya sd-scripts."""
 
-    resolution: int = 512  # training resolution; too_small fires below it
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-    bucket_no_upscale: bool = False
+    # the training settings' own defaults (curator.settings.config.TrainConfig): one default each
+    resolution: int = TRAINING_DEFAULTS.resolution  # training resolution; too_small fires below it
+    min_bucket_reso: int = TRAINING_DEFAULTS.min_bucket_reso
+    max_bucket_reso: int = TRAINING_DEFAULTS.max_bucket_reso
+    bucket_reso_steps: int = TRAINING_DEFAULTS.bucket_reso_steps
+    bucket_no_upscale: bool = TRAINING_DEFAULTS.bucket_no_upscale
     caption_extension: str | None = None  # None: detect (.txt default, .caption recognised)
     trigger: str | None = None  # None: the concept name from the folder
-    max_token_length: int = 75  # 75, 150 or 225 CLIP tokens
+    max_token_length: int = TRAINING_DEFAULTS.max_token_length  # 75, 150 or 225 CLIP tokens
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     workspace: Path | None = None  # None: DATASET/.dreamcurate
     reg_root: Path | None = None

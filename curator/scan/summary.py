@@ -7,6 +7,8 @@ Example::
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -24,7 +26,7 @@ MEANINGS: dict[str, str] = {
     "decode_timeout": "took too long to decode; skipped",
     "too_small": "short side under the training resolution",
     "extreme_aspect": "its bucket crops away much of the image",
-    "alpha_channel": "transparent pixels train as black",
+    "alpha_channel": "transparent pixels are composited on white for training",
     "grayscale": "no colour",
     "exact_duplicate": "same bytes or pixels as another image",
     "nested_images": "images Kohya will not read (subfolders or root)",
@@ -88,16 +90,34 @@ def _concepts_table(result: ScanResult) -> Table:
     return table
 
 
-def _code_rows(result: ScanResult) -> list[tuple[str, Severity, int, str]]:
-    rows: dict[str, tuple[Severity, int, str]] = {}
+def _code_rows(result: ScanResult) -> list[tuple[str, Severity, Counter[str], str]]:
+    """Per code: the worst severity, the count per severity, the meaning."""
+    rows: dict[str, tuple[Counter[str], str]] = {}
     for finding in result.all_findings():
-        severity, count, first = rows.get(finding.code, (finding.severity, 0, finding.message))
-        if finding.severity.rank > severity.rank:
-            severity = finding.severity
-        rows[finding.code] = (severity, count + 1, first)
+        counts, first = rows.setdefault(finding.code, (Counter(), finding.message))
+        counts[finding.severity.value] += 1
     meanings = _meanings()
-    out = [(code, sev, n, meanings.get(code) or _shorten(first)) for code, (sev, n, first) in rows.items()]
-    return sorted(out, key=lambda row: (-row[1].rank, -row[2], row[0]))
+    out = [
+        (
+            code,
+            max((Severity(v) for v in counts), key=lambda s: s.rank),
+            counts,
+            meanings.get(code) or _shorten(first),
+        )
+        for code, (counts, first) in rows.items()
+    ]
+    return sorted(out, key=lambda row: (-row[1].rank, -sum(row[2].values()), row[0]))
+
+
+def severity_counts(counts: Counter[str]) -> str:
+    """'8 errors, 5 warnings (kept)': errors and warnings apart, and what the default export does with each."""
+    parts = []
+    for severity, word in (("error", "error"), ("warning", "warning"), ("info", "info")):
+        n = counts.get(severity, 0)
+        if n:
+            fate = {"error": " (dropped)", "warning": " (kept)", "info": ""}[severity]
+            parts.append(f"{n} {word}{'s' if n != 1 else ''}{fate}")
+    return ", ".join(parts)
 
 
 def _meanings() -> dict[str, str]:
@@ -114,15 +134,19 @@ def _shorten(message: str, limit: int = 70) -> str:
     return message if len(message) <= limit else message[: limit - 1].rstrip() + "…"
 
 
-def _findings_table(rows: list[tuple[str, Severity, int, str]]) -> Table:
-    table = Table(title="Findings", title_justify="left", show_edge=False)
+def _findings_table(rows: list[tuple[str, Severity, Counter[str], str]]) -> Table:
+    table = Table(
+        title="Findings (an export drops errors and keeps warnings; --drop CODE drops a code's warnings too)",
+        title_justify="left",
+        show_edge=False,
+    )
     table.add_column("code")
     table.add_column("severity")
     table.add_column("count", justify="right")
     table.add_column("meaning", overflow="fold")
-    for code, severity, count, meaning in rows:
+    for code, severity, counts, meaning in rows:
         style = _STYLE[severity.value]
-        table.add_row(code, f"[{style}]{severity.value}[/]", str(count), _safe(meaning))
+        table.add_row(code, f"[{style}]{severity.value}[/]", severity_counts(counts), _safe(meaning))
     return table
 
 

@@ -63,7 +63,7 @@ class TrainConfig:
         "", "regularization images, same layout ('' = none); repeated to match training images"
     )
     prior_loss_weight: float = _f(1.0, "loss weight of regularization images (prior preservation)")
-    resolution: int = _f(512, "training resolution; bucket area is resolution^2")
+    resolution: int = _f(512, "training resolution; bucket area is resolution^2 (an SDXL base: 1024)")
     enable_bucket: bool = _f(True, "aspect-ratio buckets (otherwise every image is cropped to a square)")
     min_bucket_reso: int = _f(256, "smallest bucket side in pixels")
     max_bucket_reso: int = _f(1280, "largest bucket side in pixels")

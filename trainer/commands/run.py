@@ -15,55 +15,21 @@ from typing import Any
 
 import click
 
-from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
-from trainer.commands.train import _given, _option_for, apply_overrides, usage_error
+from curator.commands.options import context_options, dataset_options, policy_options
+from curator.review.curation import Policy
+from curator.settings.config import ConfigError, TrainConfig, read_config
+from curator.settings.options import PLAN_FIELDS, settings_from_options, training_options
 
-#: TrainConfig fields offered as options of ``run`` (the rest: edit OUT/train.toml and use ``dreamcurate train``)
+#: TrainConfig fields offered as options of ``run``: the plan's, and a few of training's own (the rest: edit
+#: OUT/train.toml and use ``dreamcurate train``)
 RUN_FIELDS = (
-    "resolution",
-    "min_bucket_reso",
-    "max_bucket_reso",
-    "max_train_epochs",
-    "max_train_steps",
-    "train_batch_size",
-    "gradient_accumulation_steps",
+    *PLAN_FIELDS,
     "learning_rate",
-    "text_encoder_sensitivity",
-    "stop_text_encoder_training",
-    "save_every_n_epochs",
-    "save_precision",
-    "mixed_precision",
-    "gradient_checkpointing",
     "cache_latents",
-    "seed",
     "sample_prompts",
     "v_parameterization",
     "vae",
 )
-
-
-def _with_run_options(command: Any) -> Any:
-    specs = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for name in reversed(RUN_FIELDS):
-        command = _option_for(specs[name])(command)
-    return command
-
-
-def _plan_inputs(config: TrainConfig, base: Path | None = None) -> Any:
-    """The plan's inputs from the run's training settings and base model (its real sizes for memory and disk)."""
-    from curator.plan.handoff import PlanInputs
-
-    return PlanInputs(
-        batch=config.train_batch_size,
-        epochs=config.max_train_epochs or None,
-        steps=config.max_train_steps or None,
-        grad_accum=config.gradient_accumulation_steps,
-        sensitivity=config.text_encoder_sensitivity or None,
-        te_stop=config.stop_text_encoder_training if config.stop_text_encoder_training > 0 else None,
-        resolution=config.resolution,
-        save_precision=config.save_precision,
-        base_model=str(base) if base else "",
-    )
 
 
 def _confirm(yes: bool, kept: int, out: Path) -> None:
@@ -78,7 +44,7 @@ def _confirm(yes: bool, kept: int, out: Path) -> None:
 
 @dataclasses.dataclass
 class RunRequest:
-    """One ``run``: the dataset, the base model, the output folder, the curation policy and training overrides.
+    """One ``run``: the dataset, the base model, the output folder, the curation policy and the training options.
 
     Example::
 
@@ -91,42 +57,36 @@ class RunRequest:
     out: Path
     reg: Path | None = None
     workspace: Path | None = None
+    caption_extension: str | None = None
     yes: bool = False  # do not ask before exporting and training
-    strict: bool = False  # drop images with warnings too
-    target_size: int | None = None  # per concept: keep at most N images, the most diverse
-    balance: bool = False  # use repeats that balance the concepts
+    policy: Policy = dataclasses.field(
+        default_factory=Policy
+    )  # what the export keeps besides the review's decisions
     force: bool = False  # replace an existing OUT (only an earlier export)
     progress: bool = True
     train: bool = True  # False: stop after the export
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # TrainConfig field -> value
+    context: dict[str, Any] = dataclasses.field(
+        default_factory=dict
+    )  # the plan's context options (--gpus, ...)
 
 
 def run_pipeline(request: RunRequest, console: Any) -> Path:
-    """Scan, summary, HTML report, confirmation, export, training; returns the export folder.
+    """Scan, summary, the one curation and its plan, HTML report, confirmation, export, training; returns the
+    export folder.
 
     Every expected failure is a ``click.ClickException`` (one line). ``dreamcurate demo`` runs this too.
     """
-    from curator.commands.export import print_export_summary, run_scan
+    from curator.commands.export import print_export_summary
+    from curator.commands.options import curate, plan_options, scan_dataset, scan_settings
     from curator.dataset.workspace import Workspace
-    from curator.export.folder import (
-        ExportError,
-        ExportOptions,
-        check_export_target,
-        export_dataset,
-        plan_verdicts,
-        training_settings,
-    )
-    from curator.plan.handoff import plan_json
+    from curator.export.folder import ExportError, ExportOptions, check_export_target, export_dataset
     from curator.report.html import write_html
-    from curator.review.decisions import DecisionStore
+    from curator.review.curation import plan_curation
     from curator.scan.summary import print_summary
 
-    overrides = _given(request.overrides)
-    try:
-        preview = apply_overrides(TrainConfig.for_family(_base_family(request.base)), overrides)
-        preview.validate(check_paths=False)
-    except ConfigError as exc:  # run has no config file: every training value came from the command line
-        raise usage_error(exc, overrides) from exc
+    # run has no config file: every value is an option, over the defaults of the base model's family
+    settings = settings_from_options(request.overrides, TrainConfig.for_family(_base_family(request.base)))
     out = request.out
     if out.exists() and not request.force:  # say so now, not after the scan and the question
         raise click.ClickException(f"{out} already exists; use --force to replace it")
@@ -135,45 +95,39 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     _check_base(request.base)
-    buckets = (
-        preview.min_bucket_reso,
-        preview.max_bucket_reso,
-        preview.bucket_reso_steps,
-        preview.bucket_no_upscale,
-    )
-    result = run_scan(request.dataset, request.reg, request.workspace, preview.resolution, buckets)
+    options: dict[str, Any] = {
+        "reg_root": request.reg,
+        "workspace": request.workspace,
+        "caption_extension": request.caption_extension,
+        "no_progress": not request.progress,
+    }
+    result = scan_dataset(request.dataset, scan_settings(options, settings))
     print_summary(result, console)
 
     ws = Workspace.for_dataset(request.dataset, request.workspace).ensure()
-    store = DecisionStore(ws)
-    options = ExportOptions(
-        strict=request.strict,
-        force=request.force,
-        target_size=request.target_size,
-        balance=request.balance,
-        base_model=str(request.base.absolute()),
-    )
-    options.training = training_settings(result)  # resolution and buckets as scanned, i.e. as configured
-    options.training.train_batch_size = preview.train_batch_size
-    verdicts, _ = plan_verdicts(result, store, options)
-    kept = {rel for rel, v in verdicts.items() if v.kept}
-    if not any(not result.record(rel).item.is_reg for rel in kept):
+    curation = curate(result, request.policy)
+    if not curation.kept_count:
         raise click.ClickException(
             "no training image is left after curation; see the report and the findings"
         )
-    options.plan = plan_json(result, kept, _plan_inputs(preview, request.base))
-    report = write_html(result, ws.root / "report.html", plan=options.plan)
-    console.print(f"HTML report: {report}", soft_wrap=True)
-    _confirm(request.yes, len(kept), out)
+    plan = plan_curation(curation, plan_options(request.context, settings, request.base)).to_json()
+    report = write_html(curation, ws.root / "report.html", plan=plan)
+    console.print(f"HTML report: {report}", soft_wrap=True, markup=False)
+    _confirm(request.yes, curation.kept_count, out)
 
-    options.extra_files = {"report.html": report}
+    export_options = ExportOptions(
+        force=request.force,
+        base_model=str(request.base.absolute()),
+        settings=settings,
+        extra_files={"report.html": report},
+    )
     try:
-        exported = export_dataset(result, out, options, store)
+        exported = export_dataset(curation, out, export_options, plan)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
-    print_export_summary(exported, suggested_note=not request.balance)
+    print_export_summary(exported, suggested_note=not request.policy.balance)
     if request.train:
-        _train(exported.out / "train.toml", overrides, request.progress)
+        _train(exported.out / "train.toml", request.progress)
     return exported.out
 
 
@@ -189,37 +143,14 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
 @click.option(
     "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="output folder"
 )
-@click.option(
-    "--reg", type=click.Path(exists=True, file_okay=False, path_type=Path), help="regularization folder"
-)
-@click.option(
-    "--workspace",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="workspace (default DATASET/.dreamcurate)",
-)
+@dataset_options
 @click.option("--yes", "-y", is_flag=True, help="do not ask before exporting and training")
-@click.option("--strict", is_flag=True, help="drop images with warnings too")
-@click.option(
-    "--target-size", type=click.IntRange(min=1), help="per concept: keep at most N images, the most diverse"
-)
-@click.option("--balance", is_flag=True, help="use repeats that balance the concepts")
+@policy_options
 @click.option("--force", is_flag=True, help="replace an existing OUT")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
-@_with_run_options
-def run(
-    dataset: Path,
-    base: Path,
-    out: Path,
-    reg: Path | None,
-    workspace: Path | None,
-    yes: bool,
-    strict: bool,
-    target_size: int | None,
-    balance: bool,
-    force: bool,
-    no_progress: bool,
-    **overrides: Any,
-) -> None:
+@training_options(RUN_FIELDS, shorthands=True)
+@context_options
+def run(dataset: Path, base: Path, out: Path, **kw: Any) -> None:
     """Scan, report, export and train DATASET in one go: OUT gets the curated Kohya folder, report.html,
     manifest.json, dataset.toml, train.toml and the trained model in OUT/model.
 
@@ -227,19 +158,22 @@ def run(
     """
     from rich.console import Console
 
+    from curator.commands.options import policy_from
+
+    context = {k: kw[k] for k in ("gpus", "vram", "gpu_class", "its", "model", "kind")}
     request = RunRequest(
         dataset=dataset,
         base=base,
         out=out,
-        reg=reg,
-        workspace=workspace,
-        yes=yes,
-        strict=strict,
-        target_size=target_size,
-        balance=balance,
-        force=force,
-        progress=not no_progress,
-        overrides=overrides,
+        reg=kw["reg_root"],
+        workspace=kw["workspace"],
+        caption_extension=kw["caption_extension"],
+        yes=kw["yes"],
+        policy=policy_from(kw),
+        force=kw["force"],
+        progress=not kw["no_progress"],
+        overrides=kw,
+        context=context,
     )
     run_pipeline(request, Console(highlight=False))
 
@@ -265,15 +199,14 @@ def _check_base(base: Path) -> None:
         raise click.ClickException(f"cannot read base model {base}: {exc}") from exc
 
 
-def _train(config_path: Path, overrides: dict[str, Any], progress: bool) -> None:
-    """Write the full config (every setting, with the overrides) over the export's train.toml and train it."""
+def _train(config_path: Path, progress: bool) -> None:
+    """Train the export's train.toml: the settings the plan used, written out in full by the export."""
     from trainer.commands.train import _run
 
     try:
-        config = apply_overrides(read_config(config_path), _given(overrides))
+        config = read_config(config_path)
         config.validate()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    write_config(config, config_path)
     click.echo(f"training with {config_path}")
     _run(config, resume=False, progress=progress)

@@ -7,60 +7,17 @@ Importing this module is light: torch is imported when training starts.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import click
 
 from curator.settings.config import ConfigError, TrainConfig, read_config, write_config
-
-
-def _option_for(spec: dataclasses.Field) -> Any:
-    default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc,operator]
-    flag = "--" + spec.name.replace("_", "-")
-    help_text = f"{spec.metadata['help']} [default: {default!r}]"
-    if isinstance(default, bool):
-        no_flag = "--no-" + spec.name.replace("_", "-")
-        return click.option(f"{flag}/{no_flag}", spec.name, default=None, help=help_text)
-    if isinstance(default, list):
-        return click.option(flag, spec.name, multiple=True, help=help_text + " (repeat the option)")
-    kind = {int: int, float: float, str: str}[type(default)]
-    return click.option(flag, spec.name, type=kind, default=None, help=help_text)
+from curator.settings.options import apply_overrides, training_options, usage_error
 
 
 def _with_field_options(command: Any) -> Any:
-    for spec in reversed(dataclasses.fields(TrainConfig)):
-        command = _option_for(spec)(command)
-    return command
-
-
-def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """The config with the options the user gave. ``--max-train-steps`` alone means "train this many steps": it
-    clears max_train_epochs (which otherwise wins, as in Kohya)."""
-    given = {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items() if v not in (None, ())}
-    if "max_train_steps" in given and "max_train_epochs" not in given:
-        given["max_train_epochs"] = 0
-    return config.replace(**given)
-
-
-def _given(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in overrides.items() if v not in (None, ())}
-
-
-def usage_error(exc: ConfigError, overrides: dict[str, Any]) -> click.UsageError:
-    """A bad value given on the command line is a usage error (exit 2), naming the option when the message names
-    its setting."""
-    message = str(exc)
-    flag = next(
-        ("--" + name.replace("_", "-") for name in _given(overrides) if message.startswith(name)),
-        None,
-    )
-    if flag is None:  # a message about several settings ("buckets need ...") or one not first in it
-        flag = next(("--" + name.replace("_", "-") for name in _given(overrides) if name in message), None)
-    if flag is None:
-        return click.UsageError(message)
-    return click.BadParameter(message, param_hint=f"'{flag}'")
+    return training_options()(command)
 
 
 def configured(config_path: Path, overrides: dict[str, Any], ignored: list[str] | None = None) -> TrainConfig:

@@ -556,7 +556,19 @@ def _model_index(model: SDModel) -> dict[str, Any]:
     }
 
 
-def _write_component(module: Any, folder: Path, weights_name: str, dtype: Any) -> None:
+#: transformers 4.x (Kohya's pin) names CLIP text-model tensors ``text_model.<...>`` and loads none of the
+#: prefix-less names transformers 5 writes (starting silently from random weights); transformers 5 reads both.
+LEGACY_TEXT_PREFIX = "text_model."
+
+
+def legacy_text_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """A CLIP text encoder's state dict under transformers' legacy key names (``text_model.`` prefix)."""
+    return {k if k.startswith(LEGACY_TEXT_PREFIX) else LEGACY_TEXT_PREFIX + k: v for k, v in state.items()}
+
+
+def _write_component(
+    module: Any, folder: Path, weights_name: str, dtype: Any, legacy_text: bool = False
+) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True)
@@ -568,6 +580,8 @@ def _write_component(module: Any, folder: Path, weights_name: str, dtype: Any) -
         k: (v.detach().to(dtype) if v.is_floating_point() else v).contiguous()
         for k, v in module.state_dict().items()
     }
+    if legacy_text:
+        state = legacy_text_keys(state)
     save_file(state, str(folder / weights_name), metadata={"format": "pt"})
 
 
@@ -587,7 +601,9 @@ def save_diffusers(
     try:
         _write_component(model.unet, tmp / "unet", "diffusion_pytorch_model.safetensors", dtype)
         _write_component(model.vae, tmp / "vae", "diffusion_pytorch_model.safetensors", dtype)
-        _write_component(model.text_encoder, tmp / "text_encoder", "model.safetensors", dtype)
+        _write_component(
+            model.text_encoder, tmp / "text_encoder", "model.safetensors", dtype, legacy_text=True
+        )
         model.tokenizer.save_pretrained(tmp / "tokenizer")
         if model.text_encoder_2 is not None:
             _write_component(model.text_encoder_2, tmp / "text_encoder_2", "model.safetensors", dtype)

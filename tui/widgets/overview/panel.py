@@ -13,16 +13,21 @@ from curator.scan.results import ScanResult
 from tui.backend import PlanSummary
 
 
-def concepts_table(result: ScanResult, decisions: dict[str, str]) -> Table:
-    """One row per concept: repeats, images, dropped, kept after review."""
+def concepts_table(result: ScanResult, decisions: dict[str, str], plan: PlanSummary | None = None) -> Table:
+    """One row per concept: repeats, images, dropped in review, and the images training gets (the plan's count of
+    the one curation: review drops, errors and duplicates left out; '?' until the plan is known)."""
     table = Table(title="Concepts", title_justify="left", expand=False)
-    for column in ("concept", "repeats", "images", "dropped", "training"):
+    for column in ("concept", "repeats", "images", "dropped in review", "training"):
         table.add_column(column, justify="left" if column == "concept" else "right")
+    planned = {(c["name"], c["is_reg"]): c for c in (plan.values.get("concepts", []) if plan else [])}
     for concept in result.dataset.concepts:
         rels = [item.rel for item in concept.items]
         dropped = sum(1 for rel in rels if decisions.get(rel) == "drop")
         name = concept.name + (" (reg)" if concept.is_reg else "")
-        table.add_row(name, str(concept.repeats), str(len(rels)), str(dropped), str(len(rels) - dropped))
+        row = planned.get((concept.name, concept.is_reg))
+        training = str(row["images"]) if row else "?"
+        repeats = str(row["repeats"]) if row else str(concept.repeats)
+        table.add_row(name, repeats, str(len(rels)), str(dropped), training)
     return table
 
 
@@ -78,7 +83,7 @@ class OverviewPanel(VerticalScroll):
         head.append(result.dataset.caption_extension)
         body = Group(
             head,
-            concepts_table(result, decisions),
+            concepts_table(result, decisions, plan),
             findings_table(result),
             dataset_findings(result),
             plan_table(plan),

@@ -1,8 +1,8 @@
-"""The plan panel: epochs, batch, resolution, sensitivity and keep_tokens in; steps, stop step and VRAM out."""
+"""The plan panel: training settings in (Kohya's names, the trainer's defaults); steps, stop step and VRAM out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rich.table import Table
 from rich.text import Text
@@ -11,38 +11,39 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 
+from curator.settings.config import ConfigError, TrainConfig
 from tui.backend import PlanSummary
-from tui.state import PlanInputs
 
-#: (field of PlanInputs, label, Input type)
+#: (TrainConfig field, label, Input type): the settings' own names; every other setting keeps its value
 FIELDS = (
-    ("epochs", "Epochs", "integer"),
-    ("batch_size", "Batch", "integer"),
+    ("max_train_epochs", "Epochs", "integer"),
+    ("train_batch_size", "Batch", "integer"),
     ("resolution", "Resolution", "integer"),
-    ("sensitivity", "TE sensitivity", "number"),
+    ("text_encoder_sensitivity", "TE sensitivity", "number"),
     ("keep_tokens", "keep_tokens", "integer"),
 )
 
 
 class PlanPanel(Vertical):
-    """Edits :class:`PlanInputs`; the app recomputes the plan through ``curator.plan.steps`` on every valid change."""
+    """Edits the training settings (:class:`TrainConfig`); the app recomputes the one plan on every valid change.
+    A combination the trainer would refuse is shown as its one-line reason and never becomes the plan's."""
 
     @dataclass
     class Changed(Message):
-        """The user changed the inputs (all fields valid)."""
+        """The user changed the settings (every value valid for training)."""
 
-        inputs: PlanInputs
+        settings: TrainConfig
 
-    def __init__(self, inputs: PlanInputs, **kwargs: object) -> None:
+    def __init__(self, settings: TrainConfig, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.inputs = inputs
+        self.settings = settings
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="plan-inputs"):
             for name, label, kind in FIELDS:
                 with Vertical(classes="plan-field"):
                     yield Label(label)
-                    yield Input(str(getattr(self.inputs, name)), type=kind, id=f"plan-{name}")  # type: ignore[arg-type]
+                    yield Input(str(getattr(self.settings, name)), type=kind, id=f"plan-{name}")  # type: ignore[arg-type]
         yield Static("", id="plan-result")
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -54,12 +55,13 @@ class PlanPanel(Vertical):
                 values[name] = int(raw) if kind == "integer" else float(raw)
             except ValueError:
                 return  # half-typed number: keep the last plan
-        if values["epochs"] < 1 or values["batch_size"] < 1 or values["resolution"] < 64:
+        try:
+            settings = self.settings.replace(**values).validate(check_paths=False)
+        except ConfigError as exc:
+            self.show_error(f"not a setting training accepts: {exc}")
             return
-        if not 0.0 <= values["sensitivity"] <= 1.0 or values["keep_tokens"] < 0:
-            return
-        self.inputs = replace(self.inputs, **values)  # type: ignore[arg-type]
-        self.post_message(self.Changed(self.inputs))
+        self.settings = settings
+        self.post_message(self.Changed(settings))
 
     def show(self, plan: PlanSummary) -> None:
         """Show the recomputed plan."""

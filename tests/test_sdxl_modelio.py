@@ -210,3 +210,26 @@ def test_header_facts_and_cli(tiny_sdxl: Path, tmp_path: Path) -> None:
     assert read_model_facts(out).family == "sdxl"
     result = runner.invoke(main, ["model", "convert", str(out), str(tmp_path / "t16.safetensors")])
     assert result.exit_code == 0 and "sdxl, fp16" in result.output
+
+
+def test_v_prediction_with_zero_terminal_snr_is_written_and_read_back(
+    tiny_sdxl: Path, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    from curator.settings.config import TrainConfig
+    from trainer.loop import load_models
+    from trainer.models.io import load_model, save_single_file
+
+    config = TrainConfig(
+        pretrained_model_name_or_path=str(tiny_sdxl), v_parameterization=True, zero_terminal_snr=True
+    )
+    model = load_models(config)
+    assert model.noise_scheduler.config.prediction_type == "v_prediction"
+    assert float(model.noise_scheduler.alphas_cumprod[-1]) < 1e-6  # the last step is pure noise
+    path = save_single_file(model, tmp_path / "vpred.safetensors")
+    with safe_open(str(path), framework="pt") as handle:
+        assert {"v_pred", "ztsnr"} <= set(handle.keys())  # ComfyUI's markers
+        assert handle.metadata()["modelspec.prediction_type"] == "v"
+    back = load_model(path)
+    assert back.v_parameterization and back.noise_scheduler.config.rescale_betas_zero_snr

@@ -308,3 +308,34 @@ def test_a_cached_run_renders_samples_at_its_save_point(tiny_sdxl: Path, tmp_pat
     )
     result = train(config, show_progress=False)
     assert result.steps == 2 and len(result.samples) == 1 and result.samples[0].is_file()
+
+
+@pytest.mark.slow
+def test_two_processes_train_sdxl_with_an_encoder_to_its_stop_step(tiny_sdxl: Path, tmp_path: Path) -> None:
+    """torchrun on the CPU (gloo), as accelerate launch on two GPUs: DDP-wrapped UNet and encoder 2."""
+    import os
+
+    from trainer.events import read_events
+
+    make_images(tmp_path / "data" / "1_sks", [(96, 96)] * 3 + [(140, 70)] * 2)
+    config = fast_config(
+        tiny_sdxl,
+        tmp_path / "data",
+        tmp_path / "out",
+        max_train_epochs=2,
+        gradient_accumulation_steps=2,
+        text_encoder_sensitivity=0.5,
+        train_text_encoder=True,
+        learning_rate_te1=0.0,
+    )
+    write_config(config, tmp_path / "train.toml")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "trainer", str(tmp_path / "train.toml"), "--no-progress"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = read_events(tmp_path / "out" / "events.jsonl")
+    assert events[0]["processes"] == 2 and events[0]["total_steps"] == 4  # ceil(5 / (2 x 2)) x 2 epochs
+    assert [e["step"] for e in events if e["event"] == "te_stop"] == [2]
+    assert events[-1]["event"] == "end" and events[-1]["step"] == 4

@@ -169,6 +169,12 @@ def test_fused_backward_pass_equals_the_ordinary_step() -> None:
         fused(x).pow(2).mean().backward()  # the update happens here
     assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), fused.parameters(), strict=True))
     assert all(p.grad is None for p in fused.parameters())
+    # after a resume (load_state_dict replaces the group dicts) the hooks read the current groups' rates
+    fused_opt.load_state_dict(fused_opt.state_dict())
+    fused_opt.param_groups[0]["lr"] = 0.0
+    before = [p.detach().clone() for p in fused.parameters()]
+    fused(x).pow(2).mean().backward()
+    assert all(torch.equal(a, b) for a, b in zip(before, fused.parameters(), strict=True))
     assert any(
         not torch.equal(a, b)
         for a, b in zip(plain.parameters(), model_and_optimizer()[0].parameters(), strict=True)

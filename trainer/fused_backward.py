@@ -35,15 +35,17 @@ def install(optimizer: Any, max_grad_norm: float) -> list[Any]:
 
     inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper holds the real one
     handles = []
-    for group in inner.param_groups:
+    for index, group in enumerate(inner.param_groups):
         for param in group["params"]:
             if not param.requires_grad:
                 continue
 
-            def hook(tensor: Any, group: dict[str, Any] = group) -> None:
+            def hook(tensor: Any, index: int = index) -> None:
                 if max_grad_norm:
                     torch.nn.utils.clip_grad_norm_([tensor], max_grad_norm)
-                step_parameter(inner, tensor, group)
+                # the group by position, read now: load_state_dict (resume) replaces the group dicts, and the
+                # learning-rate schedule writes into the current ones
+                step_parameter(inner, tensor, inner.param_groups[index])
                 tensor.grad = None
 
             handles.append(param.register_post_accumulate_grad_hook(hook))

@@ -25,6 +25,7 @@ DEFAULT = {
     "fuzz_scan": ["--count", "10000"],
     "train_speed": [],
     "tui_open": [],
+    "tagger_speed": [],
 }
 HEAVY = {"modelio_sd15": []}
 

@@ -6,7 +6,7 @@ Generates small images in a temporary folder (captions of ``--tags`` tagger-styl
 importing the app, starting it headless (``App.run_test``) and waiting until the browser's table holds every item.
 The peer measured in the same run is the headless way to the same data: ``dreamcurate scan``'s cached rescan in a
 fresh interpreter (imports included). A second table fills the browser with ``--rows`` synthetic records (no
-images) to show that 10,000 items stay fast. Target: the browser shows in under 2 s.
+images) to show that 10,000 items stay fast. Target: the browser shows in under 1.5 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: Seconds from a fresh process to a populated browser on a cached 1,000-image dataset (2 cores).
+TARGET_S = 1.5
 sys.path.insert(0, str(REPO))
 
 #: Runs in a fresh interpreter: prints seconds from start (imports included) to the browser populated.
@@ -166,8 +168,8 @@ def main() -> None:
     print(f"{'peer: scan, cached rescan in a fresh process':<52} {best_peer:>8.2f} {1.0:>7.2f}x")
     print(f"{f'browser: fill the table with {args.rows} rows':<52} {min(f['load'] for f in fills):>8.2f}")
     print(f"{f'browser: re-sort {args.rows} rows by a metric':<52} {min(f['resort'] for f in fills):>8.2f}")
-    verdict = "PASS" if best_open < 2.0 else "FAIL"
-    print(f"target: browser shown in under 2 s -> {verdict} ({best_open:.2f} s)")
+    verdict = "PASS" if best_open < TARGET_S else "FAIL"
+    print(f"target: browser shown in under {TARGET_S} s -> {verdict} ({best_open:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,16 @@ from pathlib import Path
 
 import click
 
+from curator.textsafe import safe
+
 #: name -> ("module:attribute" of a click command, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("curator.commands.scan:scan", "Analyse a dataset: findings per image and for the whole set."),
     "tags": ("curator.commands.tags:tags", "Audit captions and tags; safe batch edits (--apply / --undo)."),
+    "caption": (
+        "curator.commands.caption:caption",
+        "Captions from a local WD14 tagger or image-to-text model (--apply / --undo).",
+    ),
     "plan": ("curator.commands.plan:plan", "Steps, text-encoder stop, buckets, size advice, VRAM and time."),
     "review": ("tui.cli:review", "Review the dataset in the terminal (Textual TUI)."),
     "export": ("curator.commands.export:export", "Write the curated Kohya folder, manifest and configs."),
@@ -27,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "run": ("trainer.commands.run:run", "Scan, report, export and train in one go."),
     "model": ("trainer.commands.model:model", "Model files: info, convert, tiny."),
+    "lora": (
+        "trainer.commands.lora:lora",
+        "LoRA files (Kohya format): extract from a DreamBooth result, check.",
+    ),
     "demo": (
         "trainer.commands.demo:demo",
         "Generate a sample dataset and a tiny model; curate and train end to end.",
@@ -88,8 +98,11 @@ class LazyGroup(click.Group):
         _tolerant_output()
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:  # its message may quote a file name: no raw control characters
+            vars(exc)["message"] = safe(exc.message)  # the attribute is Final for type checkers only
+            raise
         except OSError as exc:
-            raise click.ClickException(os_error_line(exc)) from exc
+            raise click.ClickException(safe(os_error_line(exc))) from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]

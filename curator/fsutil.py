@@ -12,11 +12,21 @@ import os
 import tempfile
 from pathlib import Path
 
+#: bytes of the file's name kept in its temporary's name: ".NAME.XXXXXXXX.tmp" must fit in 255 bytes
+TEMP_NAME_BYTES = 200
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of the temporary file an atomic write of ``name`` uses (long names cut, so that it still fits the
+    file system's 255-byte limit)."""
+    raw = name.encode("utf-8", "surrogateescape")[:TEMP_NAME_BYTES]
+    return "." + raw.decode("utf-8", "surrogateescape") + "."
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (the folder must exist). Keeps the old file's permission bits."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

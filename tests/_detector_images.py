@@ -98,7 +98,7 @@ def record_for(path: Path, checks: list[ImageCheck], rel: str | None = None) -> 
     view = view_of(path)
     metrics: dict[str, Any] = {
         "sha256": view.sha256,
-        "pixel_sha256": view.pixel_sha256,
+        "pixel_fingerprint": view.pixel_fingerprint,
         "file_size": view.file_size,
     }
     for check in checks:

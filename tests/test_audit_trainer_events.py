@@ -62,8 +62,11 @@ def test_event_stream_of_a_short_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(clipped) == 4 and all(n <= 1e-3 * 1.01 for n in clipped), clipped
     events = read_events(tmp_path / "out" / "events.jsonl")
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "start" and kinds[-1] == "end"
-    assert events[0]["total_steps"] == 4 and events[0]["te_stop_step"] == 3
+    # the start-up stages (data, model, latents) come first, each said; then start
+    assert kinds[0] == "stage" and [k for k in kinds if k != "stage"][0] == "start" and kinds[-1] == "end"
+    assert {e["stage"] for e in events if e["event"] == "stage"} == {"import", "data", "model", "latents"}
+    start = next(e for e in events if e["event"] == "start")
+    assert start["total_steps"] == 4 and start["te_stop_step"] == 3
     steps = [e for e in events if e["event"] == "step"]
     assert [e["step"] for e in steps] == [1, 2, 3, 4]
     for e in steps:

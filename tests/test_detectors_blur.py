@@ -1,66 +1,115 @@
-"""blurry: fires on Gaussian-blurred images, quiet on sharp ones and on a dataset drawn soft throughout."""
+"""blurry: defocus and motion blur found and told apart (direction named), quiet on sharp photos, on a sharp subject
+over a soft background and on a dataset drawn soft throughout."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from _detector_images import judge_all, photo, record_for, save
-from PIL import ImageFilter
+from PIL import Image, ImageFilter
 
-from curator.checks.blur import BlurCheck, edge_sharpness
+from curator.checks.blur import BlurCheck, blur_measures, orientation_sharpness, sample_tiles
 from curator.findings import Severity
 
 CHECK = BlurCheck()
 
 
-def _records(tmp_path: Path, n_sharp: int, n_blurred: int, radius: float = 3.0) -> list:
-    records = []
-    for i in range(n_sharp):
-        records.append(record_for(save(photo(i), tmp_path / f"sharp{i}.png"), [CHECK]))
-    for i in range(n_blurred):
-        img = photo(100 + i).filter(ImageFilter.GaussianBlur(radius))
-        records.append(record_for(save(img, tmp_path / f"blur{i}.png"), [CHECK]))
+def _shift_mean(img: Image.Image, offsets: list[tuple[int, int]]) -> Image.Image:
+    """The mean of ``img`` shifted by every (dx, dy) (edges replicated): a blur by that point set."""
+    a = np.asarray(img, np.float32)
+    pad = max(max(abs(dx), abs(dy)) for dx, dy in offsets)
+    p = np.pad(a, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    h, w = a.shape[:2]
+    out = sum(p[pad + dy : pad + dy + h, pad + dx : pad + dx + w] for dx, dy in offsets) / len(offsets)
+    return Image.fromarray(np.clip(np.round(out), 0, 255).astype(np.uint8))
+
+
+def motion(img: Image.Image, length: int, angle: int) -> Image.Image:
+    """Linear motion blur of ``length`` px, horizontal (0) or diagonal up-right (45)."""
+    half = length // 2
+    steps = range(-half, half + 1)
+    offsets = [(t, 0) for t in steps] if angle == 0 else [(t, -t) for t in steps]
+    return _shift_mean(img, offsets)
+
+
+def defocus(img: Image.Image, radius: int) -> Image.Image:
+    """A disk (pillbox) blur of ``radius`` px."""
+    r = radius
+    return _shift_mean(
+        img, [(x, y) for x in range(-r, r + 1) for y in range(-r, r + 1) if x * x + y * y <= r * r]
+    )
+
+
+def _dataset(tmp_path: Path, extra: dict[str, Image.Image]) -> list:
+    records = [record_for(save(photo(i), tmp_path / f"sharp{i}.png"), [CHECK]) for i in range(8)]
+    records += [record_for(save(img, tmp_path / f"{name}.png"), [CHECK]) for name, img in extra.items()]
     return records
 
 
-def test_blurred_fires_sharp_quiet(tmp_path: Path) -> None:
-    records = _records(tmp_path, n_sharp=8, n_blurred=2)
-    found = {f.path: f for f in judge_all(CHECK, records)}
-    assert set(found) == {"blur0.png", "blur1.png"}
-    f = found["blur0.png"]
-    assert f.code == "blurry" and f.severity is Severity.ERROR
-    assert f.evidence["metric"] == "edge_sharpness"
-    assert f.evidence["edge_sharpness"] < f.evidence["threshold"]
-    assert f.evidence["dataset_median"] is not None
+def test_defocus_and_motion_found_and_told_apart(tmp_path: Path) -> None:
+    extra = {
+        "defocus": defocus(photo(100), 4),
+        "motion_h": motion(photo(101), 15, 0),
+        "motion_d": motion(photo(102), 15, 45),
+    }
+    found = {f.path: f for f in judge_all(CHECK, _dataset(tmp_path, extra))}
+    assert set(found) == {"defocus.png", "motion_h.png", "motion_d.png"}
+    assert found["defocus.png"].evidence["kind"] == "defocus"
+    assert found["defocus.png"].evidence["metric"] == "sharpness_best"
+    for name, angle in (("motion_h.png", 0.0), ("motion_d.png", 45.0)):
+        f = found[name]
+        assert f.evidence["kind"] == "motion" and f.evidence["metric"] == "sharpness_worst"
+        assert f.evidence["direction_deg"] == angle, f.evidence
+        assert f"{angle:g} degrees" in f.message
+        assert f.evidence["sharpness_worst"] < f.evidence["threshold"] <= f.evidence["dataset_median"]
+
+
+def test_motion_blur_keeps_edges_along_it_crisp(tmp_path: Path) -> None:
+    # the old single-number measure missed this: edges along the motion stay sharp, so the best orientation is high
+    rec = record_for(save(motion(photo(3), 21, 0), tmp_path / "m.png"), [CHECK])
+    m = rec.metrics
+    assert m["sharpness_best"] > 0.8 and m["sharpness_worst"] < 0.4 and m["worst_angle"] == 0.0
+
+
+def test_sharp_subject_on_soft_background_is_not_blurry(tmp_path: Path) -> None:
+    sharp = photo(5)
+    background = defocus(sharp, 8)
+    mask = Image.new("L", sharp.size, 0)
+    mask.paste(255, (120, 80, 360, 280))
+    bokeh = Image.composite(sharp, background, mask.filter(ImageFilter.GaussianBlur(2)))
+    assert judge_all(CHECK, _dataset(tmp_path, {"bokeh": bokeh})) == []
 
 
 def test_soft_dataset_is_not_flagged_wholesale(tmp_path: Path) -> None:
-    # every image softened the same way: the relative test keeps the finding for outliers only
-    records = _records(tmp_path, n_sharp=0, n_blurred=9, radius=1.2)
+    records = [record_for(save(defocus(photo(i), 3), tmp_path / f"soft{i}.png"), [CHECK]) for i in range(9)]
     assert judge_all(CHECK, records) == []
-    # without the dataset median (too few images) the absolute threshold alone still flags them
+    # without the dataset median (too few images) the absolute thresholds alone still flag them
     assert len(judge_all(CHECK, records[:3])) == 3
 
 
 def test_measure_is_resolution_independent(tmp_path: Path) -> None:
-    big = photo(7, (1600, 1200))
-    small = big.resize((800, 600))
-    a = record_for(save(big, tmp_path / "big.png"), [CHECK]).metrics["edge_sharpness"]
-    b = record_for(save(small, tmp_path / "small.png"), [CHECK]).metrics["edge_sharpness"]
-    assert abs(a - b) < 0.1
+    big = photo(7, (2000, 1500))  # read at the 1024 px detail level
+    small = big.resize((1000, 750), Image.Resampling.BOX)
+    a = record_for(save(big, tmp_path / "big.png"), [CHECK]).metrics
+    b = record_for(save(small, tmp_path / "small.png"), [CHECK]).metrics
+    assert abs(a["sharpness_best"] - b["sharpness_best"]) < 0.1
 
 
 def test_flat_image_has_no_verdict() -> None:
-    import numpy as np
-
-    assert edge_sharpness(np.full((64, 64), 128.0, np.float32)) is None
+    flat = np.full((64, 64), 128.0, np.float32)
+    assert blur_measures(orientation_sharpness(sample_tiles(flat))) == {
+        "sharpness_best": None,
+        "sharpness_worst": None,
+        "worst_angle": None,
+    }
 
 
 def test_severity_follows_strength(tmp_path: Path) -> None:
-    # radius 1.0 lands between the two thresholds (edge_sharpness about 0.44), radius 3 well below both (about 0.29)
-    records = [record_for(save(photo(i), tmp_path / f"sharp{i}.png"), [CHECK]) for i in range(8)]
-    for name, radius in (("mild", 1.0), ("strong", 3.0)):
-        img = photo(100).filter(ImageFilter.GaussianBlur(radius))
-        records.append(record_for(save(img, tmp_path / f"{name}.png"), [CHECK]))
-    found = {f.path: f.severity for f in judge_all(CHECK, records)}
+    # a Gaussian of 1.3 px lands between the two thresholds (sharpness_best about 0.56), a disk of 6 px well below
+    mild = photo(100).filter(ImageFilter.GaussianBlur(1.3))
+    found = {
+        f.path: f.severity
+        for f in judge_all(CHECK, _dataset(tmp_path, {"mild": mild, "strong": defocus(photo(101), 6)}))
+    }
     assert found == {"mild.png": Severity.WARNING, "strong.png": Severity.ERROR}

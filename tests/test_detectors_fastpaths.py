@@ -105,3 +105,69 @@ def test_fast_features_equal_reference_on_fractional_and_odd_sized_gray() -> Non
     assert straight_edges(gray) == _ref_straight_edges(gray)
     for tile in (8, 16):
         assert np.array_equal(tile_range(gray, tile), _ref_tile_range(gray, tile))
+
+
+def _ref_variant_hashes(gray: np.ndarray) -> dict[str, str]:
+    """Every variant hashed from its own array (the plain way: four reductions per hash kind)."""
+    from curator.checks import hashing
+    from curator.checks.near_duplicate import CROP_KEEP
+
+    h, w = gray.shape
+    dy, dx = round(h * (1 - CROP_KEEP) / 2), round(w * (1 - CROP_KEEP) / 2)
+    crop = gray[dy : h - dy, dx : w - dx] if min(h - 2 * dy, w - 2 * dx) >= 9 else gray
+    arrays = {"": gray, "_mirror": gray[:, ::-1], "_crop": crop, "_crop_mirror": crop[:, ::-1]}
+    out = {}
+    for suffix, arr in arrays.items():
+        out[f"phash{suffix}"] = hashing.to_hex(hashing.phash(np.ascontiguousarray(arr)))
+        out[f"dhash{suffix}"] = hashing.to_hex(hashing.dhash(np.ascontiguousarray(arr)))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(341, 512), (512, 384), (97, 203), (512, 512)])
+def test_mirror_hashes_from_flipped_reductions_equal_reference(shape: tuple[int, int]) -> None:
+    from curator.checks.hashing import from_hex, popcount
+    from curator.checks.near_duplicate import variant_hashes
+
+    rng = np.random.default_rng(shape[0])
+    smooth = Image.fromarray(rng.random((shape[0] // 8 + 2, shape[1] // 8 + 2)).astype(np.float32) * 255, "F")
+    gray = np.asarray(smooth.resize((shape[1], shape[0]), Image.Resampling.BICUBIC), np.float32)
+    gray = gray + rng.normal(0, 4, shape).astype(np.float32)
+    fast, ref = variant_hashes(gray), _ref_variant_hashes(gray)
+    assert fast.keys() == ref.keys()
+    for key in fast:
+        if "mirror" not in key:
+            assert fast[key] == ref[key]
+        else:  # Pillow rounds area-filter windows half up, so the mirror of a reduction can differ from the reduction
+            # of the mirror by a pixel at a window edge: a near-zero coefficient may flip, a few bits at most
+            assert int(popcount(from_hex([fast[key]]) ^ from_hex([ref[key]]))[0]) <= 3, key
+
+
+def _ref_window_extreme(a: np.ndarray, size: int, fn: np.ufunc) -> np.ndarray:
+    h, w = a.shape[-2] - size + 1, a.shape[-1] - size + 1
+    out = np.empty((*a.shape[:-2], h, w), a.dtype)
+    for y in range(h):
+        for x in range(w):
+            window = a[..., y : y + size, x : x + size].reshape((*a.shape[:-2], -1))
+            out[..., y, x] = fn.reduce(window, axis=-1)
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 9, 11])
+def test_blur_window_extremes_by_doubling_equal_reference(size: int) -> None:
+    from curator.checks.blur import _window_extreme
+
+    a = np.random.default_rng(size).random((3, 19, 23)).astype(np.float32)
+    for fn in (np.maximum, np.minimum):
+        assert np.array_equal(_window_extreme(a, size, fn), _ref_window_extreme(a, size, fn))
+
+
+def test_blur_tile_gather_equals_plain_crops() -> None:
+    from curator.checks import blur
+
+    gray = np.asarray(Image.fromarray(_ui_image(4).astype(np.uint8)), np.float32)
+    tiles = blur.sample_tiles(gray, max_tiles=20)
+    boxes = blur._tile_boxes(gray, blur.TILE, 20, 40.0)
+    side, m = tiles.shape[1], blur._MARGIN
+    assert len(tiles) == len(boxes) > 3
+    for (x, y), tile in zip(boxes, tiles, strict=True):
+        assert np.array_equal(tile, gray[y - m : y - m + side, x - m : x - m + side])

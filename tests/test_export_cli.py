@@ -22,7 +22,7 @@ def _dataset(root: Path, count: int = 4, size: tuple[int, int] = (96, 96)) -> Pa
 
 
 #: 64 px training: the buckets must reach down to it (min_bucket_reso <= resolution)
-SMALL = ["--resolution", "64", "--min-bucket-reso", "64"]
+SMALL = ["--resolution", "64", "--bucket-min", "64", "--min-bucket-reso", "64"]
 
 
 def _invoke(args: list[str], stdin: str | None = None):  # type: ignore[no-untyped-def]

@@ -68,3 +68,21 @@ def test_captions_and_keepers_and_clear(tmp_path: Path) -> None:
     assert store.get("a.png") is None
     store.undo()  # the clear
     assert store.get("a.png").action == "drop"  # type: ignore[union-attr]
+
+
+def test_redo_reapplies_the_last_undone_batch_until_a_new_change(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path / "d.sqlite")
+    store.set("a.png", "drop", "blurry")
+    with store.batch():
+        store.set("b.png", "drop", "filter blurry")
+        store.set("c.png", "drop", "filter blurry")
+    store.undo()
+    store.undo()
+    assert store.all() == {}
+    assert [c.key for c in store.redo()] == ["a.png"]  # the most recently undone comes back first
+    assert sorted(c.key for c in store.redo()) == ["b.png", "c.png"]
+    assert store.redo() == []
+    store.undo()
+    store.set("d.png", "keep")  # a new change ends the redo chain
+    assert store.redo() == []
+    assert sorted(store.all()) == ["a.png", "d.png"]

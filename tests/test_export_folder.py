@@ -126,8 +126,12 @@ def test_existing_out_needs_force_and_is_replaced(tmp_path: Path) -> None:
         export_dataset(result, out, ExportOptions(force=True))
     assert (out / "old.txt").exists()
     (out / "manifest.json").write_text('{"schema": "dreamcurate.export/1"}')  # an earlier export's folder
-    export_dataset(result, out, ExportOptions(force=True))
-    assert not (out / "old.txt").exists() and (out / "manifest.json").exists()
+    (out / "img").mkdir()
+    (out / "img" / "stale.png").write_bytes(b"from the earlier export")
+    report = export_dataset(result, out, ExportOptions(force=True))
+    # what the earlier export wrote is replaced; a file it did not write stays
+    assert not (out / "img" / "stale.png").exists() and (out / "manifest.json").exists()
+    assert (out / "old.txt").read_text() == "old" and report.kept_entries == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-import curator.images.loader as loader
+import curator.images.opening as opening
 from curator.images.loader import LoadError, load_view, view_from_image
 from curator.images.view import ANALYSIS_SIZE
 
@@ -82,7 +82,7 @@ def test_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(loader, "open", denied, raising=False)
+    monkeypatch.setattr(opening, "open", denied, raising=False)
     assert _code(path) == "unreadable"
 
 
@@ -134,11 +134,12 @@ def test_modes_convert(tmp_path: Path, mode: str, alpha: bool) -> None:
         assert view.rgb.min() < 10
 
 
-def test_alpha_composited_on_black(tmp_path: Path) -> None:
-    img = Image.new("RGBA", (10, 10), (255, 255, 255, 0))
+def test_alpha_composited_on_white_as_training_sees_it(tmp_path: Path) -> None:
+    # black stored under alpha 0 must not show: the trainer composites on white
+    img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
     img.save(tmp_path / "a.png")
     view = load_view(tmp_path / "a.png")
-    assert view.rgb.max() == 0 and view.alpha is not None and view.alpha.max() == 0
+    assert view.rgb.min() == 255 and view.alpha is not None and view.alpha.max() == 0
 
 
 def test_exif_orientation_applied(tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ def test_metadata_text_quant_and_hashes(tmp_path: Path) -> None:
     img.save(tmp_path / "c.jpg", quality=30)
     a, b, c = (load_view(tmp_path / n) for n in ("a.png", "b.png", "c.jpg"))
     assert a.text["parameters"].startswith("a cat")
-    assert a.sha256 != b.sha256 and a.pixel_sha256 == b.pixel_sha256  # same pixels, different bytes
+    assert a.sha256 != b.sha256 and a.pixel_fingerprint == b.pixel_fingerprint  # same pixels, different bytes
     assert a.file_size == (tmp_path / "a.png").stat().st_size
     assert a.quant_tables is None and c.quant_tables is not None and len(c.quant_tables[0]) == 64
     assert c.format == "JPEG"
@@ -192,7 +193,7 @@ def test_very_large_jpeg_uses_draft(tmp_path: Path) -> None:
 
 def test_view_from_image_in_memory() -> None:
     view = view_from_image(_noise(100, 50), filename="mem.png")
-    assert (view.width, view.height) == (100, 50) and view.sha256 and view.pixel_sha256
+    assert (view.width, view.height) == (100, 50) and view.sha256 and view.pixel_fingerprint
 
 
 def test_tiny_file_declaring_a_hundred_megapixels_is_a_bomb(tmp_path: Path) -> None:

@@ -192,7 +192,7 @@ def test_bomb_and_unreadable_in_a_scan(tmp_path: Path, monkeypatch: pytest.Monke
     import struct
     import zlib
 
-    import curator.images.loader as loader
+    import curator.images.opening as opening
 
     concept = tmp_path / "train/1_x"
     _noise(concept / "fine.png", 64, 64)
@@ -210,7 +210,7 @@ def test_bomb_and_unreadable_in_a_scan(tmp_path: Path, monkeypatch: pytest.Monke
             raise PermissionError(13, "Permission denied")
         return builtins.open(path, *args, **kwargs)
 
-    monkeypatch.setattr(loader, "open", guarded_open, raising=False)
+    monkeypatch.setattr(opening, "open", guarded_open, raising=False)
     result = scan(tmp_path / "train", ScanSettings(workers=1, progress=False))
     assert _findings(result, "1_x/bomb.png") == {"decompression_bomb": "error"}
     assert _findings(result, "1_x/locked.png") == {"unreadable": "error"}

@@ -304,7 +304,7 @@ def test_odd_names_scan_plan_export(tmp_path: Path) -> None:
     # most UTF-8 locales make stdout strict (this machine's C.UTF-8 does not): printing the name must not fail
     printed = _run_module(["tags", str(root), "--dedupe"], tmp_path, PYTHONIOENCODING="utf-8:strict")
     assert printed.returncode == 0 and "Traceback" not in printed.stderr, printed.stderr
-    assert "n\\udce9.png" in printed.stdout
+    assert "n\\xe9.png" in printed.stdout  # the byte that is not UTF-8 shown as an escape
 
 
 @pytest.mark.parametrize(
@@ -381,4 +381,6 @@ def test_plan_with_absurd_epochs_and_steps_answers_at_once(world: Path) -> None:
     # the checkpoint count was a loop over every epoch: 10^15 epochs never returned
     for option in ("--epochs", "--steps"):
         done = _run_module(["plan", str(world / "good" / "train"), option, str(10**15)], world)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+        # answered at once: a plan, or (past the settings' bounds) a one-line usage error naming the option
+        assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 0 or "must be at most" in done.stderr

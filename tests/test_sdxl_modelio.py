@@ -220,13 +220,16 @@ def test_v_prediction_with_zero_terminal_snr_is_written_and_read_back(
     from curator.settings.config import TrainConfig
     from trainer.loop import load_models
     from trainer.models.io import load_model, save_single_file
+    from trainer.noise import training_scheduler
 
     config = TrainConfig(
         pretrained_model_name_or_path=str(tiny_sdxl), v_parameterization=True, zero_terminal_snr=True
     )
     model = load_models(config)
     assert model.noise_scheduler.config.prediction_type == "v_prediction"
-    assert float(model.noise_scheduler.alphas_cumprod[-1]) < 1e-6  # the last step is pure noise
+    assert model.noise_scheduler.config.rescale_betas_zero_snr
+    rescaled = training_scheduler(model.noise_scheduler, config.zero_terminal_snr)
+    assert float(rescaled.alphas_cumprod[-1]) < 1e-6  # the last step is pure noise
     path = save_single_file(model, tmp_path / "vpred.safetensors")
     with safe_open(str(path), framework="pt") as handle:
         assert {"v_pred", "ztsnr"} <= set(handle.keys())  # ComfyUI's markers

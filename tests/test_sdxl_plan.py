@@ -79,7 +79,7 @@ def test_family_defaults_are_one_definition() -> None:
         64,
     )
     assert TrainConfig.for_family("sd1") == TrainConfig()
-    assert not sdxl.train_text_encoder and sdxl.learning_rate_te1 == -1
+    assert not sdxl.train_text_encoder and sdxl.learning_rate_te1 is None
     sdxl.validate(check_paths=False)
 
 
@@ -118,7 +118,7 @@ def test_export_with_an_sdxl_base_scans_at_1024_and_writes_kohyas_sdxl_config(
     kohya = tomllib.loads((out / "sdxl_train.toml").read_text())
     assert kohya["dataset_config"] == str(out / "dataset.toml")
     assert kohya["pretrained_model_name_or_path"] == str(tiny_sdxl)
-    # Kohya would parse a top-level resolution as "W,H" text and read -1 as a learning rate: neither is written
+    # Kohya would parse a top-level resolution as "W,H" text and read an unset rate as a value: neither is written
     assert "resolution" not in kohya and "learning_rate_te1" not in kohya and "train_data_dir" not in kohya
     assert kohya["train_text_encoder"] is False and kohya["cache_text_encoder_outputs"] is False
     # the scan judged sizes at 1024 px: 1536 x 1024 is the only image big enough

@@ -31,26 +31,37 @@ def test_toml_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_written_toml_shows_every_default_with_its_help() -> None:
     text = config_to_toml(TrainConfig())
     data = tomllib.loads(text)
-    assert list(data) == [f.name for f in dataclasses.fields(TrainConfig)]
+    unset = {"learning_rate_te", "stop_text_encoder_training"}  # Kohya's unset: written commented out
+    assert list(data) == [f.name for f in dataclasses.fields(TrainConfig) if f.name not in unset]
+    assert "\n# learning_rate_te =\n" in text and "\n# stop_text_encoder_training =\n" in text
     assert data["max_bucket_reso"] == 1280 and data["max_train_epochs"] == 200
     assert data["save_every_n_epochs"] == 40 and data["mixed_precision"] == "fp16"
     assert (
         data["save_precision"] == "float" and data["caption_extension"] == ".txt" and data["shuffle_caption"]
     )
     for spec in dataclasses.fields(TrainConfig):
-        assert f"# {spec.metadata['help']}\n{spec.name} = " in text
+        prefix = "# " if spec.name in unset else ""
+        assert f"# {spec.metadata['help']}\n{prefix}{spec.name} =" in text
 
 
-def test_kohya_configs_load_with_unimplemented_settings_named(tmp_path: Path) -> None:
+def test_kohya_configs_load_and_unimplemented_settings_are_named(tmp_path: Path) -> None:
     path = tmp_path / "kohya.toml"
     path.write_text(
         "[model_arguments]\nv_parameterization = true\n"
-        "[training_arguments]\ntrain_batch_size = 4\nxformers = true\nflip_aug = true\n"
+        "[training_arguments]\ntrain_batch_size = 4\nxformers = true\nflip_aug = true\ncolor_aug = false\n"
+        "lr_scheduler_args = []\nresolution = '512,512'\n"
     )
+    config = read_config(path)  # xformers changes no number; color_aug and lr_scheduler_args are off
+    assert config.v_parameterization and config.train_batch_size == 4 and config.flip_aug
+    assert config.resolution == 512
+    path.write_text("color_aug = true\nip_noise_gamma = 0.1\n")
+    with pytest.raises(
+        ConfigError, match="Kohya setting color_aug = true is not implemented .*--skip-unsupported"
+    ):
+        read_config(path)
     ignored: list[str] = []
-    config = read_config(path, ignored)
-    assert config.v_parameterization and config.train_batch_size == 4
-    assert ignored == ["xformers", "flip_aug"]
+    read_config(path, ignored, skip_unsupported=True)
+    assert ignored == ["color_aug", "ip_noise_gamma"]
     path.write_text("xformer = true\n")  # a typo is still an error
     with pytest.raises(ConfigError, match="unknown setting 'xformer'"):
         read_config(path)
@@ -147,5 +158,9 @@ def test_cli_model_error_is_one_line_before_the_data_is_read(tmp_path: Path) -> 
     )
     write_config(config.replace(output_dir=str(tmp_path / "out")), tmp_path / "t.toml")
     result = CliRunner().invoke(train, [str(tmp_path / "t.toml"), "--no-progress"])
-    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
-    assert "base.safetensors" in result.output and "Traceback" not in result.output
+    # the start-up line ("training into ... (loading torch)"), then the error in one line, before the data is read
+    lines = result.output.splitlines()
+    assert result.exit_code == 1 and len(lines) == 2 and lines[0].startswith("training into")
+    assert (
+        lines[1].startswith("Error: ") and "base.safetensors" in lines[1] and "Traceback" not in result.output
+    )

@@ -104,7 +104,7 @@ async def _test_bulk_drop_by_finding_code_asks_and_undoes_as_one_step(tmp_path: 
         await pilot.press("y")
         await pilot.pause()
         assert sorted(_store(root).all()) == ["10_cat/c.png", "10_cat/d.png"]
-        assert {d.reason for d in _store(root).all().values()} == {"blurry"}
+        assert {d.reason for d in _store(root).all().values()} == {"filter blurry"}
         await pilot.press("u")
         await pilot.pause()
         assert _store(root).all() == {}

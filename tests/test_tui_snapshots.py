@@ -10,7 +10,8 @@ from tui_support import make_app, make_dataset
 
 from tui.widgets.browser.item_table import ItemTable
 
-SIZE = (130, 36)
+#: The smallest terminal the app is meant for, and a large one.
+SIZES = pytest.mark.parametrize("size", [(80, 24), (200, 50)], ids=["80x24", "200x50"])
 
 
 @pytest.fixture(autouse=True)
@@ -36,30 +37,48 @@ def _settled(*keys: str):  # type: ignore[no-untyped-def]
             await pilot.app.workers.wait_for_complete()
             await pilot.pause()
         await pilot.app.workers.wait_for_complete()
+        for widget in pilot.app.screen.query("Input, TextArea"):  # a blinking cursor is not repeatable
+            widget.cursor_blink = False
         await pilot.pause()
 
     return run_before
 
 
-def test_browser_screen(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("down", "down", "down"))
+@SIZES
+def test_browser_screen(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("down", "down", "down"))
 
 
-def test_browser_filtered_and_sorted(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("f", "s", "s", "s"))
+@SIZES
+def test_browser_filtered_and_sorted(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("f", "s", "s", "s"))
 
 
-def test_overview_screen(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("1"))
+@SIZES
+def test_overview_screen(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("1"))
 
 
-def test_duplicates_screen(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("3", "l"))
+@SIZES
+def test_duplicates_screen(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("3", "l"))
 
 
-def test_plan_screen(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("5"))
+@SIZES
+def test_tags_screen(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("4"))
 
 
-def test_caption_editor(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(_app(tmp_path), terminal_size=SIZE, run_before=_settled("down", "down", "e"))
+@SIZES
+def test_plan_screen(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("5"))
+
+
+@SIZES
+def test_train_screen(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("6"))
+
+
+@SIZES
+def test_caption_editor(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(tmp_path), terminal_size=size, run_before=_settled("down", "down", "e"))

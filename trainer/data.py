@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,26 @@ class Batch:
     samples: tuple[Sample, ...]
 
 
+@dataclass(frozen=True)
+class Augment:
+    """How one image is seen at one step: flipped (flip_aug), and where it is cropped (random_crop: a position drawn
+    from ``crop_seed``; None: the centre)."""
+
+    flip: bool = False
+    crop_seed: str | None = None
+
+
+def batch_augments(batch: Batch, config: TrainConfig, epoch: int, index: int) -> list[Augment]:
+    """Kohya's flip_aug (each image flipped with probability 1/2) and random_crop, reproducible from (seed, epoch,
+    batch index, position) like the captions, so a resumed run and any number of loader threads see the same."""
+    augments = []
+    for position in range(len(batch.samples)):
+        key = f"{config.seed}:{epoch}:{index}:{position}:augment"
+        flip = config.flip_aug and random.Random(key).random() < 0.5
+        augments.append(Augment(flip, key if config.random_crop else None))
+    return augments
+
+
 def bucket_settings(config: TrainConfig) -> BucketSettings:
     """The bucket settings of a config (the same object the plan uses)."""
     return BucketSettings.of(config)
@@ -58,50 +78,56 @@ def oriented_size(path: Path) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def load_pixels(sample: Sample) -> Any:
-    """The image as a float tensor (3, H, W) in [-1, 1]: EXIF orientation, RGB, scale to cover, centre crop."""
+def load_pixels(sample: Sample, augment: Augment = Augment()) -> Any:
+    """The image as a float tensor (3, H, W) in [-1, 1]: opened by :func:`curator.images.opening.open_rgb` (EXIF
+    orientation, transparency on white, a JPEG decoded at a reduced DCT scale when that still covers the target),
+    scaled to cover, cropped (centre, or at random with ``augment.crop_seed``: Kohya's inclusive ``randint(0,
+    excess)`` per side), flipped."""
     import numpy as np
     import torch
-    from PIL import Image, ImageOps
+    from PIL import Image
+
+    from curator.images.opening import LoadError, open_rgb
 
     width, height = sample.bucket
     resized_w, resized_h = max(sample.resized[0], width), max(sample.resized[1], height)
-    with Image.open(sample.item.path) as raw:
-        if raw.format == "JPEG":
-            # Let the JPEG decoder scale down by 1/2..1/8 while decoding (never below the target size): a 4 MP photo
-            # trained at 512 px decodes several times faster, and LANCZOS does the rest.
-            swapped = raw.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-            raw.draft("RGB", (resized_h, resized_w) if swapped else (resized_w, resized_h))
-        image = ImageOps.exif_transpose(raw)
-        if image.mode != "RGB":
-            image = _to_rgb(image)
-        else:
-            image.load()
+    try:
+        image = open_rgb(sample.item.path, (resized_w, resized_h))
+    except LoadError as exc:
+        raise DataError(f"cannot read image {sample.item.path}: {exc.message}") from exc
     if image.size != (resized_w, resized_h):
         image = image.resize((resized_w, resized_h), Image.Resampling.LANCZOS)
-    left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    if augment.crop_seed is None:
+        left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    else:
+        rng = random.Random(augment.crop_seed + ":crop")
+        left, top = rng.randint(0, resized_w - width), rng.randint(0, resized_h - height)
     image = image.crop((left, top, left + width, top + height))
+    if augment.flip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def _to_rgb(image: Any) -> Any:
-    from PIL import Image
-
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent pixels become white rather than whatever colour the file stored under alpha 0.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
-
-
-def load_batch_pixels(batch: Batch) -> Any:
-    """(B, 3, H, W) pixels of a batch."""
+def load_batch_pixels(batch: Batch, augments: list[Augment] | None = None, workers: int = 0) -> Any:
+    """(B, 3, H, W) pixels of a batch, decoded on ``workers`` threads (PIL releases the GIL while decoding)."""
     import torch
 
-    return torch.stack([load_pixels(sample) for sample in batch.samples])
+    views = augments or [Augment()] * len(batch.samples)
+    pairs = list(zip(batch.samples, views, strict=True))
+    if workers > 1 and len(pairs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(workers, len(pairs))) as pool:
+            return torch.stack(list(pool.map(lambda pair: load_pixels(*pair), pairs)))
+    return torch.stack([load_pixels(sample, view) for sample, view in pairs])
+
+
+def loader_workers(config: TrainConfig) -> int:
+    """Decoding threads: max_data_loader_n_workers, at most the CPU count (as Kohya caps it)."""
+    import os
+
+    return min(config.max_data_loader_n_workers, os.cpu_count() or 1)
 
 
 def item_caption(item: Item) -> str:
@@ -123,6 +149,9 @@ def caption_options(config: TrainConfig) -> Any:
         shuffle_caption=config.shuffle_caption,
         keep_tokens=config.keep_tokens,
         keep_tokens_separator=config.keep_tokens_separator,
+        caption_tag_dropout_rate=config.caption_tag_dropout_rate,
+        caption_prefix=config.caption_prefix,
+        caption_suffix=config.caption_suffix,
     )
 
 
@@ -133,10 +162,14 @@ def batch_captions(batch: Batch, config: TrainConfig, epoch: int, index: int) ->
 
     rng = random.Random(f"{config.seed}:{epoch}:{index}")
     options = caption_options(config)
+    # Kohya's caption dropout: the whole caption, for one image this step, or for every image of every N-th epoch
+    every_n = config.caption_dropout_every_n_epochs
+    epoch_dropped = every_n > 0 and epoch % every_n == 0
     captions = []
     for sample in batch.samples:
-        if config.caption_dropout_rate > 0 and rng.random() < config.caption_dropout_rate:
-            captions.append("")  # Kohya's caption dropout: the whole caption, this step
+        dropped = config.caption_dropout_rate > 0 and rng.random() < config.caption_dropout_rate
+        if dropped or epoch_dropped:
+            captions.append("")
         else:
             captions.append(process_caption(item_caption(sample.item), options, rng))
     return captions
@@ -161,6 +194,7 @@ class TrainingData:
     entries: list[Any]
     schedule: plan_steps.Schedule
     config: TrainConfig
+    validation: list[Sample] = field(default_factory=list)  # held out (validation_split): never trained
 
     def epoch_batches(self, epoch: int, rank: int = 0, world: int = 1) -> list[Batch]:
         """The batches of one epoch (1-based) for process ``rank`` of ``world``, in training order."""
@@ -207,10 +241,12 @@ def discover_dataset(config: TrainConfig) -> Dataset:
 def build_training_data(config: TrainConfig, num_processes: int = 1) -> TrainingData:
     """Discover the dataset, bucket every image, check the captions and compute the plan's schedule."""
     from curator.plan import steps as plan
+    from curator.plan.validation import held_out_items
 
     dataset = discover_dataset(config)
     settings = bucket_settings(config)
-    entries, samples = [], {}
+    held = held_out_items(dataset.items, config.validation_split, config.seed)
+    entries, samples, validation = [], {}, []
     for item in dataset.items:
         try:
             width, height = oriented_size(item.path)
@@ -218,12 +254,18 @@ def build_training_data(config: TrainConfig, num_processes: int = 1) -> Training
             raise DataError(f"cannot read image {item.path}: {exc}") from exc
         item_caption(item)
         choice = select_bucket(width, height, settings)
+        sample = Sample(item, choice.bucket, choice.resized, (width, height))
+        if item.rel in held:
+            validation.append(sample)
+            continue
         entries.append(plan.PlanEntry(item.rel, width, height, item.repeats, item.is_reg))
-        samples[item.rel] = Sample(item, choice.bucket, choice.resized, (width, height))
+        samples[item.rel] = sample
     counts = plan.bucket_counts(entries, settings)
     if not counts:
         raise DataError("no image can be trained at these bucket settings")
-    return TrainingData(dataset, samples, entries, plan.schedule(config, counts, num_processes), config)
+    return TrainingData(
+        dataset, samples, entries, plan.schedule(config, counts, num_processes), config, validation
+    )
 
 
 # ---- latent cache ------------------------------------------------------------------------------------------------
@@ -246,19 +288,20 @@ class LatentCache:
         if disk_dir is not None:
             disk_dir.mkdir(parents=True, exist_ok=True)
 
-    def key(self, sample: Sample) -> str:
-        """The cache key of a sample."""
+    def key(self, sample: Sample, flipped: bool = False) -> str:
+        """The cache key of a sample (its flipped view, for flip_aug, has its own)."""
         stat = sample.item.path.stat()
         raw = (
             f"{sample.item.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample.bucket}|{sample.resized}"
         )
-        return hashlib.sha1(f"{raw}|{self.vae_id}".encode()).hexdigest()
+        flip = "|flipped" if flipped else ""
+        return hashlib.sha1(f"{raw}|{self.vae_id}{flip}".encode()).hexdigest()
 
-    def get(self, sample: Sample) -> Any | None:
+    def get(self, sample: Sample, flipped: bool = False) -> Any | None:
         """The cached latent (C, h, w) on the CPU, or None."""
         import torch
 
-        key = self.key(sample)
+        key = self.key(sample, flipped)
         if key in self._memory:
             return self._memory[key]
         if self.disk_dir is not None:
@@ -272,16 +315,16 @@ class LatentCache:
                 return latent
         return None
 
-    def require(self, sample: Sample) -> Any:
+    def require(self, sample: Sample, flipped: bool = False) -> Any:
         """The cached latent; a DataError names the image when its file changed after caching."""
-        latent = self.get(sample)
+        latent = self.get(sample, flipped)
         if latent is None:
             raise DataError(
                 f"{sample.item.path} changed during training (its cached latent no longer matches)"
             )
         return latent
 
-    def put(self, sample: Sample, latent: Any) -> Any:
+    def put(self, sample: Sample, latent: Any, flipped: bool = False) -> Any:
         """Store a latent (C, h, w); returns it."""
         import io
 
@@ -290,7 +333,7 @@ class LatentCache:
         from curator.fsutil import atomic_write_bytes
 
         latent = latent.detach().to("cpu").contiguous()
-        key = self.key(sample)
+        key = self.key(sample, flipped)
         self._memory[key] = latent
         if self.disk_dir is not None:
             buffer = io.BytesIO()

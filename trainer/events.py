@@ -12,6 +12,9 @@ The TUI (and any script) follows the file. Every event has ``event`` (its kind) 
 - ``end``: step, epoch, path (the final model), seconds
 - ``error``: step, epoch, message, last_checkpoint (null when none was written)
 - ``notice``: message (a setting was adjusted, e.g. fp16 on a CPU)
+- ``stage``: stage (``data``, ``model``, ``latents``), message, and for ``latents`` done / total images encoded;
+  the last event of a stage has seconds. All before ``start``
+- ``validation``: step, epoch, loss (the validation loss at fixed timesteps and noise), images
 
 Example::
 

@@ -28,11 +28,24 @@ from trainer.data import (
     Batch,
     LatentCache,
     TrainingData,
+    batch_augments,
     batch_captions,
     build_training_data,
     load_batch_pixels,
+    loader_workers,
 )
 from trainer.events import EVENTS_FILENAME, EventLog
+from trainer.latents import cache_all_latents
+from trainer.lora import training as lora_training
+from trainer.loss import diffusion_loss, min_snr_weights
+from trainer.memory import check_fits
+from trainer.noise import sample_noise, sample_timesteps, training_scheduler
+from trainer.optim import make_lr_scheduler, make_optimizer
+from trainer.precision import allow_fp16_gradients, full_precision_dtype
+from trainer.startup import stage
+from trainer.text import freeze_skipped_layers
+from trainer.training_report import write_training_report
+from trainer.validation import record_validation
 
 #: test hook: make the loss of this optimizer step NaN (an env var so a subprocess run can be told too)
 NAN_AT_STEP_ENV = "DREAMCURATE_TEST_NAN_AT_STEP"
@@ -60,6 +73,9 @@ class TrainResult:
     optimizer_steps: int = 0
     te_optimizer_steps: int = 0
     main_process: bool = True
+    validation_losses: list[tuple[int, float]] = field(
+        default_factory=list
+    )  # (step, loss) on the main process
 
 
 @dataclass
@@ -84,6 +100,7 @@ class Run:
     nan_at_step: int | None = None
     last_checkpoint: Path | None = None
     last_saved_step: int = -1
+    noise_scheduler: Any = None  # the schedule that noises latents (zero_terminal_snr rescales a copy)
     text_encoder_2: Any = None  # SDXL's second encoder (prepared when it trains)
     text_cache: Any = None  # SDXL's cached text-encoder outputs (trainer.sdxl.TextCache)
 
@@ -102,11 +119,23 @@ def make_accelerator(config: TrainConfig, events: list[str]) -> Any:
 
     precision = config.mixed_precision
     if precision == "fp16" and not torch.cuda.is_available():
-        events.append("mixed_precision fp16 needs a CUDA GPU; training in float32 on the CPU")
+        full = " (and full_fp16)" if config.full_fp16 else ""
+        events.append(f"mixed_precision fp16{full} needs a CUDA GPU; training in float32 on the CPU")
         precision = "no"
     # Gradient accumulation is done by the loop itself (groups of batches per epoch, the last group may be short)
     # so the step count equals the plan's ceil(batches / accumulation) exactly.
-    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=1)
+    log_with, logging_dir = tracker_settings(config)
+    return Accelerator(
+        mixed_precision=precision, gradient_accumulation_steps=1, log_with=log_with, project_dir=logging_dir
+    )
+
+
+def tracker_settings(config: TrainConfig) -> tuple[str | None, str | None]:
+    """accelerate's tracker and its folder, as Kohya sets them: tensorboard when log_with says so or when only
+    logging_dir is given; each run in its own ``logging_dir/<date-time>`` folder."""
+    if not config.logging_dir:
+        return None, None
+    return "tensorboard", str(Path(config.logging_dir) / time.strftime("%Y%m%d%H%M%S"))
 
 
 def load_models(config: TrainConfig) -> Any:
@@ -118,15 +147,32 @@ def load_models(config: TrainConfig) -> Any:
         vae=Path(config.vae) if config.vae else None,
         v_parameterization=config.v_parameterization,
     )
-    if config.zero_terminal_snr:
-        model.noise_scheduler = model_io.make_noise_scheduler(
-            model.v_parameterization, zero_terminal_snr=True
+    if config.v2 and model.family != "sd2":
+        # Kohya builds an SD 2 model for v2 = true and fails on these weights; the weights tell us, so say it plainly
+        raise ConfigError(
+            f"v2 = true, but {config.pretrained_model_name_or_path} is an SD 1.x model (set v2 = false)"
         )
+    if config.zero_terminal_snr and model.family == "sdxl":
+        # Recorded, not applied: training rescales a copy (trainer.noise.training_scheduler) and Min-SNR keeps the
+        # model's SNRs, as Kohya; the flag makes the saved file carry ComfyUI's "ztsnr" marker and samples use it.
+        model.noise_scheduler.register_to_config(rescale_betas_zero_snr=True)
     model.vae.requires_grad_(False)
     if model.text_encoder_2 is not None:
         model.text_encoder_2.requires_grad_(False)
     model.vae.eval()
     return model
+
+
+def describe_data(data: TrainingData) -> str:
+    """One line about the data a run trains: images, buckets, steps."""
+    reg = sum(1 for s in data.samples.values() if s.item.is_reg)
+    buckets = len({s.bucket for s in data.samples.values()})
+    with_reg = f" + {reg} regularization" if reg else ""
+    schedule = data.schedule
+    return (
+        f"{len(data.samples) - reg} training images{with_reg} in {buckets} buckets: {schedule.total_steps} steps "
+        f"({schedule.steps_per_epoch} an epoch)"
+    )
 
 
 def check_base_model(config: TrainConfig) -> None:
@@ -139,91 +185,6 @@ def check_base_model(config: TrainConfig) -> None:
         inspect_model(base)
 
 
-def make_optimizer(
-    config: TrainConfig,
-    unet: Any,
-    text_encoder: Any | None,
-    text_encoder_2: Any | None = None,
-    sdxl: bool = False,
-) -> Any:
-    """AdamW (or bitsandbytes' AdamW8bit, or Adafactor) over the UNet and, when they train, the text encoders (own
-    learning rates; SDXL's two: learning_rate_te1 / te2)."""
-    import torch
-
-    groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": config.learning_rate}]
-    if sdxl:
-        from trainer.sdxl import text_learning_rates
-
-        rates: tuple[float, ...] = text_learning_rates(config)
-    else:
-        rates = (config.learning_rate_te or config.learning_rate,)
-    for module, lr in zip((text_encoder, text_encoder_2), rates, strict=False):
-        if module is not None:
-            groups.append({"params": [p for p in module.parameters() if p.requires_grad], "lr": lr})
-    if config.optimizer_type == "Adafactor":
-        from transformers.optimization import Adafactor
-
-        # Kohya's recommended SDXL settings: a fixed learning rate, no relative step or parameter scaling
-        return Adafactor(groups, scale_parameter=False, relative_step=False, warmup_init=False)
-    if config.optimizer_type == "AdamW8bit":
-        try:
-            import bitsandbytes as bnb  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise ConfigError(
-                "optimizer_type AdamW8bit needs bitsandbytes (pip install bitsandbytes, CUDA only); or use AdamW"
-            ) from exc
-        return bnb.optim.AdamW8bit(groups)
-    # On a CPU torch defaults to a per-tensor loop; the fused kernel updates every tensor in one pass (most of our
-    # lead over a plain loop on the tiny model). On CUDA torch's default (foreach) stays: it is proven with
-    # accelerate's fp16 gradient scaler.
-    return torch.optim.AdamW(groups, fused=not torch.cuda.is_available())
-
-
-def make_lr_scheduler(config: TrainConfig, optimizer: Any, total_steps: int) -> Any:
-    """diffusers' learning-rate schedule, stepped once per optimizer step."""
-    from diffusers.optimization import get_scheduler
-
-    return get_scheduler(
-        config.lr_scheduler,
-        optimizer=optimizer,
-        num_warmup_steps=config.lr_warmup_steps,
-        num_training_steps=max(1, total_steps),
-    )
-
-
-def cache_all_latents(model: Any, data: TrainingData, config: TrainConfig, accelerator: Any) -> LatentCache:
-    """Encode every image once (per bucket, in small batches); then the VAE leaves the GPU until sampling."""
-    import torch
-
-    from trainer.data import Sample, iter_unique_samples
-
-    disk = Path(config.output_dir) / "latent_cache" if config.cache_latents_to_disk else None
-    base = Path(config.pretrained_model_name_or_path)
-    vae_id = f"{base.resolve()}:{_mtime(base)}:{config.vae}:{_mtime(Path(config.vae)) if config.vae else 0}"
-    cache = LatentCache(disk, vae_id)
-    model.vae.to(accelerator.device)
-    for group in iter_unique_samples(list(data.samples.values())):
-        missing: list[Sample] = [s for s in group if cache.get(s) is None]
-        for start in range(0, len(missing), 4):
-            chunk = missing[start : start + 4]
-            pixels = load_batch_pixels(Batch(chunk[0].bucket, tuple(chunk))).to(accelerator.device)
-            with torch.no_grad():
-                latents = model.vae.encode(pixels).latent_dist.sample()
-            for sample, latent in zip(chunk, latents, strict=True):
-                cache.put(sample, latent)
-    model.vae.to("cpu")
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return cache
-
-
-def _mtime(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
 def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
     """Load everything, prepare it with accelerate, restore a saved state when resuming."""
     output_dir = Path(config.output_dir)
@@ -233,7 +194,7 @@ def setup_run(config: TrainConfig, resume: bool, show_progress: bool) -> Run:
         from curator.settings.prompts import load_sample_prompts
 
         load_sample_prompts(config.sample_prompts, notices)  # a bad prompt file stops the run before any work
-    progress = checkpoint.latest_progress(output_dir) if resume else None
+    progress = checkpoint.latest_progress(output_dir, verify=True) if resume else None
     if resume and progress is None:
         raise ConfigError(f"--resume: no saved training state in {output_dir / checkpoint.STATE_DIRNAME}")
     if progress is not None:
@@ -268,33 +229,59 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     set_seed(config.seed)
     # A refused model file first (header only), then the data, then the slow load.
     check_base_model(config)
-    data = build_training_data(config, accelerator.num_processes)
-    model = load_models(config)
+    main = accelerator.is_main_process
+    with stage(events, main, "import", "importing diffusers and transformers") as done:
+        # seconds of the start-up (diffusers' model modules import its whole model zoo): said, not silent
+        from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
+        from transformers import CLIPTextModel  # noqa: F401
+
+        done("libraries ready")
+    with stage(events, main, "data", f"reading the dataset in {config.train_data_dir}") as done:
+        data = build_training_data(config, accelerator.num_processes)
+        done(describe_data(data), images=len(data.samples), total_steps=data.schedule.total_steps)
+    with stage(events, main, "model", f"loading {config.pretrained_model_name_or_path}") as done:
+        model = load_models(config)
+        done(f"model loaded ({model.family}{', v-prediction' if model.v_parameterization else ''})")
+    layers = getattr(model.text_encoder.config, "num_hidden_layers", config.clip_skip)
+    if config.clip_skip > layers:
+        raise ConfigError(f"clip_skip {config.clip_skip} is more than the text encoder's {layers} layers")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
-    cache = cache_all_latents(model, data, config, accelerator) if config.cache_latents else None
+    if config.network_module:  # a LoRA: the base frozen, adapters train
+        lora_training.wrap(model, config)
+        te_training = te_training and lora_training.trains_text_encoder(config)
+    check_fits(config, model, accelerator.device, accelerator.mixed_precision, te_training)
+    cache = cache_all_latents(model, data, config, accelerator, events) if config.cache_latents else None
     if not config.cache_latents:
         model.vae.to(accelerator.device)
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
     model.unet.train()
+    weight_dtype = full_precision_dtype(config, accelerator)
     if (
-        config.full_bf16
-    ):  # Kohya's full_bf16: the trained weights themselves in bf16 (the encoders follow below)
-        import torch
-
-        model.unet.to(torch.bfloat16)
+        weight_dtype is not None
+    ):  # Kohya's full_fp16 / full_bf16: the trained weights themselves in half precision
+        model.unet.to(weight_dtype)
+    notices: list[str] = []
     if model.family == "sdxl":
         unet, text_encoder, text_encoder_2, optimizer, lr_scheduler, text_cache, te_training = _prepare_sdxl(
-            config, accelerator, model, data, te_training
+            config, accelerator, model, data, te_training, weight_dtype, notices
         )
     else:
         text_encoder_2 = text_cache = None
         unet, text_encoder, optimizer, lr_scheduler = _prepare_sd(
-            config, accelerator, model, te_training, schedule
+            config, accelerator, model, te_training, weight_dtype, notices, schedule.total_steps
         )
-    # Not prepared: accelerate would step it once per process; ours steps once per optimizer step.
-    accelerator.register_for_checkpointing(lr_scheduler)
+    for notice in notices:
+        events.emit("notice", message=notice)
+        if accelerator.is_main_process:
+            print(f"notice: {notice}", file=sys.stderr)
+    if weight_dtype is not None and accelerator.scaler is not None:
+        allow_fp16_gradients(accelerator.scaler)
+    # Not prepared: accelerate would step it once per process; ours steps once per optimizer step. Not registered
+    # for checkpointing either: accelerate would pickle it; checkpoint.save_state writes it as JSON.
+    if config.network_module:
+        lora_training.register_state_hooks(accelerator)
     result = TrainResult(0, schedule.epochs, 0, schedule.te_stop_step, None)
     run = Run(
         config,
@@ -312,6 +299,7 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         text_encoder_2=text_encoder_2,
         text_cache=text_cache,
     )
+    run.noise_scheduler = training_scheduler(model.noise_scheduler, config.zero_terminal_snr)
     if config.fused_backward_pass:
         from trainer import fused_backward
 
@@ -320,6 +308,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
                 "fused_backward_pass works on one GPU (gradients are applied before DDP reduces them)"
             )
         fused_backward.install(optimizer, config.max_grad_norm)
+    if accelerator.log_with:
+        accelerator.init_trackers("dreambooth")  # Kohya's project name; logs "loss", "lr/unet", "loss/epoch"
     nan_env = os.environ.get(NAN_AT_STEP_ENV)
     run.nan_at_step = int(nan_env) if nan_env else None
     if progress is not None:
@@ -328,16 +318,30 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
 
 
 def _prepare_sd(
-    config: TrainConfig, accelerator: Any, model: Any, te_training: bool, schedule: Any
+    config: TrainConfig,
+    accelerator: Any,
+    model: Any,
+    te_training: bool,
+    weight_dtype: Any,
+    notices: list[str],
+    total_steps: int,
 ) -> tuple[Any, ...]:
-    model.text_encoder.requires_grad_(te_training)
+    """SD 1.x / 2.x: the text encoder's mode, the optimizer and schedule, accelerate's prepare. Returns (unet,
+    text_encoder, optimizer, lr_scheduler)."""
+    if config.network_module:
+        lora_training.set_text_encoder_trainable(model.text_encoder, te_training)
+    else:
+        model.text_encoder.requires_grad_(te_training)
     model.text_encoder.train(te_training)
+    freeze_skipped_layers(model.text_encoder, config.clip_skip)
     if config.gradient_checkpointing and te_training:
         # transformers 5 renamed it; 4.x only has the old name
         enable = getattr(model.text_encoder, "activation_checkpointing_enable", None)
         (enable or model.text_encoder.gradient_checkpointing_enable)()
-    optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None)
-    lr_scheduler = make_lr_scheduler(config, optimizer, schedule.total_steps)
+    if weight_dtype is not None:
+        model.text_encoder.to(weight_dtype)
+    optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None, notices)
+    lr_scheduler = make_lr_scheduler(config, optimizer, total_steps)
     if te_training:
         unet, text_encoder, optimizer = accelerator.prepare(model.unet, model.text_encoder, optimizer)
     else:
@@ -347,17 +351,29 @@ def _prepare_sd(
 
 
 def _prepare_sdxl(
-    config: TrainConfig, accelerator: Any, model: Any, data: TrainingData, te_allowed: bool
+    config: TrainConfig,
+    accelerator: Any,
+    model: Any,
+    data: TrainingData,
+    te_allowed: bool,
+    weight_dtype: Any,
+    notices: list[str],
 ) -> tuple[Any, ...]:
+    """SDXL: which of the two encoders train, their cached outputs when both are frozen, the optimizer and
+    schedule, accelerate's prepare. Returns (unet, text_encoder, text_encoder_2, optimizer, lr_scheduler,
+    text_cache, te_training)."""
     from trainer import sdxl
 
-    flags = sdxl.setup_text_encoders(model, config, te_allowed, accelerator.mixed_precision)
+    if config.network_module:
+        raise ConfigError("LoRA training of an SDXL base is not supported: unset network_module")
+    flags = sdxl.setup_text_encoders(model, config, te_allowed, weight_dtype)
     cached = config.cache_text_encoder_outputs and not any(flags)
     text_cache = sdxl.build_text_cache(model, data, config, accelerator.device) if cached else None
     optimizer = make_optimizer(
         config,
         model.unet,
         model.text_encoder if flags[0] else None,
+        notices,
         model.text_encoder_2 if flags[1] else None,
         sdxl=True,
     )
@@ -368,7 +384,8 @@ def _prepare_sdxl(
 
 def restore(run: Run, progress: checkpoint.Progress) -> None:
     """Continue from a saved state: weights, optimizer, scheduler, RNG, and our position in the schedule."""
-    run.accelerator.load_state(str(progress.state_dir))
+    # A LoRA's state holds only the adapters; the frozen base weights are the base model's, loaded at set-up.
+    checkpoint.load_state(run.accelerator, progress, run.lr_scheduler, strict=not run.config.network_module)
     run.step, run.epoch, run.groups_done = progress.step, progress.epoch, progress.groups_done
     run.result.te_steps = run.result.te_optimizer_steps = progress.te_trained_steps
     run.last_checkpoint = Path(progress.last_checkpoint) if progress.last_checkpoint else None
@@ -384,51 +401,69 @@ def restore(run: Run, progress: checkpoint.Progress) -> None:
 # ---- one step ---------------------------------------------------------------------------------------------------
 
 
-def batch_latents(run: Run, batch: Batch) -> Any:
-    """Scaled VAE latents of a batch (from the cache, or encoded now)."""
+def batch_latents(run: Run, batch: Batch, index: int) -> Any:
+    """Scaled VAE latents of a batch as this step sees it (flip_aug, random_crop), from the cache or encoded now."""
     import torch
 
     device = run.accelerator.device
+    augments = batch_augments(batch, run.config, run.epoch, index)
     if run.cache is not None:
-        latents = torch.stack([run.cache.require(s) for s in batch.samples]).to(device)
+        latents = torch.stack(
+            [run.cache.require(s, a.flip) for s, a in zip(batch.samples, augments, strict=True)]
+        )
+        latents = latents.to(device)
     else:
-        pixels = load_batch_pixels(batch).to(device)
+        pixels = load_batch_pixels(batch, augments, loader_workers(run.config)).to(device)
         with torch.no_grad():
             latents = run.model.vae.encode(pixels).latent_dist.sample()
     return latents * run.model.vae.config.scaling_factor
 
 
 def batch_loss(run: Run, batch: Batch, index: int) -> Any:
-    """The DreamBooth loss of one batch: noise prediction (epsilon or v) MSE, Min-SNR weighting, prior loss weight
-    for regularization images."""
-    import torch
-    import torch.nn.functional as F
-
+    """The DreamBooth loss of one batch: captions processed for this step, random noise and timesteps."""
     from trainer.text import encode, tokenize
 
-    config, scheduler = run.config, run.model.noise_scheduler
-    latents = batch_latents(run, batch)
+    config = run.config
+    latents = batch_latents(run, batch, index)
     captions = batch_captions(batch, config, run.epoch, index)
     if run.model.family == "sdxl":
         from trainer.sdxl import batch_conditioning
 
         conditioning = batch_conditioning(run, batch, captions)
     else:
+        import torch
+
         ids = tokenize(run.model.tokenizer, captions, config.max_token_length)
         with torch.set_grad_enabled(run.te_training):
             conditioning = {"encoder_hidden_states": encode(run.text_encoder, ids, config.clip_skip)}
-    noise = torch.randn_like(latents)
-    if config.noise_offset:
-        noise = noise + config.noise_offset * torch.randn(
-            latents.shape[0], latents.shape[1], 1, 1, device=latents.device
-        )
-    steps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    noise = sample_noise(latents, config)
+    steps = sample_timesteps(config, latents.shape[0], latents.device)
+    return denoising_loss(run, batch, latents, conditioning, noise, steps)
+
+
+def unet_conditioning(conditioning: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """The UNet's conditioning kwargs (hidden states; SDXL's added pooled and size embedding) in ``dtype``."""
+    out = {"encoder_hidden_states": conditioning["encoder_hidden_states"].to(dtype)}
+    if "added_cond_kwargs" in conditioning:
+        out["added_cond_kwargs"] = {k: v.to(dtype) for k, v in conditioning["added_cond_kwargs"].items()}
+    return out
+
+
+def denoising_loss(
+    run: Run, batch: Batch, latents: Any, conditioning: dict[str, Any], noise: Any, steps: Any
+) -> Any:
+    """The loss of predicting the noise (epsilon or v) at ``steps``: ``loss_type`` per image, Min-SNR weighting,
+    prior loss weight for regularization images, mean over the batch (Kohya's order of operations)."""
+    import torch
+
+    config, scheduler = run.config, run.noise_scheduler
     noisy = scheduler.add_noise(latents, noise, steps)
     target = scheduler.get_velocity(latents, noise, steps) if _is_v(run) else noise
-    prediction = run.unet(noisy, steps, **conditioning).sample
-    loss = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
+    dtype = next(run.unet.parameters()).dtype  # full_fp16 / full_bf16: the inputs in the weights' precision
+    prediction = run.unet(noisy.to(dtype), steps, **unet_conditioning(conditioning, dtype)).sample
+    loss = diffusion_loss(prediction, target, steps, scheduler, config)
     if config.min_snr_gamma:
-        loss = loss * min_snr_weights(scheduler, steps, config.min_snr_gamma, _is_v(run))
+        loss = loss * min_snr_weights(run.model.noise_scheduler, steps, config.min_snr_gamma, _is_v(run))
     weights = torch.tensor(
         [config.prior_loss_weight if s.item.is_reg else 1.0 for s in batch.samples], device=loss.device
     )
@@ -437,16 +472,6 @@ def batch_loss(run: Run, batch: Batch, index: int) -> Any:
 
 def _is_v(run: Run) -> bool:
     return run.config.v_parameterization or run.model.noise_scheduler.config.prediction_type == "v_prediction"
-
-
-def min_snr_weights(scheduler: Any, timesteps: Any, gamma: float, v_prediction: bool) -> Any:
-    """Min-SNR-gamma loss weights (Hang et al. 2023) via diffusers' compute_snr."""
-    import torch
-    from diffusers.training_utils import compute_snr
-
-    snr = compute_snr(scheduler, timesteps)
-    clipped = torch.minimum(snr, torch.full_like(snr, gamma))
-    return clipped / (snr + 1) if v_prediction else clipped / snr
 
 
 def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
@@ -476,7 +501,10 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
         accelerator.clip_grad_norm_(params, run.config.max_grad_norm)
     if not run.config.fused_backward_pass:  # fused: every parameter was updated during backward
         run.optimizer.step()
-    run.lr_scheduler.step()
+    if (
+        not accelerator.optimizer_step_was_skipped
+    ):  # an fp16 overflow skips the update: the schedule waits too
+        run.lr_scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     return total / len(group)
 
@@ -574,14 +602,17 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
     path = checkpoint.checkpoint_path(config, run.epoch, run.step, final, by_step)
     if accelerator.is_main_process:
         metadata = checkpoint.training_metadata(
-            config, run.step, run.epoch, getattr(run.model, "family", "sd1")
+            config, run.step, run.epoch, getattr(run.model, "family", "sd1"), _is_v(run)
         )
-        checkpoint.save_model(trained_model(run), config, path, metadata)
+        if config.network_module:
+            lora_training.save_checkpoint(trained_model(run), config, path, metadata, run.data)
+        else:
+            checkpoint.save_model(trained_model(run), config, path, metadata)
         run.result.checkpoints.append(path)
     run.last_checkpoint = path  # every process knows it, so any one of them can name it in a message
     state_dir = None
     if config.save_state and not (final and run.last_saved_step == run.step):
-        state_dir = checkpoint.save_state(accelerator, run.output_dir, _progress(run))
+        state_dir = checkpoint.save_state(accelerator, run.output_dir, _progress(run), run.lr_scheduler)
     run.last_saved_step = run.step
     run.events.emit(
         "checkpoint",
@@ -590,8 +621,10 @@ def save_point(run: Run, final: bool, by_step: bool) -> None:
         path=str(path),
         state=str(state_dir) if state_dir else None,
     )
+    record_validation(run)
     if config.sample_prompts and (config.sample_every_n_epochs == 0 or final):
         render(run, path.name.removesuffix(".safetensors"))
+    write_training_report(run)
 
 
 def _progress(run: Run) -> checkpoint.Progress:
@@ -676,8 +709,11 @@ def run_epoch(run: Run, ticker: Any) -> None:
             and run.step < schedule.total_steps
         ):
             save_point(run, final=False, by_step=True)
+        elif config.validate_every_n_steps and run.step % config.validate_every_n_steps == 0:
+            record_validation(run)
     if losses:
         run.events.emit("epoch", epoch=run.epoch, step=run.step, loss=sum(losses) / len(losses))
+        accelerator.log({"loss/epoch": sum(losses) / len(losses)}, step=run.step)
 
 
 def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
@@ -700,6 +736,8 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         mixed_precision=run.accelerator.mixed_precision,
     )
     started = time.monotonic()
+    if not resume:
+        record_validation(run)  # the curve's starting point: the base model on the held-out images
     try:
         with _progress_bar(run, show_progress) as ticker:
             while run.step < schedule.total_steps and run.epoch <= schedule.epochs:
@@ -733,6 +771,7 @@ def train(config: TrainConfig, resume: bool = False, show_progress: bool = True)
         path=str(run.last_checkpoint),
         seconds=round(time.monotonic() - started, 2),
     )
+    write_training_report(run)
     run.events.close()
     run.accelerator.end_training()
     return run.result
@@ -786,6 +825,10 @@ def _progress_bar(run: Run, enabled: bool) -> Any:
             eta_s=round((total - run.step) / rate, 1),
         )
         bar.update(task, completed=run.step, epoch=run.epoch, loss=loss)
+        logs = {"loss": loss, "lr/unet": lrs[0]}
+        if run.te_training and len(lrs) > 1:
+            logs["lr/text_encoder1"] = lrs[1]
+        run.accelerator.log(logs, step=run.step)
 
     with bar:
         yield ticker

@@ -129,25 +129,23 @@ class TextCache:
 def text_learning_rates(config: Any) -> tuple[float, float]:
     """Learning rates of text encoders 1 and 2 (Kohya: unset = learning_rate; 0 = that encoder stays frozen)."""
     return tuple(  # type: ignore[return-value]
-        config.learning_rate if lr == -1 else lr
+        config.learning_rate if lr is None else lr
         for lr in (config.learning_rate_te1, config.learning_rate_te2)
     )
 
 
-def setup_text_encoders(model: Any, config: Any, allowed: bool, precision: str) -> tuple[bool, bool]:
+def setup_text_encoders(model: Any, config: Any, allowed: bool, weight_dtype: Any) -> tuple[bool, bool]:
     """Which encoders train (``train_text_encoder``, each with a non-zero rate, while the schedule allows it);
-    sets their gradients, modes, gradient checkpointing and dtype (``precision``: the accelerator's mixed
-    precision). Returns (encoder 1 trains, encoder 2 trains)."""
+    sets their gradients, modes, gradient checkpointing and dtype (``weight_dtype``: full_fp16 / full_bf16's, or
+    None). Returns (encoder 1 trains, encoder 2 trains)."""
     rates = text_learning_rates(config)
     flags = tuple(allowed and config.train_text_encoder and rate > 0 for rate in rates)
     for module, trains in zip((model.text_encoder, model.text_encoder_2), flags, strict=True):
         module.requires_grad_(trains)
         module.train(trains)
-        if trains and config.full_bf16 and precision == "bf16":
+        if trains and weight_dtype is not None:
             # frozen ones stay float32: casting them would round the weights the checkpoint writes back
-            import torch
-
-            module.to(torch.bfloat16)
+            module.to(weight_dtype)
         if trains and config.gradient_checkpointing:
             enable = getattr(module, "activation_checkpointing_enable", None)  # transformers 5's name
             (enable or module.gradient_checkpointing_enable)()

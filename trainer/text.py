@@ -52,9 +52,7 @@ def encode(text_encoder: Any, input_ids: Any, clip_skip: int = 1) -> Any:
         states = text_encoder(flat, return_dict=True).last_hidden_state
     else:
         out = text_encoder(flat, output_hidden_states=True, return_dict=True)
-        # transformers 5 dropped the ``text_model`` wrapper; 4.x still has it.
-        core = getattr(text_encoder, "text_model", text_encoder)
-        states = core.final_layer_norm(out.hidden_states[-clip_skip])
+        states = text_model(text_encoder).final_layer_norm(out.hidden_states[-clip_skip])
     return join_windows(states.reshape(batch, n_chunks, window, -1))
 
 
@@ -68,3 +66,19 @@ def join_windows(states: Any) -> Any:
         return states[:, 0]
     parts = [states[:, 0, :1]] + [states[:, i, 1:-1] for i in range(n_chunks)] + [states[:, -1, -1:]]
     return torch.cat(parts, dim=1)
+
+
+def text_model(text_encoder: Any) -> Any:
+    """The CLIP text transformer inside ``text_encoder``, through a DDP wrapper (``.module``) when it is prepared for
+    several processes (transformers 5 dropped the ``text_model`` wrapper; 4.x still has it)."""
+    inner = getattr(text_encoder, "module", text_encoder)
+    return getattr(inner, "text_model", inner)
+
+
+def freeze_skipped_layers(text_encoder: Any, clip_skip: int) -> None:
+    """Freeze the top ``clip_skip - 1`` transformer layers: their output is never used, so they get no gradient, and
+    DDP refuses parameters that take part in the forward pass without one. Their weights stay as loaded either way
+    (AdamW skips parameters without a gradient), so this changes no number."""
+    if clip_skip > 1:
+        for layer in text_model(text_encoder).encoder.layers[-(clip_skip - 1) :]:
+            layer.requires_grad_(False)

@@ -20,23 +20,36 @@ from typing import Any, TypeVar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, ProgressBar, TabbedContent, TabPane
+from textual.widgets import (
+    Footer,
+    Header,
+    Input,
+    OptionList,
+    ProgressBar,
+    Select,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from curator.review.curation import Policy
 from curator.scan.results import ScanResult, ScanSettings
 from curator.settings.config import TrainConfig
-from tui.backend import Backend, BackendError, JobCancelled, PlanSummary
-from tui.jobs import EventTail
+from curator.textsafe import safe
+from tui.backend import Backend, BackendError, JobCancelled, PlanSummary, StepResult
+from tui.jobs import EventTail, last_line
 from tui.messages import (
     DecisionsChanged,
     ExportFinished,
     JobFailed,
     ScanFinished,
     ScanProgress,
+    TagCounts,
     TrainEvents,
     TrainExited,
 )
+from tui.prefs import load_prefs, save_prefs
 from tui.screens.caption_editor import CaptionEditor
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
@@ -44,9 +57,10 @@ from tui.widgets.browser.item_table import ItemTable
 from tui.widgets.browser.panel import BrowserPanel
 from tui.widgets.duplicates.panel import DuplicatesPanel
 from tui.widgets.overview.panel import OverviewPanel
-from tui.widgets.plan.panel import PlanPanel
+from tui.widgets.plan.panel import PlanPanel, follow_resolution
 from tui.widgets.preview.image import load_thumbnail
 from tui.widgets.preview.panel import PreviewPanel
+from tui.widgets.preview.suggestions import SuggestedTags
 from tui.widgets.tags.panel import TagsPanel
 from tui.widgets.train.panel import TrainPanel
 
@@ -59,15 +73,21 @@ class Failed:
 
 FAILED = Failed()
 TABS = ("overview", "browser", "duplicates", "tags", "plan", "train")
-#: The widget each tab focuses when shown.
+#: The widget each tab focuses when shown: a form tab its first field, so what is typed next lands there.
 TAB_FOCUS = {
     "overview": "#overview-panel",
     "browser": "#items",
     "duplicates": "#dup-clusters",
     "tags": "#tag-freq",
-    "plan": "#tabs ContentTabs",
-    "train": "#train-export",
+    "plan": "#plan-max_train_epochs",
+    "train": "#train-out",
 }
+#: Where Escape goes from a field: the tab's table, or the tab bar on form tabs (then digits switch tabs again).
+TAB_HOME = {**TAB_FOCUS, "plan": "#tabs ContentTabs", "train": "#tabs ContentTabs"}
+#: Tabs on which the single-letter keys that change decisions or rescan (u, U, r) work: never on a form tab.
+DECISION_TABS = ("overview", "browser", "duplicates")
+#: App actions a focused text field or dropdown must never trigger (its keys are the user's typing).
+GUARDED_ACTIONS = ("tab", "undo", "redo", "rescan", "quit", "help")
 #: Seconds between two reads of the trainer's event file.
 TAIL_INTERVAL = 0.25
 
@@ -98,19 +118,27 @@ class ReviewApp(App[None]):
         Binding("5", "tab('plan')", "Plan", show=False),
         Binding("6", "tab('train')", "Train", show=False),
         Binding("u", "undo", "Undo"),
-        Binding("escape", "leave_input", "Leave input", show=False),
+        Binding("U,ctrl+y", "redo", "Redo", show=False),
+        Binding("escape", "leave_input", "Leave field", show=False),
         Binding("r", "rescan", "Rescan", show=False),
-        Binding("question_mark", "help", "Help · 1-6 tabs"),
+        Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
     ]
 
     def __init__(self, backend: Backend, settings: TrainConfig | None = None, export_dir: Path | None = None):
         super().__init__()
         self.backend = backend
-        self.state = ReviewState(settings=settings or backend.training_settings())
-        self.export_dir = export_dir or backend.dataset_root.parent / f"{backend.dataset_root.name}-curated"
+        self.prefs = load_prefs(backend.workspace)  # what the last session on this dataset left on the forms
+        self.state = ReviewState(
+            settings=follow_resolution(settings or self.prefs.plan or backend.training_settings())
+        )
+        default_out = backend.dataset_root.parent / f"{backend.dataset_root.name}-curated"
+        self.export_dir = export_dir or (
+            Path(self.prefs.export_dir) if self.prefs.export_dir else default_out
+        )
         self.sub_title = backend.dataset_root.name
         self._process: subprocess.Popen[bytes] | None = None
+        self._train_log: Path | None = None  # the trainer's stdout and stderr
         self.export_config: Path | None = None  # the trainer config the last export wrote
 
     # -- composition ----------------------------------------------------------------------------------------------
@@ -129,17 +157,36 @@ class ReviewApp(App[None]):
             with TabPane("5 Plan", id="plan"):
                 yield PlanPanel(self.state.settings, id="plan-panel")
             with TabPane("6 Train", id="train"):
-                yield TrainPanel(self.export_dir, id="train-panel")
-        yield Footer()
+                yield TrainPanel(self.export_dir, self.prefs.base_model, id="train-panel")
+        yield Footer(compact=True)
+
+    def on_load(self) -> None:
+        # start the (mostly cached) scan before the six tabs are composed: it runs while they are built
+        self.state.scanning = True
+        self.scan_worker()
 
     def on_mount(self) -> None:
         self.query_one(ItemTable).focus()
-        self.start_scan()
+        self.query_one("#scan-progress").display = self.state.scanning
+
+    # -- who owns the keyboard ---------------------------------------------------------------------------------------
+    def typing(self) -> bool:
+        """True while a text field, an editor or a dropdown has the focus: its keys are text, not commands."""
+        # an open Select shows its choices in an OptionList, which has the focus then
+        return isinstance(self.focused, Input | TextArea | Select | OptionList)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Global keys stand aside while the user types; decision keys work only where decisions are shown."""
+        if action in GUARDED_ACTIONS and self.typing():
+            return False
+        if action in ("undo", "redo", "rescan"):
+            return (self.query_one(TabbedContent).active or "browser") in DECISION_TABS
+        return True
 
     def note(self, line: str) -> None:
         """Record ``line`` in the state log and show it as a notification."""
         self.state.log.append(line)
-        self.notify(line, timeout=3)
+        self.notify(safe(line), timeout=3, markup=False)
 
     # -- the one place errors are shown ------------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -160,7 +207,9 @@ class ReviewApp(App[None]):
 
     def on_job_failed(self, message: JobFailed) -> None:
         self.state.log.append(f"error in {message.job}: {message.message}")
-        self.notify(message.message, title=f"{message.job} failed", severity="error", timeout=8)
+        self.notify(
+            safe(message.message), title=f"{message.job} failed", severity="error", timeout=8, markup=False
+        )
         if message.job == "scan":
             self.state.scanning = False
             self.query_one("#scan-progress").display = False
@@ -179,8 +228,13 @@ class ReviewApp(App[None]):
         """Scan in a thread (cached metrics make a rescan quick)."""
         worker = get_current_worker()
 
+        last = [0.0]
+
         def progress(done: int, total: int) -> None:
-            self.post_message(ScanProgress(done, total))
+            now = time.monotonic()  # a cached rescan reports every item: ten redraws a second are enough
+            if done == total or now - last[0] >= 0.1:
+                last[0] = now
+                self.post_message(ScanProgress(done, total))
 
         result = self.backend.scan(progress=progress, cancelled=lambda: worker.is_cancelled)
         if not worker.is_cancelled:
@@ -194,11 +248,33 @@ class ReviewApp(App[None]):
         self.state.scanning = False
         self.query_one("#scan-progress").display = False
         self.state.decisions = self.backend.decision_map()
-        self.query_one(BrowserPanel).load(message.result, self.state.decisions)
-        self.refresh_duplicates()
-        self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(message.result))
-        self.recompute_plan(self.state.settings)
+        if self.backend.edited_rels():  # captions edited in an earlier session count as edited
+            self.backend.recheck_captions(message.result)
+        self.query_one(BrowserPanel).load(message.result, self.state.decisions, self.backend.edited_rels())
+        # the browser is what the user looks at first: paint it, then fill the other tabs
+        self.call_after_refresh(self.load_other_tabs)
         self.state.log.append(f"scanned {len(message.result.records)} items")
+
+    def load_other_tabs(self) -> None:
+        """Fill the duplicates, tags, plan and overview tabs from the scan (after the browser is on screen)."""
+        result = self.state.result
+        if result is None or not self.query(TagsPanel):
+            return
+        self.refresh_duplicates()
+        tags = self.query_one(TagsPanel)
+        tags.set_concepts([c.name for c in result.dataset.concepts if not c.is_reg])
+        self.count_tags(tags.scope())
+        self.recompute_plan(self.state.settings)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="tags")
+    def count_tags(self, concept: str | None) -> None:
+        """Count tags (the caption audit reads every caption file) off the UI thread."""
+        if self.state.result is not None:
+            self.post_message(TagCounts(self.backend.tag_counts(self.state.result, concept)))
+
+    def on_tag_counts(self, message: TagCounts) -> None:
+        if self.query(TagsPanel):  # not when the app is closing
+            self.query_one(TagsPanel).show_frequencies(message.counts)
 
     def action_rescan(self) -> None:
         """Scan again (reusing the cache)."""
@@ -206,13 +282,20 @@ class ReviewApp(App[None]):
 
     # -- navigation ---------------------------------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:
-        """Show tab ``tab`` and focus its main widget (never a text input, so digits keep switching tabs)."""
+        """Show tab ``tab`` and focus its first widget (a form tab: its first field)."""
         self.query_one(TabbedContent).active = tab
         self.query_one(TAB_FOCUS[tab]).focus()
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # a click on a tab focuses the same widget as its digit key
+        tab = event.pane.id or "browser"
+        if tab in TAB_FOCUS and not self.query_one(TabbedContent).has_focus_within:
+            self.query_one(TAB_FOCUS[tab]).focus()
+
     def action_leave_input(self) -> None:
-        """Escape from a text input back to the tab's main widget."""
-        self.action_tab(self.query_one(TabbedContent).active or "browser")
+        """Escape from a field: back to the tab's table, or to the tab bar on a form tab."""
+        tab = self.query_one(TabbedContent).active or "browser"
+        self.query_one(TAB_HOME[tab]).focus()
 
     def action_help(self) -> None:
         """Show the key help."""
@@ -231,7 +314,8 @@ class ReviewApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                changed = self.guard("decisions", self.backend.decide, message.rels, "drop", message.code)
+                reason = f"filter {message.code}"
+                changed = self.guard("decisions", self.backend.decide, message.rels, "drop", reason)
                 if not isinstance(changed, Failed):
                     self.apply_decisions(changed, f"dropped {len(message.rels)} items ({message.code})")
 
@@ -244,15 +328,25 @@ class ReviewApp(App[None]):
             self.refresh_duplicates()
 
     def action_undo(self) -> None:
-        """Undo the last decision step."""
-        changed = self.guard("decisions", self.backend.undo)
-        if isinstance(changed, Failed):
+        """Undo the last step (decisions, a bulk drop, a keeper choice or a caption edit) and say which it was."""
+        self._step(self.backend.undo, "nothing to undo")
+
+    def action_redo(self) -> None:
+        """Redo the step the last undo reverted."""
+        self._step(self.backend.redo, "nothing to redo")
+
+    def _step(self, call: Callable[[], StepResult | None], nothing: str) -> None:
+        step = self.guard("decisions", call)
+        if isinstance(step, Failed):
             return
-        if changed is None:
-            self.note("nothing to undo")
+        if step is None:
+            self.note(nothing)
             return
-        self.apply_decisions(changed, "undo")
-        self.refresh_duplicates()  # the undone step may have been a keeper choice
+        self.apply_decisions(step.decisions, step.what)
+        if step.keepers:
+            self.refresh_duplicates()
+        if step.captions:
+            self.captions_changed(step.captions)
 
     def apply_decisions(self, changed: dict[str, str | None], what: str) -> None:
         """Reflect decisions the store changed in the state and the panels."""
@@ -272,7 +366,8 @@ class ReviewApp(App[None]):
         """Redraw the duplicate clusters with the keepers the store holds now."""
         if self.state.result is not None:
             clusters = self.backend.duplicate_clusters(self.state.result)
-            self.query_one(DuplicatesPanel).load(self.state.result, clusters)
+            chosen = set(self.backend.store().keepers())
+            self.query_one(DuplicatesPanel).load(self.state.result, clusters, chosen)
 
     def on_decisions_changed(self, message: DecisionsChanged) -> None:
         self.recompute_plan(self.state.settings)  # dropped images leave the step count
@@ -288,7 +383,8 @@ class ReviewApp(App[None]):
                 self.caption_of(record.item.rel),
                 self.backend.keep_tokens(record.item.concept, self.state.settings),
             )
-        self.query_one(PreviewPanel).show(record, caption)
+        edited = record is not None and self.backend.edited_caption(record.item.rel) is not None
+        self.query_one(PreviewPanel).show(record, caption, edited)
 
     def caption_of(self, rel: str) -> str:
         """The caption training will read for ``rel``: the saved edit, else the file."""
@@ -299,7 +395,13 @@ class ReviewApp(App[None]):
         return self.backend.read_caption(record.item.caption_path if record else None)
 
     def on_browser_panel_edit_caption(self, message: BrowserPanel.EditCaption) -> None:
-        rel = message.rel
+        self.edit_caption(message.rel, self.caption_of(message.rel))
+
+    def on_suggested_tags_accepted(self, message: SuggestedTags.Accepted) -> None:
+        self.edit_caption(message.rel, message.text)
+
+    def edit_caption(self, rel: str, start: str) -> None:
+        """Open the caption editor on ``rel`` starting from ``start``; a save goes to the review store."""
         record = self.query_one(BrowserPanel).record(rel)
         keep = self.backend.keep_tokens(record.item.concept if record else "", self.state.settings)
 
@@ -310,10 +412,22 @@ class ReviewApp(App[None]):
             if isinstance(self.guard("captions", self.backend.save_caption, rel, text), Failed):
                 return
             self.note(f"caption of {rel} saved")
-            self.on_browser_panel_highlighted(BrowserPanel.Highlighted(rel))
+            self.captions_changed([rel])
 
-        editor = CaptionEditor(rel, self.caption_of(rel), lambda text: self.backend.caption_view(text, keep))
+        editor = CaptionEditor(rel, start, lambda text: self.backend.caption_view(text, keep))
         self.push_screen(editor, saved)
+
+    def captions_changed(self, rels: list[str]) -> None:
+        """Captions training reads changed (an edit saved or undone): audit them again and redraw what shows them."""
+        result = self.state.result
+        if result is None:
+            return
+        if isinstance(self.guard("captions", self.backend.recheck_captions, result), Failed):
+            return
+        self.query_one(BrowserPanel).captions_edited(self.backend.edited_rels())
+        self.count_tags(self.query_one(TagsPanel).scope())
+        self.refresh_overview()
+        self.state.log.append(f"captions re-audited after editing {', '.join(rels)}")
 
     # -- tags ---------------------------------------------------------------------------------------------------------
     def on_tags_panel_preview_requested(self, message: TagsPanel.PreviewRequested) -> None:
@@ -342,14 +456,25 @@ class ReviewApp(App[None]):
         self._refresh_tags()
 
     def _refresh_tags(self) -> None:
+        """Caption files changed on disk (a batch edit or its undo): audit and redraw everything that shows them."""
         if self.state.result is not None:
-            self.query_one(TagsPanel).show_frequencies(self.backend.tag_counts(self.state.result))
-            rel = self.query_one(ItemTable).current_rel()
-            self.on_browser_panel_highlighted(BrowserPanel.Highlighted(rel))
+            self.captions_changed(["a batch edit"])
+
+    def on_tags_panel_scope_changed(self, message: TagsPanel.ScopeChanged) -> None:
+        self.count_tags(message.concept)
 
     # -- plan ---------------------------------------------------------------------------------------------------------
     def on_plan_panel_changed(self, message: PlanPanel.Changed) -> None:
         self.recompute_plan(message.settings)
+        self.prefs.plan = message.settings
+        self.remember()
+
+    def remember(self) -> None:
+        """Keep the form values in the workspace for the next session (a read-only workspace just forgets)."""
+        try:
+            save_prefs(self.backend.workspace, self.prefs)
+        except OSError as exc:
+            self.state.log.append(f"could not remember the form values: {exc}")
 
     def recompute_plan(self, settings: TrainConfig) -> None:
         """Recompute the one plan (the curation export writes, these settings) for the plan tab and the overview."""
@@ -376,6 +501,8 @@ class ReviewApp(App[None]):
             self.note("wait for the scan to finish")
             return
         out, base = message.out, message.base_model
+        self.prefs.base_model, self.prefs.export_dir = base, str(out)
+        self.remember()
 
         def answered(replace: bool | None) -> None:
             if replace:
@@ -398,7 +525,7 @@ class ReviewApp(App[None]):
     def on_export_finished(self, message: ExportFinished) -> None:
         self.state.log.append(f"exported to {message.out}")
         self.export_config = message.config
-        self.query_one(TrainPanel).exported(message.summary)
+        self.query_one(TrainPanel).exported(message.summary, message.config is not None)
 
     def on_train_panel_train_requested(self, message: TrainPanel.TrainRequested) -> None:
         config = self.export_config
@@ -415,6 +542,7 @@ class ReviewApp(App[None]):
         tail = EventTail(events)
         tail.offset = events.stat().st_size if events.exists() else 0  # only this run's events
         log = events.parent / "tui-train.log"
+        self._train_log = log
         events.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as output:
             process = subprocess.Popen(
@@ -445,7 +573,8 @@ class ReviewApp(App[None]):
         elif message.returncode == 0:
             status = "finished"
         else:
-            status = f"trainer exited with code {message.returncode} (see tui-train.log)"
+            reason = self.query_one(TrainPanel).state.error or last_line(self._train_log)
+            status = f"trainer failed (exit {message.returncode}): {reason or 'see tui-train.log'}"
         self.query_one(TrainPanel).set_running(False, status)
         self.note(f"training {status}")
 

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from curator.dataset.workspace import Workspace
+from curator.findings import Finding
 from curator.review.curation import Policy
-from curator.review.decisions import DecisionStore, cluster_key
+from curator.review.decisions import Change, DecisionStore, cluster_key
 from curator.scan.results import ScanResult, ScanSettings
 from curator.settings.config import TrainConfig
 from tui.state import TagEditForm
 
 if TYPE_CHECKING:
+    from curator.captions.audit import CaptionAudit
     from curator.review.curation import Curation
     from curator.review.selection import Cluster
 
@@ -52,12 +54,49 @@ class CaptionView:
 
 
 @dataclass
+class StepResult:
+    """What an undo or redo changed: item decisions (rel -> decision now, None: cleared), caption edits, keepers,
+    and one line naming the step ("undid: drop of 8 items (filter blurry)")."""
+
+    decisions: dict[str, str | None]
+    captions: list[str]
+    keepers: bool
+    what: str
+
+
+def describe_step(changes: list[Change]) -> str:
+    """One line naming a logged step: what it did and to how many items, with its reason."""
+    keepers = [c for c in changes if c.kind == "keeper"]
+    if keepers:
+        return f"keeper choice {_name(str(keepers[0].value))}"
+    captions = [c for c in changes if c.kind == "caption"]
+    if captions:
+        return f"caption edit of {_name(captions[0].key)}" + (
+            f" +{len(captions) - 1}" if len(captions) > 1 else ""
+        )
+    items = [c for c in changes if c.kind == "item"]
+    actions = sorted({c.value or "clear" for c in items})
+    reasons = sorted({c.reason for c in items if c.reason and c.reason != "review"})
+    what = "/".join(actions)
+    target = _name(items[0].key) if len(items) == 1 else f"{len(items)} items"
+    return f"{what} of {target}" + (f" ({', '.join(reasons)})" if reasons else "")
+
+
+def _name(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1]
+
+
+@dataclass
 class TagChange:
-    """One caption a batch edit would change."""
+    """One caption a batch edit would change, with the tags it loses and gains (normalised comparison, written
+    forms shown) and ``moved`` when only the order changes."""
 
     rel: str
     before: str
     after: str
+    removed: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    moved: bool = False
 
 
 @dataclass
@@ -81,6 +120,7 @@ class Backend:
         self.workspace = Workspace.for_dataset(self.dataset_root, settings.workspace)
         self._store: DecisionStore | None = None
         self._curation: Curation | None = None  # the last plan's, for what the caption preview shows
+        self._audit: CaptionAudit | None = None  # the last caption audit (recheck_captions keeps it current)
 
     # -- scanning ---------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -174,16 +214,23 @@ class Backend:
             bucket_no_upscale=s.bucket_no_upscale,
         )
 
-    def undo(self) -> dict[str, str | None] | None:
-        """Undo the last step; returns the items whose decision changed (rel -> decision now), None when there was
-        nothing to undo."""
-        store = self.store()
-        undone = store.undo()
-        if not undone:
+    def undo(self) -> StepResult | None:
+        """Undo the last step; None when there was nothing to undo."""
+        return self._step_result(self.store().undo(), "undid")
+
+    def redo(self) -> StepResult | None:
+        """Redo the step the last undo reverted; None when there is nothing to redo."""
+        return self._step_result(self.store().redo(), "redid")
+
+    def _step_result(self, changes: list[Change], verb: str) -> StepResult | None:
+        if not changes:
             return None
-        current = store.all()
-        rels = sorted({change.key for change in undone if change.kind == "item"})
-        return {rel: (current[rel].action if rel in current else None) for rel in rels}
+        current = self.store().all()
+        rels = sorted({c.key for c in changes if c.kind == "item"})
+        decisions = {rel: (current[rel].action if rel in current else None) for rel in rels}
+        captions = sorted({c.key for c in changes if c.kind == "caption"})
+        keepers = any(c.kind == "keeper" for c in changes)
+        return StepResult(decisions, captions, keepers, f"{verb}: {describe_step(changes)}")
 
     def edited_caption(self, rel: str) -> str | None:
         """The caption saved in the review for ``rel`` (None when not edited)."""
@@ -192,6 +239,39 @@ class Backend:
     def save_caption(self, rel: str, text: str) -> None:
         """Save an edited caption (applied to the exported copy; the user's file is never touched)."""
         self.store().set_caption(rel, text)
+
+    def edited_rels(self) -> set[str]:
+        """Items whose caption was edited in the review."""
+        return set(self.store().captions())
+
+    def caption_audit(self, result: ScanResult) -> CaptionAudit:
+        """The scan's caption audit (same settings) over the captions training will read: the review's edits
+        replace their files' text. ``dreamcurate tags`` runs the same audit over the files."""
+        from curator.captions.audit import audit_captions, load_workspace_captions
+        from curator.checks.base import CheckContext
+        from curator.checks.captions import CaptionsCheck, audit_settings
+
+        check = CaptionsCheck()
+        params = result.settings.check_params(check.name, check.defaults)
+        settings = audit_settings(params, CheckContext(result.settings))
+        items = [r.item for r in result.records]
+        records = load_workspace_captions(items, self.workspace, self.store().captions())
+        return audit_captions(records, settings)
+
+    def recheck_captions(self, result: ScanResult) -> None:
+        """Put the findings of :meth:`caption_audit` in ``result`` in place of the scan's caption findings: a
+        shortened caption loses caption_too_long at once, in the row, the preview and the counts."""
+        from curator.captions.findings import CODES
+
+        audit = self.caption_audit(result)
+        self._audit = audit
+        fresh: dict[str | None, list[Finding]] = {}
+        for finding in audit.findings:
+            fresh.setdefault(finding.path, []).append(finding)
+        for record in result.records:
+            kept = [f for f in record.findings if f.code not in CODES]
+            record.findings = kept + fresh.get(record.item.rel, [])
+        result.findings = [f for f in result.findings if f.code not in CODES] + fresh.get(None, [])
 
     # -- captions ---------------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
@@ -224,22 +304,21 @@ class Backend:
         return read_caption(caption_path).text
 
     # -- tags -------------------------------------------------------------------------------------------------------
-    def tag_counts(self, result: ScanResult) -> list[tuple[str, int]]:
-        """Tag frequencies over the training captions as ``dreamcurate tags`` counts them (the caption audit:
-        ``Blue_Eyes``, ``blue eyes`` and ``(blue eyes:1.2)`` are one tag, shown in its most common form; edited
-        captions count as edited), most frequent first."""
+    def tag_counts(self, result: ScanResult, concept: str | None = None) -> list[tuple[str, int]]:
+        """Captions holding each tag (counted as ``dreamcurate tags`` counts: normalised, once per caption, shown in
+        its most common written form) over the training concepts or ``concept``; edited captions count as edited.
+        Most frequent first."""
         from collections import Counter
 
-        from curator.captions.audit import AuditSettings, audit_captions, load_workspace_captions
-
-        items = [r.item for r in result.records if not r.item.is_reg]
-        records = load_workspace_captions(items, self.workspace, self.store().captions())
-        audit = audit_captions(records, AuditSettings(trigger=self.settings.trigger))
+        audit = self._audit if self._audit is not None else self.caption_audit(result)
         counts: Counter[str] = Counter()
         display: dict[str, str] = {}
-        for concept in audit.concepts.values():
-            counts.update(concept.frequency)
-            display.update(concept.display)
+        for name, c in audit.concepts.items():
+            if c.is_reg or (concept is not None and name != concept):
+                continue
+            counts.update(c.frequency)
+            for tag, form in c.display.items():
+                display.setdefault(tag, form)
         return sorted(((display.get(t, t), n) for t, n in counts.items()), key=lambda kv: (-kv[1], kv[0]))
 
     @staticmethod
@@ -264,31 +343,38 @@ class Backend:
         raise BackendError(f"unknown edit {edit.operation!r}")
 
     def tag_preview(self, result: ScanResult, edit: TagEditForm) -> list[TagChange]:
-        """What a batch edit would change in the caption files (nothing is written)."""
+        """What a batch edit would change in the caption files of its concept scope (nothing is written)."""
         from curator.captions.edit import plan_changes
 
-        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
-        return [TagChange(c.rel, _first_line(c.old), _first_line(c.new)) for c in changes]
+        changes, _ = plan_changes(_scoped(result, edit), self.tag_edits(edit))
+        return [_tag_change(c.rel, _first_line(c.old), _first_line(c.new)) for c in changes]
 
     def tag_apply(self, result: ScanResult, edit: TagEditForm) -> str:
         """Apply a batch edit to the caption files exactly as ``tags --apply`` does (journal first, atomic
         writes, undoable); returns a one-line summary."""
         from curator.captions.edit import EditConflict, apply_changes, plan_changes
 
-        changes, _ = plan_changes(result.dataset.items, self.tag_edits(edit))
+        changes, _ = plan_changes(_scoped(result, edit), self.tag_edits(edit))
         if not changes:
             return "nothing to change"
+        self._audit = None  # the files change: the next count reads them again
         try:
             apply_changes(changes, self.workspace.ensure())
         except EditConflict as exc:
             raise BackendError(str(exc)) from exc
+        except OSError as exc:  # the lock held by another writer, a disk error mid-way (the journal has it)
+            raise BackendError(f"{exc} (Undo last restores what was written)") from exc
         return f"{len(changes)} captions changed (Undo last, or dreamcurate tags --undo)"
 
     def tag_undo(self) -> str:
         """Undo the last applied batch edit (``tags --undo``); returns a one-line summary."""
         from curator.captions.edit import undo_last
 
-        undone = undo_last(self.workspace)
+        self._audit = None
+        try:
+            undone = undo_last(self.workspace)
+        except (OSError, ValueError) as exc:  # a journal that is not safe to restore, the lock, a disk error
+            raise BackendError(f"could not undo: {exc}") from exc
         if undone.journal is None:
             return "no batch edit to undo"
         text = f"{len(undone.restored)} captions restored"
@@ -362,6 +448,33 @@ class Backend:
     def train_command(self, config: Path) -> list[str]:
         """The trainer subprocess' command line: the same interpreter, ``-m trainer CONFIG``."""
         return [sys.executable, "-m", "trainer", str(config)]
+
+
+def _scoped(result: ScanResult, edit: TagEditForm) -> list[Any]:
+    """The items a tag edit applies to: its concept, or every training concept."""
+    return [i for i in result.dataset.items if edit.concept is None or i.concept == edit.concept]
+
+
+def _tag_change(rel: str, before: str, after: str) -> TagChange:
+    """A :class:`TagChange` with its tag diff (a repeated tag that goes counts as removed once per repeat)."""
+    from collections import Counter
+
+    from curator.captions.parse import normalize_tag, parse_caption
+
+    old, new = parse_caption(before).tags, parse_caption(after).tags
+    old_n, new_n = Counter(normalize_tag(t) for t in old), Counter(normalize_tag(t) for t in new)
+    removed, added = [], []
+    for tag in old:
+        if old_n[normalize_tag(tag)] > new_n[normalize_tag(tag)]:
+            old_n[normalize_tag(tag)] -= 1
+            removed.append(tag)
+    old_n = Counter(normalize_tag(t) for t in old)
+    for tag in new:
+        if new_n[normalize_tag(tag)] > old_n[normalize_tag(tag)]:
+            new_n[normalize_tag(tag)] -= 1
+            added.append(tag)
+    moved = not removed and not added and before != after
+    return TagChange(rel, before, after, removed, added, moved)
 
 
 def _first_line(data: bytes) -> str:

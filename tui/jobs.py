@@ -47,3 +47,19 @@ class EventTail:
             if isinstance(event, dict):
                 events.append(event)
         return events
+
+
+def last_line(path: Path | None, limit: int = 65536) -> str:
+    """The last non-blank line of a log file (what a failed process said last), '' when there is none."""
+    if path is None:
+        return ""
+    try:
+        with Path(path).open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

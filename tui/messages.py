@@ -33,6 +33,13 @@ class ScanFinished(Message):
 
 
 @dataclass
+class TagCounts(Message):
+    """Tag frequencies counted by a worker: (tag as written most often, captions holding it), most frequent first."""
+
+    counts: list[tuple[str, int]]
+
+
+@dataclass
 class JobFailed(Message):
     """A worker failed with an expected error: one line for the user (the one place errors are shown)."""
 

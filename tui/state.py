@@ -16,6 +16,7 @@ from typing import Any
 
 from curator.findings import Finding, Severity
 from curator.scan.results import ItemRecord, ScanResult
+from curator.settings.config import TrainConfig
 
 #: Sort keys that are not metrics.
 NAME_SORT = "name"
@@ -25,6 +26,18 @@ ANY_FINDING = "*"
 
 SEVERITY_MARKS = {Severity.ERROR: "✖", Severity.WARNING: "▲", Severity.INFO: "·"}
 DECISION_MARKS = {"keep": "keep", "drop": "DROP"}
+
+
+#: The training settings the plan tab edits (TrainConfig's names); the rest keep their values
+PLAN_TAB_FIELDS = (
+    "max_train_epochs",
+    "train_batch_size",
+    "resolution",
+    "text_encoder_sensitivity",
+    "keep_tokens",
+    "min_bucket_reso",
+    "max_bucket_reso",
+)
 
 
 @dataclass
@@ -37,6 +50,11 @@ class BrowserView:
     descending: bool = False  # sort direction
 
 
+def _default(name: str) -> Any:
+    """The one default of a training setting (``curator.settings.config.TrainConfig``)."""
+    return TrainConfig.__dataclass_fields__[name].default
+
+
 @dataclass
 class TagEditForm:
     """One batch edit as the tags panel's form describes it (``dedupe``, ``front``, ``trigger``, ``replace``,
@@ -45,6 +63,7 @@ class TagEditForm:
     operation: str
     first: str = ""
     second: str = ""
+    concept: str | None = None  # the concept whose captions change (None: every training concept)
 
 
 @dataclass
@@ -57,6 +76,7 @@ class TrainState:
     losses: list[float] = field(default_factory=list)
     last_sample: Path | None = None
     status: str = "idle"
+    error: str | None = None  # the message of the trainer's error event, when it sent one
 
 
 def worst_severity(findings: list[Finding]) -> Severity | None:
@@ -75,6 +95,21 @@ def severity_mark(record: ItemRecord) -> str:
 def finding_codes(record: ItemRecord) -> str:
     """The record's finding codes, comma separated, without repeats, in finding order."""
     return ", ".join(dict.fromkeys(f.code for f in record.findings))
+
+
+def fit_codes(codes: list[str], width: int) -> str:
+    """``codes`` joined by ", " in at most ``width`` cells: as many as fit, then ``+N`` for the rest (the first code
+    is cut with an ellipsis when even it does not fit)."""
+    text = ", ".join(codes)
+    if len(text) <= width or not codes:
+        return text
+    for shown in range(len(codes) - 1, 0, -1):
+        head = ", ".join(codes[:shown]) + f" +{len(codes) - shown}"
+        if len(head) <= width:
+            return head
+    more = f" +{len(codes) - 1}" if len(codes) > 1 else ""
+    room = max(width - len(more) - 1, 1)
+    return codes[0][:room] + "…" + more
 
 
 def metric_keys(records: list[ItemRecord]) -> list[str]:

@@ -115,6 +115,14 @@ def load_captions(
     saved in review) replace the file's text: the audit reads what the export will write."""
     edits = edits or {}
     read = [(item, _edited(read_caption(item.caption_path), edits.get(item.rel))) for item in items]
+    return records_for_files(read, token_cache)
+
+
+def records_for_files(
+    read: Sequence[tuple[Item, CaptionFile]], token_cache: TokenCache | None = None
+) -> list[CaptionRecord]:
+    """:func:`load_captions` over caption files already read (or about to be written: ``caption`` audits the
+    captions it would write before it writes them)."""
     parsed = [(item, f, parse_caption(f.text) if f.status == "ok" else None) for item, f in read]
     texts = [", ".join(c.tags) if c else "" for _, _, c in parsed]
     known = _token_starts(texts, token_cache)

@@ -71,12 +71,14 @@ def _check_tag(option: str, tag: str) -> None:
 
 @dataclass(frozen=True)
 class CaptionChange:
-    """One caption file's old and new bytes."""
+    """One caption file's old and new bytes; ``created``: the file does not exist yet (``old`` is empty) and
+    ``--undo`` removes it again."""
 
     path: Path
     rel: str
     old: bytes
     new: bytes
+    created: bool = False
 
 
 def _edit_segments(segments: list[list[str]], edits: TagEdits) -> list[list[str]]:
@@ -147,10 +149,17 @@ def plan_changes(items: Iterable[Item], edits: TagEdits) -> tuple[list[CaptionCh
             continue
         cap = read_caption(item.caption_path)
         if cap.status == "missing" or cap.raw is None:
-            reason = "not UTF-8" if cap.status == "not_utf8" else "no caption file"
+            reason = {"not_utf8": "not UTF-8", "missing": "no caption file"}.get(
+                cap.status, "larger than 64 KiB"
+            )
             notes.append(f"{item.rel}: skipped ({reason})")
             continue
         assert item.caption_path is not None
+        if Path(
+            item.caption_path
+        ).is_symlink():  # an edit would replace the link by a file: say so, never do it
+            notes.append(f"{item.rel}: skipped (its caption is a symbolic link)")
+            continue
         if item.caption_path in seen:
             continue
         seen.add(item.caption_path)
@@ -207,12 +216,15 @@ class Journal:
             raise ValueError(f"not a dreamcurate tag journal: {path}")
         if not all(k in data for k in fields):
             raise ValueError(f"not a dreamcurate tag journal: {path}")
-        entry_fields = ("path", "rel", "old", "old_sha256", "new_sha256")
+        entry_fields = ("caption", "rel", "old", "old_sha256", "new_sha256")
         entries = data["entries"]
         if not isinstance(entries, list) or not all(
             isinstance(e, dict) and all(isinstance(e.get(k), str) for k in entry_fields) for e in entries
         ):
-            raise ValueError(f"damaged tag journal (an entry lacks its path or old text): {path}")
+            raise ValueError(
+                f"damaged tag journal (an entry lacks its caption path or old text, or is from an older version): "
+                f"{path}"
+            )
         return cls(Path(path), data["created"], data["state"], data["entries"])
 
 
@@ -221,45 +233,99 @@ class EditConflict(RuntimeError):
     since the dry run (or since the apply being undone), or its folder is not writable."""
 
 
+def _dataset_root(workspace: Workspace) -> Path:
+    if workspace.dataset is None:
+        raise ValueError("the workspace does not name its dataset (use Workspace.for_dataset)")
+    return Path(workspace.dataset).absolute()
+
+
+def _relative_caption(path: Path, root: Path) -> str:
+    rel = os.path.relpath(Path(path).absolute(), root)
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        raise EditConflict(f"{path}: not inside the dataset {root}; no caption was changed")
+    return Path(rel).as_posix()
+
+
 def apply_changes(changes: list[CaptionChange], workspace: Workspace) -> Journal:
     """Write the changes: journal first, then each caption atomically; the journal is marked applied at the end.
+    Holds the workspace lock throughout (a second writer waits, then is told who is writing).
 
-    Raises :class:`EditConflict` before writing anything when a caption no longer holds its old bytes or its
-    folder is not writable."""
-    for c in changes:
-        if c.path.read_bytes() != c.old:
-            raise EditConflict(f"{c.rel}: the caption changed since it was read; run the command again")
-    # an atomic write needs the folder writable (the temp file goes beside the caption): find out before the
-    # journal, so a read-only dataset leaves nothing half-applied
-    for folder in sorted({c.path.parent for c in changes}):
-        if not os.access(folder, os.W_OK):
-            raise EditConflict(f"cannot write captions in {folder} (read-only); no caption was changed")
-    workspace.journal_dir.mkdir(parents=True, exist_ok=True)
+    Raises :class:`EditConflict` before writing anything when a caption no longer holds its old bytes, its
+    folder is not writable or the journal cannot be written."""
+    root = _dataset_root(workspace)
+    with workspace.locked():
+        remove_stale_temporaries(changes)
+        for c in changes:
+            changed = c.path.exists() if c.created else (c.path.is_symlink() or c.path.read_bytes() != c.old)
+            if changed:
+                raise EditConflict(f"{c.rel}: the caption changed since it was read; run the command again")
+        # an atomic write needs the folder writable (the temp file goes beside the caption): find out before the
+        # journal, so a read-only dataset leaves nothing half-applied
+        for folder in sorted({c.path.parent for c in changes}):
+            if not os.access(folder, os.W_OK):
+                raise EditConflict(f"cannot write captions in {folder} (read-only); no caption was changed")
+        journal = _new_journal(changes, workspace, root)
+        try:
+            workspace.journal_dir.mkdir(parents=True, exist_ok=True)
+            journal.save()
+        except OSError as exc:
+            raise EditConflict(
+                f"cannot write the undo journal in {workspace.journal_dir} ({exc.strerror or exc}); "
+                "no caption was changed"
+            ) from exc
+        _write_all(changes, journal)
+        journal.state = "applied"
+        journal.save()
+    return journal
+
+
+def _write_all(changes: list[CaptionChange], journal: Journal) -> None:
+    """Replace each caption; a failure before the first write drops the journal and says nothing changed (so no
+    message sends the user to ``--undo`` for nothing)."""
+    for done, c in enumerate(changes):
+        try:
+            fsutil.atomic_write_bytes(c.path, c.new)
+        except OSError as exc:
+            if done:
+                raise
+            journal.path.unlink(missing_ok=True)
+            raise EditConflict(
+                f"cannot write {c.rel} ({exc.strerror or exc}); no caption was changed"
+            ) from exc
+
+
+def _new_journal(changes: list[CaptionChange], workspace: Workspace, root: Path) -> Journal:
     created = time.time()
     name = (
         time.strftime("%Y%m%d-%H%M%S", time.gmtime(created)) + f"-{int(created * 1e6) % 1_000_000:06d}.json"
     )
-    journal = Journal(
-        workspace.journal_dir / name,
-        created,
-        "pending",
-        [
-            {
-                "path": str(c.path.resolve()),
-                "rel": c.rel,
-                "old": base64.b64encode(c.old).decode("ascii"),
-                "old_sha256": _sha(c.old),
-                "new_sha256": _sha(c.new),
-            }
-            for c in changes
-        ],
-    )
-    journal.save()
+    entries = [
+        {
+            "caption": _relative_caption(c.path, root),
+            "rel": c.rel,
+            "old": base64.b64encode(c.old).decode("ascii"),
+            "old_sha256": _sha(c.old),
+            "new_sha256": _sha(c.new),
+            "created": c.created,
+        }
+        for c in changes
+    ]
+    return Journal(workspace.journal_dir / name, created, "pending", entries)
+
+
+def remove_stale_temporaries(changes: Iterable[CaptionChange]) -> list[Path]:
+    """Delete the temporary files a killed edit left beside the captions about to change (``.NAME.XXXXXXXX.tmp``,
+    fsutil's pattern for exactly these names; nothing else)."""
+    removed = []
     for c in changes:
-        fsutil.atomic_write_bytes(c.path, c.new)
-    journal.state = "applied"
-    journal.save()
-    return journal
+        prefix = fsutil.temp_prefix(c.path.name)
+        for candidate in c.path.parent.glob("*.tmp"):
+            middle = candidate.name[len(prefix) : -len(".tmp")]
+            if candidate.name.startswith(prefix) and len(middle) == 8 and candidate.is_file():
+                if not candidate.is_symlink():
+                    candidate.unlink()
+                    removed.append(candidate)
+    return removed
 
 
 def journals(workspace: Workspace) -> list[Journal]:
@@ -279,29 +345,92 @@ class UndoResult:
     conflicts: list[str] = field(default_factory=list)
 
 
+#: a caption's old text in a journal larger than this is not ours (captions are a line or a few)
+MAX_JOURNAL_CAPTION_BYTES = 1 << 20
+
+
+class JournalError(ValueError):
+    """A journal entry that is not safe to restore (outside the dataset, not a caption, damaged)."""
+
+
+def _entry_target(entry: dict[str, Any], root: Path, journal: Path) -> tuple[Path, bytes]:
+    """The caption file an entry restores and its old bytes, after checking the entry as untrusted data: a
+    relative path inside the dataset (no ``..``, no link on the way out), a caption extension, no link itself, and
+    old bytes that match their recorded hash."""
+    from curator.dataset.discover import check_caption_extension
+
+    rel = entry["caption"]
+    parts = rel.split("/")
+    where = f"{journal.name}: entry {rel[:80]!r}"
+    if (
+        not rel
+        or rel.startswith("/")
+        or "\\" in rel
+        or "\x00" in rel
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise JournalError(f"{where} is not a path inside the dataset; nothing was restored")
+    target = root / rel
+    real_root = root.resolve()
+    if not target.parent.resolve().is_relative_to(real_root) or target.is_symlink():
+        raise JournalError(f"{where} leads outside the dataset {root}; nothing was restored")
+    try:
+        check_caption_extension(target.suffix)
+    except ValueError as exc:
+        raise JournalError(f"{where} is not a caption file; nothing was restored") from exc
+    if len(entry["old"]) > MAX_JOURNAL_CAPTION_BYTES * 4 // 3 + 4:
+        raise JournalError(f"{where} holds more than a caption; nothing was restored")
+    try:
+        old = base64.b64decode(entry["old"], validate=True)
+    except ValueError as exc:
+        raise JournalError(f"{where} is damaged; nothing was restored") from exc
+    if _sha(old) != entry["old_sha256"]:
+        raise JournalError(f"{where}: its old text does not match its hash; nothing was restored")
+    return target, old
+
+
 def undo_last(workspace: Workspace, force: bool = False) -> UndoResult:
     """Restore the captions of the newest journal not yet undone (an interrupted apply included).
 
-    A caption holding neither its old nor its new bytes was edited since: it is left alone (a conflict) unless
-    ``force``."""
-    pending = [j for j in journals(workspace) if j.state != "undone"]
-    if not pending:
+    Every entry is checked first (the journal is data from the workspace, which may come from someone else's
+    archive); one bad entry and nothing is written. A caption holding neither its old nor its new bytes was edited
+    since: it is left alone (a conflict) unless ``force``. Holds the workspace lock."""
+    root = _dataset_root(workspace)
+    if not workspace.journal_dir.is_dir():
         return UndoResult(None)
-    journal = pending[-1]
-    result = UndoResult(journal.path)
-    for entry in journal.entries:
-        path = Path(entry["path"])
-        old = base64.b64decode(entry["old"])
-        current = path.read_bytes() if path.exists() else None
-        digest = _sha(current) if current is not None else None
-        if digest == entry["old_sha256"]:
-            result.unchanged.append(entry["rel"])
-        elif digest == entry["new_sha256"] or force:
-            fsutil.atomic_write_bytes(path, old)
-            result.restored.append(entry["rel"])
-        else:
-            result.conflicts.append(entry["rel"])
-    if not result.conflicts:
-        journal.state = "undone"
-        journal.save()
+    with workspace.locked():
+        pending = [j for j in journals(workspace) if j.state != "undone"]
+        if not pending:
+            return UndoResult(None)
+        journal = pending[-1]
+        targets = [_entry_target(entry, root, journal.path) for entry in journal.entries]
+        result = UndoResult(journal.path)
+        for entry, (path, old) in zip(journal.entries, targets, strict=True):
+            current = path.read_bytes() if path.is_file() else None
+            digest = _sha(current) if current is not None else None
+            if entry.get("created") is True:  # the apply made this file: undoing it is removing it
+                _undo_created(path, digest, entry, force, result)
+            elif digest == entry["old_sha256"]:
+                result.unchanged.append(entry["rel"])
+            elif digest == entry["new_sha256"] or force:
+                fsutil.atomic_write_bytes(path, old)
+                result.restored.append(entry["rel"])
+            else:
+                result.conflicts.append(entry["rel"])
+        if not result.conflicts:
+            journal.state = "undone"
+            journal.save()
     return result
+
+
+def _undo_created(
+    path: Path, digest: str | None, entry: dict[str, Any], force: bool, result: UndoResult
+) -> None:
+    """Undo one caption the apply created: remove it while it holds what the apply wrote (or with ``force``)."""
+    if digest is None:
+        result.unchanged.append(entry["rel"])
+    elif digest == entry["new_sha256"] or force:
+        path.unlink()
+        result.restored.append(entry["rel"])
+    else:
+        result.conflicts.append(entry["rel"])

@@ -16,6 +16,7 @@ CODES = (
     "caption_empty",
     "caption_not_utf8",
     "caption_multiline",
+    "caption_too_large",
     "caption_too_long",
     "tag_duplicate",
     "trigger_missing",
@@ -53,6 +54,16 @@ def file_findings(r: CaptionRecord) -> list[Finding]:
             )
         ]
     out = []
+    if f.too_large:
+        out.append(
+            finding(
+                "caption_too_large",
+                Severity.WARNING,
+                "Caption file is larger than 64 KiB: only its start was read (training reads the first line)",
+                {"caption": str(f.path)},
+                path,
+            )
+        )
     if f.status == "empty":
         message = (
             "Caption file is empty (0 bytes): Kohya stops with an assertion"

@@ -44,7 +44,8 @@ _SPACES = re.compile(r"\s+")
 class CaptionFile:
     """What reading one caption file gave.
 
-    ``status``: ``"ok"``, ``"missing"`` (no file), ``"empty"`` (the first line is blank), ``"not_utf8"``.
+    ``status``: ``"ok"``, ``"missing"`` (no file), ``"empty"`` (the first line is blank), ``"not_utf8"``;
+    ``too_large``: only the start of a huge file was read (``raw`` is then None).
     ``text`` is the first line, stripped (what Kohya trains on; ``""`` unless ``ok``). ``raw`` is the whole file's
     text (None when missing or undecodable), ``zero_bytes`` marks an empty file (Kohya stops with an assertion),
     ``extra_lines`` counts non-blank lines after the first (ignored by training).
@@ -57,18 +58,31 @@ class CaptionFile:
     zero_bytes: bool = False
     extra_lines: int = 0
     error: str | None = None
+    too_large: bool = (
+        False  # more than MAX_CAPTION_BYTES: only the start was read (raw is None: never edited)
+    )
+
+
+#: what is read of a caption file: training reads its first line; a caption is a few hundred bytes
+MAX_CAPTION_BYTES = 64 << 10
 
 
 def read_caption(path: Path | None) -> CaptionFile:
-    """Read a caption file the way Kohya does (UTF-8, first line, stripped) without ever raising."""
+    """Read a caption file the way Kohya does (UTF-8, first line, stripped) without ever raising. Only the first
+    :data:`MAX_CAPTION_BYTES` are read: a huge file costs no more than a caption."""
     if path is None:
         return CaptionFile(None, "missing")
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CAPTION_BYTES + 1)
     except FileNotFoundError:
         return CaptionFile(path, "missing")
     except OSError as exc:
         return CaptionFile(path, "missing", error=str(exc))
+    if len(data) > MAX_CAPTION_BYTES:
+        head = data[:MAX_CAPTION_BYTES].decode("utf-8", "replace").splitlines()
+        first = head[0].strip() if head else ""
+        return CaptionFile(path, "ok" if first else "empty", first, None, too_large=True)
     try:
         raw = data.decode("utf-8")
     except UnicodeDecodeError as exc:

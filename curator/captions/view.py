@@ -14,43 +14,45 @@ from rich.table import Table
 
 from curator.captions.audit import CaptionAudit, ConceptAudit
 from curator.findings import Severity
+from curator.textsafe import markup
 
 _STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
 def _tag_table(concept: ConceptAudit, top: int) -> Table:
-    title = f"{concept.name}: {concept.captions} captions, {len(concept.frequency)} distinct tags"
+    title = f"{markup(concept.name)}: {concept.captions} captions, {len(concept.frequency)} distinct tags"
     table = Table(title=title, title_justify="left")
     table.add_column("tag")
     table.add_column("captions", justify="right")
     table.add_column("share", justify="right")
     for tag, count in concept.frequency.most_common(top):
         share = count / max(1, concept.captions)
-        table.add_row(concept.display.get(tag, tag), str(count), f"{share:.0%}")
+        table.add_row(markup(concept.display.get(tag, tag)), str(count), f"{share:.0%}")
     return table
 
 
 def _keep_tokens_table(concept: ConceptAudit) -> Table:
     advice = concept.keep_tokens
     table = Table(
-        title=f"keep_tokens for {concept.name}: advise {advice.n} ({advice.reason})", title_justify="left"
+        title=f"keep_tokens for {markup(concept.name)}: advise {advice.n} ({markup(advice.reason)})",
+        title_justify="left",
     )
     table.add_column("N", justify="right")
     table.add_column("most common first N tags")
     table.add_column("share", justify="right")
     for row in advice.distribution:
         mark = " <" if row["n"] == advice.n else ""
-        table.add_row(str(row["n"]), ", ".join(row["prefix"]), f"{row['share']:.0%}{mark}")
+        table.add_row(str(row["n"]), markup(", ".join(row["prefix"])), f"{row['share']:.0%}{mark}")
     return table
 
 
 def _token_line(concept: ConceptAudit, limit: int) -> str:
     lengths = sorted(n for n in concept.token_lengths if n >= 0)
     if not lengths:
-        return f"{concept.name}: no token counts"
+        return f"{markup(concept.name)}: no token counts"
     over = sum(1 for n in lengths if n > limit)
     return (
-        f"{concept.name}: CLIP tokens min {lengths[0]}, median {lengths[len(lengths) // 2]}, max {lengths[-1]}; "
+        f"{markup(concept.name)}: CLIP tokens min {lengths[0]}, median {lengths[len(lengths) // 2]}, max {lengths[-1]}; "
         f"{over} caption(s) over {limit}"
     )
 
@@ -65,7 +67,9 @@ def _findings_table(audit: CaptionAudit) -> Table:
     for (code, severity), count in sorted(counts.items(), key=lambda kv: (-kv[0][1].rank, kv[0][0])):
         example = next(f for f in audit.findings if f.code == code and f.severity is severity)
         where = f"{example.path}: " if example.path else ""
-        table.add_row(code, f"[{_STYLE[severity]}]{severity.value}[/]", str(count), where + example.message)
+        table.add_row(
+            code, f"[{_STYLE[severity]}]{severity.value}[/]", str(count), markup(where + example.message)
+        )
     return table
 
 

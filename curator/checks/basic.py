@@ -74,31 +74,60 @@ class ExtremeAspect(ImageCheck):
 
 
 class AlphaChannel(ImageCheck):
-    """Transparent pixels: training composites them on black."""
+    """Transparency: training composites the image on white, so what is under the alpha is not what it learns.
+
+    The message tells fully transparent pixels (they train as plain white) from partly transparent ones (blended
+    with white): an overlay whose alpha is never 0 is not "transparent pixels".
+    """
 
     name = "alpha_channel"
     codes = ("alpha_channel",)
-    defaults: ClassVar[dict[str, Any]] = {
-        "min_share": 0.01
-    }  # share of (partly) transparent pixels that is worth a warning
+    version = 2
+    # min_share: share of (partly) transparent pixels that is worth a warning
+    defaults: ClassVar[dict[str, Any]] = {"min_share": 0.01}
 
     def measure(self, view: ImageView, params: dict[str, Any]) -> Metrics:
         if view.alpha is None:
             return {"has_alpha": False}
-        return {"has_alpha": True, "transparent_share": float((view.alpha < 250).mean())}
+        alpha = view.alpha
+        return {
+            "has_alpha": True,
+            "transparent_share": float((alpha < 250).mean()),  # partly or fully transparent
+            "clear_share": float((alpha <= 5).mean()),  # fully transparent: trains as plain white
+            "min_alpha": int(alpha.min()) if alpha.size else 255,
+        }
 
     def judge(self, record: ItemRecord, params: dict[str, Any], context: CheckContext) -> list[Finding]:
-        share = record.metrics.get("transparent_share")
+        m = record.metrics
+        share = m.get("transparent_share")
         if share is None or share < params["min_share"]:
             return []
         return [
             Finding(
                 "alpha_channel",
                 Severity.WARNING,
-                f"{share:.0%} of the pixels are transparent: they train as black (flatten on a background first)",
-                {"transparent_share": round(share, 4), "threshold": params["min_share"]},
+                transparency_message(share, float(m.get("clear_share", 0.0))),
+                {
+                    "transparent_share": round(share, 4),
+                    "clear_share": round(float(m.get("clear_share", 0.0)), 4),
+                    "min_alpha": m.get("min_alpha"),
+                    "threshold": params["min_share"],
+                    "trains_on": "white",
+                },
             )
         ]
+
+
+def transparency_message(share: float, clear: float) -> str:
+    """What training does with this image's transparency, in one line (it composites on white)."""
+    partly = share - clear
+    if clear >= 0.005 and partly >= 0.005:
+        what = f"{clear:.0%} of the pixels are fully transparent and {partly:.0%} partly"
+    elif clear >= 0.005:
+        what = f"{clear:.0%} of the pixels are fully transparent"
+    else:
+        what = f"{share:.0%} of the pixels are partly transparent (none fully)"
+    return f"{what}: training composites them on white (flatten on the background you want first)"
 
 
 class Grayscale(ImageCheck):

@@ -2,25 +2,47 @@
 
 Code: ``exact_duplicate``. The keeper is chosen by :func:`curator.checks.keeper.choose_keeper`; every other copy gets a
 warning with ``evidence={"keeper": rel, "match": "bytes" | "pixels"}``.
+
+Pixel identity is two-stage: files whose cheap ``pixel_fingerprint`` (measured in the scan) matches another's are
+decoded again here and compared by the SHA-256 of their full-resolution pixels; only those few files pay for it. The
+confirmed groups are left in ``context.cache[PIXEL_GROUPS]`` for the near-duplicate check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from curator.checks.base import CheckContext, DatasetCheck
 from curator.checks.keeper import choose_keeper
 from curator.findings import Finding, Severity
+from curator.images.loader import pixel_digest
 from curator.scan.results import ItemRecord
 
+#: context.cache key: rel -> full-resolution pixel digest, for every file whose fingerprint matched another's.
+PIXEL_GROUPS = "exact_duplicate.pixel_digest"
 
-def _groups(records: list[ItemRecord], key: str) -> list[list[ItemRecord]]:
+
+def _groups(records: list[ItemRecord], key: Callable[[ItemRecord], str | None]) -> list[list[ItemRecord]]:
     by_value: dict[str, list[ItemRecord]] = {}
     for record in records:
-        value = record.metrics.get(key)
+        value = key(record)
         if value:
             by_value.setdefault(value, []).append(record)
     return [group for group in by_value.values() if len(group) > 1]
+
+
+def confirmed_pixel_digests(records: list[ItemRecord], context: CheckContext) -> dict[str, str]:
+    """rel -> full-resolution pixel digest for the decoded records that share a fingerprint (computed once)."""
+    if PIXEL_GROUPS not in context.cache:
+        digests: dict[str, str] = {}
+        for group in _groups(records, lambda r: r.metrics.get("pixel_fingerprint")):
+            for record in group:
+                digest = pixel_digest(record.item.path)
+                if digest:
+                    digests[record.item.rel] = digest
+        context.cache[PIXEL_GROUPS] = digests
+    return context.cache[PIXEL_GROUPS]
 
 
 class ExactDuplicate(DatasetCheck):
@@ -31,9 +53,14 @@ class ExactDuplicate(DatasetCheck):
 
     def run(self, records: list[ItemRecord], params: dict[str, Any], context: CheckContext) -> list[Finding]:
         decoded = [r for r in records if r.decoded]
+        digests = confirmed_pixel_digests(decoded, context)
+        keys: dict[str, Callable[[ItemRecord], str | None]] = {
+            "bytes": lambda r: r.metrics.get("sha256"),
+            "pixels": lambda r: digests.get(r.item.rel),
+        }
         findings: list[Finding] = []
         flagged: set[str] = set()
-        for match, key in (("bytes", "sha256"), ("pixels", "pixel_sha256")):
+        for match, key in keys.items():
             candidates = [r for r in decoded if r.item.rel not in flagged]
             for group in _groups(candidates, key):
                 keeper = choose_keeper(group)

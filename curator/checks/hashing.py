@@ -52,7 +52,11 @@ def _pack(bits: np.ndarray) -> int:
 
 def phash(gray: np.ndarray) -> int:
     """64-bit DCT sign hash of a gray image (see module docstring)."""
-    small = _small(gray, (_DCT_SIZE, _DCT_SIZE))
+    return phash_of_small(_small(gray, (_DCT_SIZE, _DCT_SIZE)))
+
+
+def phash_of_small(small: np.ndarray) -> int:
+    """:func:`phash` of an image already reduced to 32x32 (so a mirror can reuse its flipped reduction)."""
     coeffs = (_DCT @ small @ _DCT.T)[:HASH_SIZE, :HASH_SIZE]  # [v, u]
     bits = coeffs > 0
     bits[0, 0] = False
@@ -61,8 +65,20 @@ def phash(gray: np.ndarray) -> int:
 
 def dhash(gray: np.ndarray) -> int:
     """64-bit horizontal-gradient hash of a gray image."""
-    small = _small(gray, (HASH_SIZE + 1, HASH_SIZE))
+    return dhash_of_small(_small(gray, (HASH_SIZE + 1, HASH_SIZE)))
+
+
+def dhash_of_small(small: np.ndarray) -> int:
+    """:func:`dhash` of an image already reduced to 9x8."""
     return _pack(small[:, 1:] > small[:, :-1])
+
+
+def reductions(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 32x32 and 9x8 area reductions :func:`phash` and :func:`dhash` start from.
+
+    A mirror variant hashes these flipped instead of reducing again (see ``near_duplicate.variant_hashes``).
+    """
+    return _small(gray, (_DCT_SIZE, _DCT_SIZE)), _small(gray, (HASH_SIZE + 1, HASH_SIZE))
 
 
 def to_hex(value: int) -> str:

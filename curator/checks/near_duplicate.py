@@ -19,12 +19,14 @@ import numpy as np
 from curator.checks import hashing
 from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
 from curator.checks.clip_features import clip_features
-from curator.checks.keeper import choose_keeper
+from curator.checks.exact_duplicate import confirmed_pixel_digests
+from curator.checks.keeper import choose_keeper, describe, keeper_reason, traits
 from curator.findings import Finding, Severity
 
 
 class DupHashes(ImageCheck):
-    """Encodes one image for the duplicate search: ``phash``, ``dhash``, ``phash_mirror``, ``dhash_mirror`` (hex).
+    """Encodes one image for the duplicate search: pHash and dHash (hex) of each of :data:`VARIANTS`, and
+    ``mean_luma`` (0-255), which the keeper rule compares across a cluster to spot a re-toned copy.
 
     Example::
 
@@ -33,17 +35,15 @@ class DupHashes(ImageCheck):
 
     name = "dup_hashes"
     codes = ()
-    version = 1
+    version = 4
     defaults: ClassVar[dict[str, Any]] = {}
 
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
-        """The four hashes of ``view.gray`` and its mirror."""
+        """The hashes of ``view.gray``'s variants and its mean luma (the keeper's brightness evidence)."""
+        # transparent images are hashed as flattened on white (the view's compositing), as editors and JPEG
+        # exports flatten them
         gray = np.asarray(view.gray, dtype=np.float32)
-        if view.alpha is not None:
-            # hash transparent images as flattened on white, as editors and JPEG exports flatten them (the view is
-            # composited on black: luma is linear, so adding 255 - alpha moves the background to white)
-            gray = gray + (255.0 - view.alpha.astype(np.float32))
-        return variant_hashes(gray)
+        return {**variant_hashes(gray), "mean_luma": round(float(gray.mean()), 2)}
 
 
 #: The variants each image is hashed as: itself, its mirror, its 90 % centre crop, and that crop mirrored.
@@ -53,16 +53,22 @@ CROP_KEEP = 0.9
 
 
 def variant_hashes(gray: np.ndarray) -> dict[str, str]:
-    """pHash and dHash (hex) of each of :data:`VARIANTS` of a gray image."""
+    """pHash and dHash (hex) of each of :data:`VARIANTS` of a gray image.
+
+    Two reductions (the image and its crop); each mirror hashes its original's reduction flipped: the mirror image
+    of the reduction, where reducing the mirrored image may differ by Pillow's rounding of a window edge (a few bits
+    at most on noise, none on the bench; tests bound it against the plain per-variant hashes).
+    """
     h, w = gray.shape
     dy, dx = round(h * (1 - CROP_KEEP) / 2), round(w * (1 - CROP_KEEP) / 2)
     crop = gray[dy : h - dy, dx : w - dx] if min(h - 2 * dy, w - 2 * dx) >= 9 else gray
-    arrays = {"": gray, "_mirror": gray[:, ::-1], "_crop": crop, "_crop_mirror": crop[:, ::-1]}
     out = {}
-    for suffix, arr in arrays.items():
-        out[f"phash{suffix}"] = hashing.to_hex(hashing.phash(arr))
-        out[f"dhash{suffix}"] = hashing.to_hex(hashing.dhash(arr))
-    return out
+    for suffix, arr in (("", gray), ("_crop", crop)):
+        small_p, small_d = hashing.reductions(arr)
+        for mirror, sp, sd in (("", small_p, small_d), ("_mirror", small_p[:, ::-1], small_d[:, ::-1])):
+            out[f"phash{suffix}{mirror}"] = hashing.to_hex(hashing.phash_of_small(sp))
+            out[f"dhash{suffix}{mirror}"] = hashing.to_hex(hashing.dhash_of_small(sd))
+    return {key: out[key] for kind in ("phash", "dhash") for key in (f"{kind}{v}" for v in VARIANTS)}
 
 
 class UnionFind:
@@ -148,16 +154,18 @@ def clip_pairs(embeddings: list[np.ndarray | None], min_cosine: float) -> list[d
     return out
 
 
-def _is_exact_copy(ma: dict[str, Any], mb: dict[str, Any]) -> bool:
-    for key in ("sha256", "pixel_sha256"):
-        if ma.get(key) and ma.get(key) == mb.get(key):
-            return True
-    return False
+def _is_exact_copy(a: Any, b: Any, digests: dict[str, str]) -> bool:
+    """Same file bytes, or same full-resolution pixels (as exact_duplicate confirmed them)."""
+    sha_a = a.metrics.get("sha256")
+    if sha_a and sha_a == b.metrics.get("sha256"):
+        return True
+    pix_a = digests.get(a.item.rel)
+    return bool(pix_a) and pix_a == digests.get(b.item.rel)
 
 
-def _speaks_for_copies(i: int, group: list[int], hashed: list[Any]) -> bool:
+def _speaks_for_copies(i: int, group: list[int], hashed: list[Any], digests: dict[str, str]) -> bool:
     """True when item i is the one of its exact copies in ``group`` that exact_duplicate keeps (or has none)."""
-    copies = [j for j in group if j == i or _is_exact_copy(hashed[i].metrics, hashed[j].metrics)]
+    copies = [j for j in group if j == i or _is_exact_copy(hashed[i], hashed[j], digests)]
     return len(copies) == 1 or choose_keeper([hashed[j] for j in copies]) is hashed[i]
 
 
@@ -172,7 +180,7 @@ class NearDuplicates(DatasetCheck):
 
     name = "near_duplicate"
     codes = ("near_duplicate", "clip_unavailable")
-    version = 1
+    version = 2  # 2: evidence says what marks each copy ("copy") and why the keeper won ("keeper_why")
     defaults: ClassVar[dict[str, Any]] = {
         "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
         "max_dhash": 16,  # dHash Hamming distance in the same orientation
@@ -203,20 +211,25 @@ class NearDuplicates(DatasetCheck):
         embeddings = [feats.get(r.item.rel, {}).get("embedding") for r in hashed]
         for p in clip_pairs(embeddings, float(params["clip_cosine"])):
             links.setdefault((p["a"], p["b"]), {}).update(p)
+        digests = confirmed_pixel_digests(hashed, context)
         uf = UnionFind(len(hashed))
         for a, b in links:
-            if not _is_exact_copy(metrics[a], metrics[b]):
+            if not _is_exact_copy(hashed[a], hashed[b], digests):
                 uf.union(a, b)
         findings = []
         for group in uf.groups():
             members = [hashed[i] for i in group]
             keeper = choose_keeper(members)
             k = group[members.index(keeper)]
+            marks, why = traits(members), keeper_reason(members)
             for i in group:
-                if i == k or not _speaks_for_copies(i, group, hashed):
+                if i == k or not _speaks_for_copies(i, group, hashed, digests):
                     continue  # exact copies of another member are exact_duplicate's to report
                 link = links.get((min(i, k), max(i, k)))
-                findings.append(self._finding(hashed[i], keeper, link, len(group), params))
+                finding = self._finding(hashed[i], keeper, link, len(group), params)
+                finding.evidence["copy"] = describe(marks[hashed[i].item.rel])
+                finding.evidence["keeper_why"] = why
+                findings.append(finding)
         return findings
 
     def _finding(

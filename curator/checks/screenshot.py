@@ -7,7 +7,10 @@ Evidence layers, each a named entry in the finding's evidence:
 - ``filename``: the names capture tools give in English, Chinese, Japanese, German, Spanish and French.
 - ``resolution``: the exact size of a common screen (weak: it only adds to other evidence, never fires alone).
 - ``pixels``: pixel structure that works with no name or metadata: flat UI regions in exact colours, long hard
-  horizontal / vertical edges, small high-contrast text-like strokes on flat backgrounds, flat bars at the edges.
+  horizontal / vertical edges, small high-contrast text-like strokes on flat backgrounds, and window chrome: bars of
+  one flat colour with small text at the top or bottom edge (menu, tool, title, status and task bars), scored on
+  those edge regions at decoded resolution, so a photo shown inside a program window is found by its frame.
+  Thumbnail-sized images (``small_side``) get no pixel-only verdict without chrome: at 280 px line art reads as text.
 - ``clip``: a zero-shot screenshot probability when CLIP features are configured (see ``curator.checks.clip_features``).
 
 The layers add up to a score; the finding fires at ``threshold`` and is an error at ``error_threshold``.
@@ -176,22 +179,78 @@ def exact_flat_fraction(gray: np.ndarray | None, tile: int = 8) -> float:
     return float((tile_range(gray, tile) <= 0.5).mean())
 
 
-def pixel_features(view: Any) -> dict[str, float]:
+def _edge_band(region: np.ndarray, min_rows: int = 12, gap: int = 8) -> np.ndarray | None:
+    """The bar at the start of ``region`` (rows from the image edge inwards), or None.
+
+    A bar: at least ``min_rows`` rows from the edge whose pixels are mostly (half or more) one flat colour, ended by
+    ``gap`` rows that are not (it gives way to content before the region ends: a page background reaching the whole
+    region is not a bar), with its background present across the width (in at least 6 of 8 column segments: a
+    picture's white margin around a figure is not a bar).
+    """
+    med = np.median(region, axis=1, keepdims=True)
+    flat_rows = (np.abs(region - med) <= 2).mean(axis=1) >= 0.5
+    end, run = 0, 0
+    for i, flat in enumerate(flat_rows.tolist()):
+        if flat:
+            end, run = i + 1, 0
+            continue
+        run += 1
+        if run >= gap:
+            break
+    if end < min_rows or run < gap:
+        return None
+    band = region[:end]
+    background = np.abs(band - np.median(med[:end])) <= 2
+    segments = np.array_split(background, 8, axis=1)
+    if sum(float(seg.mean()) >= 0.3 for seg in segments) < 6:
+        return None
+    return band
+
+
+def chrome_bands(gray: np.ndarray) -> dict[str, float]:
+    """Window chrome at the top and bottom edges (title, menu, tool and status bars, task bars, filmstrip strips):
+    per edge, the share of text-like tiles (single tiles, not lines: menu words are short) in its bar; 0 without a
+    bar. Read at decoded resolution, where small UI text still has its strokes, on the edge regions only."""
+    g = np.asarray(gray, dtype=np.float32)
+    h = g.shape[0]
+    cap = max(16, min(int(0.2 * h), 200))
+    out = {}
+    for edge, region in (("top", g[:cap]), ("bottom", g[::-1][:cap])):
+        band = _edge_band(region) if region.shape[1] >= 48 else None
+        if band is None:
+            out[edge] = 0.0
+            continue
+        out[edge] = text_fraction(band if edge == "top" else band[::-1], min_run=1)
+    return out
+
+
+def pixel_features(view: Any) -> dict[str, Any]:
     """The pixel-structure features of one view (see module docstring)."""
     native = view.native_gray
+    luma = view.source_luma() if hasattr(view, "source_luma") else None
+    full = np.asarray(luma, np.float32) if luma is not None else view.gray
+    bands = chrome_bands(full)
+    edge = max(bands, key=lambda k: bands[k])
     return {
         "ui_exact_flat": round(exact_flat_fraction(native), 4),
         "ui_edges": round(straight_edges(view.gray), 4),
         "ui_text": round(text_fraction(native), 4),
+        "ui_chrome": round(bands[edge], 4),
+        "ui_chrome_edge": edge if bands[edge] > 0 else None,
     }
 
 
 def pixel_score(f: dict[str, Any], params: dict[str, Any]) -> float:
-    """Combine the pixel features into a 0..1-ish score (each feature saturates at its ``*_full`` value)."""
+    """Combine the pixel features into a 0..1-ish score (each feature saturates at its ``*_full`` value); the chrome
+    bars count from ``chrome_min`` (photos and artwork stay under it)."""
+    chrome = float(f.get("ui_chrome") or 0.0)
     parts = [
         params["w_flat"] * min(1.0, f["ui_exact_flat"] / params["exact_flat_full"]),
         params["w_edges"] * min(1.0, f["ui_edges"] / params["edges_full"]),
         params["w_text"] * min(1.0, f["ui_text"] / params["text_full"]),
+        params["w_chrome"] * min(1.0, chrome / params["chrome_full"])
+        if chrome >= params["chrome_min"]
+        else 0.0,
     ]
     return float(sum(parts))
 
@@ -207,7 +266,7 @@ class ScreenshotCheck(ImageCheck):
 
     name = "screenshot"
     codes = ("screenshot",)
-    version = 2
+    version = 3
     defaults: ClassVar[dict[str, Any]] = {
         "threshold": 0.5,  # total score at which the finding fires
         "error_threshold": 1.0,  # ... and is an error
@@ -222,6 +281,14 @@ class ScreenshotCheck(ImageCheck):
         "edges_full": 1.0,
         "w_text": 0.5,  # weight of text lines (ui_text tile fraction), saturating at text_full
         "text_full": 0.01,
+        # window chrome bars at the top / bottom edge (ui_chrome: their text-tile share): bench_dev photos and
+        # artwork stay at or under 0.011, the menu, tool, status and task bars of screenshots reach 0.03-0.2
+        "w_chrome": 0.6,
+        "chrome_full": 0.03,
+        "chrome_min": 0.02,
+        # below this long side (thumbnail-sized) pixels alone give no verdict without chrome evidence: drawn line
+        # art at 280 px looks like text strokes
+        "small_side": 400,
     }
 
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
@@ -239,6 +306,15 @@ class ScreenshotCheck(ImageCheck):
             return []
         pix = pixel_score(m, params)
         layers: dict[str, Any] = {"pixels": round(pix, 3)}
+        chrome = float(m.get("ui_chrome") or 0.0) >= float(params["chrome_min"])
+        if chrome:
+            layers["chrome"] = f"{m.get('ui_chrome_edge')} bar"
+        small = max(record.width, record.height) < int(params["small_side"])
+        if small and not chrome:
+            layers["pixels_not_counted"] = (
+                f"thumbnail-sized ({record.width}x{record.height}) and no window chrome"
+            )
+            pix = 0.0
         score = pix
         if m.get("screenshot_metadata"):
             layers["metadata"] = m["screenshot_metadata"]
@@ -260,10 +336,10 @@ class ScreenshotCheck(ImageCheck):
             "screenshot_score": round(score, 3),
             "threshold": params["threshold"],
             "layers": layers,
-            "features": {k: m[k] for k in ("ui_exact_flat", "ui_edges", "ui_text")},
+            "features": {k: m.get(k) for k in ("ui_exact_flat", "ui_edges", "ui_text", "ui_chrome")},
         }
         severity = Severity.ERROR if score >= float(params["error_threshold"]) else Severity.WARNING
-        named = ", ".join(k for k in layers if k != "pixels" or pix > 0)
+        named = ", ".join(k for k in layers if (k != "pixels" or pix > 0) and k != "pixels_not_counted")
         message = f"Looks like a screenshot (score {score:.2f} >= {params['threshold']}; {named})"
         return [Finding("screenshot", severity, message, evidence, record.item.rel)]
 

@@ -35,18 +35,22 @@ def kohya_flags(report: Any) -> str:
 def print_export_summary(report: Any, suggested_note: bool) -> None:
     """A few lines: what was exported, what was dropped and why, balanced repeats, how to train it."""
     from rich.console import Console
-    from rich.markup import escape
+
+    from curator.textsafe import markup, safe
 
     console = Console(highlight=False)
     console.print(
-        f"[bold]Exported[/] {report.kept} images to {escape(str(report.out))} ({report.linked} hard links, "
+        f"[bold]Exported[/] {report.kept} images to {markup(report.out)} ({report.linked} hard links, "
         f"{report.copied} copies, {report.converted} upright PNG copies for Kohya)"
     )
     for folder in report.folders:
-        console.print(f"  {escape(folder.rel)}: {folder.count} images x {folder.repeats} repeats")
+        console.print(f"  {safe(folder.rel)}: {folder.count} images x {folder.repeats} repeats", markup=False)
     left = report.curation.left_out_text() if report.curation is not None else ""
     if left:
-        console.print(f"[bold]Left out[/] {escape(left)} (manifest.json says why, image by image)")
+        console.print(f"[bold]Left out[/] {markup(left)} (manifest.json says why, image by image)")
+    if report.kept_entries:
+        shown = ", ".join(report.kept_entries[:5]) + (" ..." if len(report.kept_entries) > 5 else "")
+        console.print(f"Kept in {safe(report.out)} (not written by export): {safe(shown)}", markup=False)
     plan = report.plan or {}
     if plan:
         stop = plan.get("stop_text_encoder_training")
@@ -57,9 +61,11 @@ def print_export_summary(report: Any, suggested_note: bool) -> None:
     current = {f.name: f.repeats for f in report.folders if not f.is_reg}
     if suggested_note and report.suggested_repeats and report.suggested_repeats != current:
         parts = ", ".join(f"{name} {r}" for name, r in report.suggested_repeats.items())
-        console.print(f"Repeats that balance the concepts: {escape(parts)} (use --balance to apply them)")
-    console.print("ours:  dreamcurate train " + escape(str(report.out / "train.toml")))
-    console.print("Kohya: train_db.py " + escape(kohya_flags(report)))
+        console.print(
+            f"Repeats that balance the concepts: {safe(parts)} (use --balance to apply them)", markup=False
+        )
+    console.print("ours:  dreamcurate train " + safe(report.out / "train.toml"), markup=False)
+    console.print("Kohya: train_db.py " + safe(kohya_flags(report)), markup=False)
 
 
 @click.command()

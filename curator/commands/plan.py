@@ -8,14 +8,15 @@ the image headers instead. Either way torch is never imported.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import click
 
 from curator.commands.options import context_options, dataset_options, policy_options
-from curator.commands.output import emit_text
-from curator.settings.options import PLAN_FIELDS, settings_file_option, training_options
+from curator.commands.output import ReportGuard, emit_text, guard_targets
+from curator.settings.options import ALIASES, PLAN_FIELDS, settings_file_option, training_options
 
 
 @click.command("plan")
@@ -36,6 +37,7 @@ from curator.settings.options import PLAN_FIELDS, settings_file_option, training
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "json_out", metavar="FILE", help="Write the plan as JSON ('-' = standard output).")
+@click.option("--force", is_flag=True, help="Overwrite a --json file that is not a dreamcurate report.")
 def plan(dataset: Path, **kw: Any) -> None:
     """Plan training on DATASET: buckets, steps, text-encoder stop step, checkpoints, memory, time, size advice.
 
@@ -49,6 +51,13 @@ def plan(dataset: Path, **kw: Any) -> None:
         raise click.UsageError(
             f"Dataset folder {'is not a folder' if dataset.exists() else 'does not exist'}: {dataset}"
         )
+    guard_targets(
+        {"--json": kw["json_out"]}, ReportGuard(dataset, kw["reg_root"], kw["workspace"], kw.pop("force"))
+    )
+    for name, value in kw.items():  # FloatRange lets nan through (every comparison with it is false)
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = "--" + name.replace("_", "-") + (f" ({ALIASES[name]})" if name in ALIASES else "")
+            raise click.UsageError(f"{flag} must be a finite number, got {value}")
     settings = settings_from_options(kw, base_settings(kw["config_file"], kw["base"]))
     options = plan_options(kw, settings, kw["base"])
     result = _raw_plan(dataset, kw, options) if kw["raw"] else _curated_plan(dataset, kw, options)

@@ -10,10 +10,11 @@ from typing import Any
 import click
 
 from curator.commands.options import context_options, dataset_options, policy_options
-from curator.commands.output import emit_text, output_errors
+from curator.commands.output import ReportGuard, emit_text, guard_targets, output_errors
 from curator.findings import Severity
 from curator.scan.results import ScanResult
 from curator.settings.options import PLAN_FIELDS, settings_file_option, training_options
+from curator.textsafe import safe
 
 
 class UsageLine(click.ClickException):
@@ -47,6 +48,9 @@ class UsageLine(click.ClickException):
     help="Local CLIP checkpoint.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--force", is_flag=True, help="Overwrite a --json/--html file that is not a dreamcurate report."
+)
 @policy_options
 @training_options((*PLAN_FIELDS, "max_token_length"), shorthands=True)
 @settings_file_option
@@ -64,6 +68,10 @@ def scan(dataset: Path, **kw: Any) -> None:
         what = "does not exist" if not dataset.exists() else "is not a folder"
         raise UsageLine(f"Dataset folder {what}: {dataset}")
     json_out, html_out = kw["json_out"], kw["html_out"]
+    guard_targets(
+        {"--json": json_out, "--html": html_out},
+        ReportGuard(dataset, kw["reg_root"], kw["workspace"], kw.pop("force")),
+    )
     settings = settings_from_options(kw, base_settings(kw["config_file"]))
     if settings.max_token_length not in (75, 150, 225):
         raise click.BadParameter("must be 75, 150 or 225", param_hint="'--max-token-length'")
@@ -100,17 +108,23 @@ def scan(dataset: Path, **kw: Any) -> None:
         console = Console()
         print_summary(result, console)
         if json_out:
-            console.print(f"JSON report: {json_out}", markup=False)
+            console.print(f"JSON report: {safe(json_out)}", markup=False)
         if html_out is not None:
-            console.print(f"HTML report: {html_out}", markup=False)
+            console.print(f"HTML report: {safe(html_out)}", markup=False)
     if kw["fail_on"] and _fails(result, Severity(kw["fail_on"])):
         sys.exit(1)
 
 
 def _write_json(result: ScanResult, curation: Any, plan: Any, target: str) -> None:
+    from curator.captions.store import last_run
+    from curator.dataset.workspace import Workspace
+
     data = result.to_json()
     data["curation"] = curation.to_json() if curation is not None else None
     data["plan"] = plan.to_json() if plan is not None else None
+    caption_model = last_run(Workspace.for_dataset(result.dataset.root, result.settings.workspace))
+    if caption_model is not None:  # which local model wrote suggestions (``dreamcurate caption``)
+        data["caption_model"] = caption_model
     emit_text(json.dumps(data, indent=2) + "\n", target, "--json")
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from curator.commands.output import emit_text
+from curator.commands.output import ReportGuard, emit_text, guard_targets
+from curator.textsafe import markup, safe, safe_block
 
 if TYPE_CHECKING:
     from curator.captions.edit import TagEdits
@@ -67,7 +68,12 @@ def _replace_pair(
 @click.option("--concept", "concepts", multiple=True, metavar="NAME", help="Edit only these concepts.")
 @click.option("--apply", "do_apply", is_flag=True, help="Write the edits (atomic, with an undo journal).")
 @click.option("--undo", is_flag=True, help="Restore the captions of the last --apply.")
-@click.option("--force", is_flag=True, help="With --undo: restore captions edited since the apply as well.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --undo: restore captions edited since the apply as well; with --json: overwrite a file that is "
+    "not a dreamcurate report.",
+)
 def tags(
     dataset: Path,
     reg_root: Path | None,
@@ -101,6 +107,7 @@ def tags(
         raise click.UsageError(
             f"Dataset folder {'is not a folder' if dataset.exists() else 'does not exist'}: {dataset}"
         )
+    guard_targets({"--json": json_out}, ReportGuard(dataset, reg_root, workspace, force))
     ws = Workspace.for_dataset(dataset, workspace)
     if undo:
         if do_apply:
@@ -174,7 +181,7 @@ def _audit(
         console = Console()
         for f in ds.findings:
             if f.code.startswith("caption"):
-                console.print(f"[yellow]{f.code}[/]: {f.message}")
+                console.print(f"[yellow]{f.code}[/]: {markup(f.message)}")
         print_audit(audit, console, top)
 
 
@@ -184,6 +191,7 @@ def _edit(
     from rich.console import Console
 
     from curator.captions.edit import EditConflict, apply_changes, plan_changes, render_diff
+    from curator.dataset.workspace import WorkspaceBusy
 
     changes, notes = plan_changes(items, edits)
     quiet = json_out == "-"
@@ -197,7 +205,9 @@ def _edit(
         try:
             journal = apply_changes(changes, ws)
         except EditConflict as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(safe(exc)) from exc
+        except WorkspaceBusy as exc:
+            raise click.ClickException(f"{safe(exc)}; no caption was changed") from exc
         except OSError as exc:
             raise click.ClickException(
                 f"Could not write the captions: {exc} (run 'tags --undo' to restore)"
@@ -225,13 +235,16 @@ def _edit(
     if quiet:
         return
     if not do_apply and changes:
-        console.print(render_diff(changes), markup=False)
+        console.print(safe_block(render_diff(changes)), markup=False)
     for note in notes:
-        console.print(note, markup=False)
+        console.print(safe(note), markup=False)
     if not changes:
         console.print("No caption would change.")
     elif do_apply:
-        console.print(f"Changed {len(changes)} caption(s). Undo with: dreamcurate tags {ds.root} --undo")
+        console.print(
+            f"Changed {len(changes)} caption(s). Undo with: dreamcurate tags {safe(ds.root)} --undo",
+            markup=False,
+        )
     else:
         console.print(f"{len(changes)} caption(s) would change. Dry run: add --apply to write.")
 
@@ -242,10 +255,10 @@ def _undo(ws: Workspace, force: bool) -> None:
     try:
         result = undo_last(ws, force=force)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"Could not undo: {exc}") from exc
+        raise click.ClickException(f"Could not undo: {safe(exc)}") from exc
     if result.journal is None:
         raise click.ClickException("Nothing to undo: no applied tag edits in this workspace")
-    click.echo(f"Restored {len(result.restored)} caption(s) from {result.journal.name}.")
+    click.echo(f"Restored {len(result.restored)} caption(s) from {safe(result.journal.name)}.")
     if result.unchanged:
         click.echo(f"{len(result.unchanged)} caption(s) already held their old text.")
     if result.conflicts:

@@ -145,7 +145,8 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     findings = walker.findings
     if layout == "plain" and concepts and concepts[0].items:
         findings.append(_plain_layout_finding(concepts[0]))
-    extension, ext_findings = _assign_captions(concepts, caption_extension)
+    roots = [root, *([Path(reg_root)] if reg_root is not None else [])]
+    extension, ext_findings = _assign_captions(concepts, caption_extension, roots)
     findings += ext_findings
     if not any(c.items for c in concepts if not c.is_reg):
         findings.append(
@@ -438,23 +439,71 @@ def _plain_layout_finding(concept: Concept) -> Finding:
     )
 
 
-def _assign_captions(concepts: list[Concept], forced: str | None) -> tuple[str, list[Finding]]:
-    """Set each item's caption path for the extension training reads; report a mismatch, never guess."""
+#: the longest file name most file systems hold, in bytes
+NAME_MAX = 255
+
+
+def _is_file_path(path: Path) -> bool:
+    """``Path.is_file`` that answers False for a name the file system refuses (too long) instead of raising."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _leaves(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` is a symlink whose target lies outside every one of ``roots``."""
+    try:
+        if not path.is_symlink():
+            return False
+    except OSError:
+        return False
+    target = path.resolve()
+    return not any(target.is_relative_to(r.resolve()) for r in roots)
+
+
+def _assign_captions(
+    concepts: list[Concept], forced: str | None, roots: list[Path] | None = None
+) -> tuple[str, list[Finding]]:
+    """Set each item's caption path for the extension training reads; report a mismatch, never guess. A caption
+    that is a link leading out of the dataset is a finding and is never read (it could be any file of the user's)."""
     extension = _normalise_ext(forced) if forced else ".txt"
     other = ".caption" if extension == ".txt" else ".txt"
     with_ext = with_other = 0
+    linked_out: list[Finding] = []
     for concept in concepts:
         for index, item in enumerate(concept.items):
             stem = item.path.with_suffix("")
             wanted = Path(str(stem) + extension)
-            if wanted.is_file():
+            if len(os.fsencode(wanted.name)) > NAME_MAX:
+                linked_out.append(
+                    Finding(
+                        "name_too_long",
+                        Severity.WARNING,
+                        f"Name too long for a caption beside it ({extension} makes it over {NAME_MAX} bytes); "
+                        "shorten the image's name",
+                        {"bytes": len(os.fsencode(wanted.name))},
+                        item.rel,
+                    )
+                )
+            elif roots and _leaves(wanted, roots):
+                linked_out.append(
+                    Finding(
+                        "caption_symlink_outside",
+                        Severity.WARNING,
+                        "Caption is a link to a file outside the dataset; not read, not exported, not edited",
+                        {"caption": wanted.name},
+                        item.rel,
+                    )
+                )
+            elif _is_file_path(wanted):
                 with_ext += 1
                 concept.items[index] = Item(
                     item.path, item.rel, item.concept, item.repeats, wanted, item.is_reg
                 )
-            elif Path(str(stem) + other).is_file():
+            elif _is_file_path(Path(str(stem) + other)):
                 with_other += 1
-    findings: list[Finding] = []
+    findings: list[Finding] = linked_out
     if with_other:
         source = "--caption-extension" if forced else "the default"
         findings.append(
@@ -470,4 +519,30 @@ def _assign_captions(concepts: list[Concept], forced: str | None) -> tuple[str, 
 
 
 def _normalise_ext(ext: str) -> str:
-    return ext if ext.startswith(".") else "." + ext
+    return check_caption_extension(ext if ext.startswith(".") else "." + ext)
+
+
+#: extensions of files that are not captions: an edit with one of them would rewrite images, configs, models
+NOT_CAPTION_EXTENSIONS = (
+    *IMAGE_EXTENSIONS,
+    *(".avif", ".heic", ".jxl", ".json", ".toml", ".sqlite", ".db", ".safetensors", ".ckpt", ".pt", ".pth"),
+    *(".bin", ".npz", ".npy", ".zip", ".py", ".sh", ".exe"),
+)
+
+
+def check_caption_extension(ext: str) -> str:
+    """``ext`` when it can name caption files (``.txt``, ``.caption``, ...); ValueError for an image extension or
+    another kind of file (``tags --caption-extension .bmp --apply`` would otherwise rewrite images as text)."""
+    name = ext[1:]
+    if (
+        not ext.startswith(".")
+        or not name
+        or len(name) > 16
+        or not all(ch.isalnum() or ch in "_-" for ch in name)
+    ):
+        raise ValueError(f"caption extension {ext!r} is not a file extension like .txt or .caption")
+    if ext.lower() in NOT_CAPTION_EXTENSIONS:
+        raise ValueError(
+            f"caption extension {ext!r} names images or other files, not captions (use .txt or .caption)"
+        )
+    return ext

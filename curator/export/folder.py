@@ -8,8 +8,9 @@ Layout of ``OUT``::
     OUT/dataset.toml            Kohya sd-scripts dataset config naming exactly the exported folders
     OUT/train.toml              our trainer's config (Kohya argument names)
 
-Everything is written into a temporary folder beside ``OUT`` and renamed into place, so a crash or a kill leaves
-the old ``OUT`` or the new one, never half of one. The user's files are only read: images are hard-linked or
+Everything is written into a temporary folder beside ``OUT`` and swapped into place by
+:mod:`curator.export.replace`, so a crash or a kill leaves the old ``OUT`` or the new one, never half of one, and
+``--force`` replaces only what an earlier export wrote: a trained model or the user's files in ``OUT`` stay. The user's files are only read: images are hard-linked or
 copied (never moved), captions are copied, or written from the review's caption edits.
 
 Example::
@@ -26,7 +27,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import Any
 
 from curator.dataset.discover import KOHYA_EXTENSIONS
 from curator.export import kohya_config
+from curator.export import replace as replace_mod
 from curator.export.kohya_config import ExportedFolder
 from curator.fsutil import atomic_write_text
 from curator.review.curation import Curation
@@ -75,6 +76,7 @@ class ExportReport:
     curation: Curation | None = None
     settings: TrainConfig | None = None
     plan: dict[str, Any] | None = None
+    kept_entries: list[str] = field(default_factory=list)  # entries of the old OUT not ours, left in place
 
     @property
     def kept(self) -> int:
@@ -123,22 +125,11 @@ def check_export_target(out: Path, force: bool, dataset_root: Path, reg_root: Pa
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is not a folder")
     # --force must never delete a folder of the user's own files
-    if out.is_dir() and not _is_replaceable(out):
+    if out.is_dir() and not replace_mod.is_replaceable(out):
         raise ExportError(
             f"refusing to replace {out}: it is not an earlier dreamcurate export (no manifest.json); "
             "pick another OUT or empty it yourself"
         )
-
-
-def _is_replaceable(out: Path) -> bool:
-    """True for an empty folder or one an earlier export wrote (its manifest.json carries our schema)."""
-    if not any(out.iterdir()):
-        return True
-    try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith("dreamcurate.export/")
 
 
 def _check_something_kept(result: ScanResult, verdicts: dict[str, Verdict]) -> None:
@@ -188,6 +179,7 @@ def _upright_copy(src: Path, dst: Path) -> None:
 
 def _place_image(src: Path, dst: Path, hardlink: bool) -> bool:
     """Hard-link (True) or copy (False) ``src`` to ``dst``; never moves the source."""
+    src = src.resolve()  # a link (a relative one above all) would point nowhere from OUT: place what it names
     if hardlink:
         try:
             os.link(src, dst)
@@ -298,23 +290,47 @@ def _plan_headline(plan: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: plan.get(k) for k in keys}
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is renamed away first and deleted after."""
-    if not out.exists():
-        os.rename(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    os.rename(out, old / out.name)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
+def _check_config_names(result: ScanResult, out: Path) -> None:
+    """The configs (TOML, UTF-8 only) name OUT and each concept folder: a name that is not UTF-8 cannot be written
+    there, so refuse before anything is written, naming it."""
+    from curator.textsafe import safe
+
+    for what, name in [("OUT", str(out)), *(("concept", c.name) for c in result.dataset.concepts)]:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ExportError(
+                f"the {what} name {safe(name)} is not valid UTF-8, which dataset.toml cannot hold; rename it"
+            ) from None
 
 
-def _remove_stale(out: Path) -> None:
-    """Delete temporary folders a killed export of the same OUT left behind (ours only, by name)."""
-    for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
-        for stale in out.parent.glob(pattern):
-            if stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
+def _prepare_out(result: ScanResult, out: Path, force: bool) -> None:
+    """Settle what a killed export left (finish or undo its swap, delete its temporaries), then check ``out``."""
+    protected = [result.dataset.root, *([result.dataset.reg_root] if result.dataset.reg_root else [])]
+    if out.parent.is_dir():
+        try:
+            replace_mod.recover(out)
+        except (replace_mod.ReplaceError, OSError) as exc:
+            raise ExportError(f"an interrupted export of {out} could not be settled: {exc}") from exc
+        replace_mod.remove_stale(out, protected)
+    _check_out(result, out.resolve(), force)
+    _check_config_names(result, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _install(tmp: Path, out: Path) -> list[str]:
+    """Replace ``out`` by the finished tree ``tmp``, keeping every entry of the old ``out`` an export did not write;
+    returns those entries."""
+    try:
+        replace_mod.finish_tree(tmp)
+        keep = replace_mod.foreign_entries(out) if out.is_dir() else []
+        replace_mod.check_collisions(tmp, keep)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # from here on the swap journal, not this process, decides what may be deleted: tmp may hold the old OUT
+    replace_mod.swap_into_place(tmp, out, keep)
+    return keep
 
 
 def _keep_tokens(
@@ -351,12 +367,10 @@ def export_dataset(
     options = options or ExportOptions()
     result = curation.result
     out = Path(out).absolute()
-    _check_out(result, out.resolve(), options.force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out)
+    _prepare_out(result, out, options.force)
     _check_something_kept(result, curation.verdicts)
     settings = options.settings.replace(caption_extension=result.dataset.caption_extension)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = replace_mod.new_tree(out)
     try:
         placed = _write_folders(curation, tmp, options, settings.caption_extension)
         folders, settings = _keep_tokens(curation, placed.folders, settings)
@@ -364,7 +378,8 @@ def export_dataset(
         manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         atomic_write_text(tmp / "manifest.json", manifest_text, errors="backslashreplace")
         if plan:
-            atomic_write_text(tmp / "plan.json", json.dumps(plan, indent=2, ensure_ascii=False) + "\n")
+            plan_text = json.dumps(plan, indent=2, ensure_ascii=False) + "\n"
+            atomic_write_text(tmp / "plan.json", plan_text, errors="backslashreplace")
         atomic_write_text(tmp / "dataset.toml", kohya_config.dataset_toml(out, folders, settings))
         config = kohya_config.train_config(out, folders, settings, options.base_model)
         atomic_write_text(tmp / "train.toml", kohya_config.train_toml(config))
@@ -373,10 +388,13 @@ def export_dataset(
             atomic_write_text(tmp / "sdxl_train.toml", kohya_config.sdxl_train_toml(kohya_sdxl))
         for name, source in options.extra_files.items():
             shutil.copyfile(source, tmp / Path(name).name)
-        _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    try:
+        kept_entries = _install(tmp, out)
+    except replace_mod.ReplaceError as exc:
+        raise ExportError(str(exc)) from exc
     report = ExportReport(
         out, curation.verdicts, folders, curation.suggested_repeats, placed.linked, placed.copied
     )
@@ -386,4 +404,5 @@ def export_dataset(
         settings,
         plan,
     )
+    report.kept_entries = kept_entries
     return report

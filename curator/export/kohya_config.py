@@ -7,8 +7,8 @@
 - ``train.toml``: our trainer's config: every ``curator.settings.config.TrainConfig`` field (Kohya's argument
   names), the settings the plan used, with the export's paths.
 - ``sdxl_train.toml`` (SDXL base models): a ``--config_file`` for Kohya's ``sdxl_train.py`` naming ``dataset.toml``,
-  with the same training settings in the forms Kohya parses (``resolution`` lives in dataset.toml; our ``-1`` =
-  "same as learning_rate" for an encoder's rate is left out, Kohya would read it literally).
+  with the same training settings in the forms Kohya parses (``resolution`` lives in dataset.toml; an encoder's
+  unset rate, "same as learning_rate", is left out: Kohya reads a missing one so).
 """
 
 from __future__ import annotations
@@ -145,8 +145,10 @@ def sdxl_train_config(out: Path, config: TrainConfig) -> dict[str, Any]:
         if getattr(config, key):  # Kohya: unset rather than 0
             kohya[key] = getattr(config, key)
     for key in ("learning_rate_te1", "learning_rate_te2"):
-        if config.train_text_encoder and getattr(config, key) >= 0:
+        if config.train_text_encoder and getattr(config, key) is not None:
             kohya[key] = getattr(config, key)
+    if config.optimizer_args:
+        kohya["optimizer_args"] = list(config.optimizer_args)
     if config.max_token_length != 75:
         kohya["max_token_length"] = config.max_token_length
     return kohya

@@ -1,5 +1,11 @@
 """Safe image loading: one decode per image into an :class:`~curator.images.view.ImageView`.
 
+Opening goes through :mod:`curator.images.opening` (bomb guard, EXIF orientation, transparency on white, JPEG draft),
+the one way every part of the product opens an image. The view is decoded once and shared by every check: the
+analysis level ``rgb`` / ``gray`` (long side <= ANALYSIS_SIZE) built once; ``native_gray``, a bounded crop at decoded
+resolution for the signals that live there (the 8x8 JPEG grid, text strokes); and the decoded ``source``, from which
+a check reads a bounded sample of tiles at the detail scale (blur) instead of resizing the whole image again.
+
 Bad input never escapes as a traceback: it becomes a :class:`LoadError` whose ``code`` is a stable finding code
 (``corrupt``, ``decompression_bomb``, ``unreadable``, ``decode_timeout``) and whose ``evidence`` says why.
 
@@ -17,50 +23,38 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFile
+from PIL import ExifTags, Image
 
-from curator.images.view import ANALYSIS_SIZE, NATIVE_CROP, ImageView
+from curator.images.opening import (
+    DEFAULT_MAX_PIXELS,
+    ORIENTATION_OPS,
+    ORIENTATION_TAG,
+    SWAPPING_ORIENTATIONS,
+    LoadError,
+    composite,
+    decode,
+    draft_for,
+    open_guarded,
+    read_bytes,
+    split_alpha,
+    upright,
+)
+from curator.images.view import ANALYSIS_SIZE, DETAIL_SIZE, NATIVE_CROP, ImageView
 
-#: Refuse images whose header declares more pixels than this (about 178 million, twice Pillow's warning limit).
-DEFAULT_MAX_PIXELS = 2 * 89_478_485
-#: Pillow's own warning size; above it a file must not expand more than MAX_EXPANSION times when decoded.
-WARN_PIXELS = 89_478_485
-MAX_EXPANSION = 200
-#: JPEGs whose long side is above this are decoded in draft mode (reduced DCT scale); below it, fully, so the 8x8
-#: block grid survives in ``native_gray``.
-DRAFT_ABOVE = 4096
-#: Draft mode keeps the long side at least this large.
-DRAFT_TARGET = 2048
+__all__ = ["DEFAULT_MAX_PIXELS", "LoadError", "load_view", "view_from_image"]
+
+#: JPEGs whose long side is above this are decoded in draft mode (a DCT-domain downscale that still covers
+#: DETAIL_SIZE): no check needs more of them than the detail level, except the 8x8 grid, which the file's own
+#: quantisation tables describe for a JPEG.
+DRAFT_ABOVE = 2048
 #: Longest text kept per metadata value (a multi-megabyte text chunk must not bloat the cache).
 MAX_META_CHARS = 4000
 
-_ORIENTATION_TAG = 0x0112
 _EXIF_IFD = 0x8769
-# EXIF orientation -> the transposes that undo it (as Pillow's ImageOps.exif_transpose applies them).
-_ORIENTATION_OPS: dict[int, tuple[Image.Transpose, ...]] = {
-    2: (Image.Transpose.FLIP_LEFT_RIGHT,),
-    3: (Image.Transpose.ROTATE_180,),
-    4: (Image.Transpose.FLIP_TOP_BOTTOM,),
-    5: (Image.Transpose.TRANSPOSE,),
-    6: (Image.Transpose.ROTATE_270,),
-    7: (Image.Transpose.TRANSVERSE,),
-    8: (Image.Transpose.ROTATE_90,),
-}
-
-
-class LoadError(Exception):
-    """An image that cannot be analysed. ``code`` is the finding code, ``message`` one line, ``evidence`` data."""
-
-    def __init__(self, code: str, message: str, evidence: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.evidence = dict(evidence or {})
 
 
 def load_view(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
@@ -68,19 +62,19 @@ def load_view(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageView:
 
     The decompression-bomb guard runs on the header's declared size, before any pixel is decoded.
     """
-    data = _read_bytes(Path(path))
-    img = _open(data)
-    width, height = img.size
-    if width * height > max_pixels:
-        raise LoadError(
-            "decompression_bomb",
-            f"Declares {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}; not decoded",
-            {"width": width, "height": height, "pixels": width * height, "limit": max_pixels},
-        )
-    _refuse_expansion(img, len(data))
-    draft_scale = _maybe_draft(img)
-    _decode(img)
+    data = read_bytes(Path(path))
+    img = open_guarded(data, max_pixels)
+    draft_scale = 1
+    if max(img.size) > DRAFT_ABOVE:
+        draft_scale = draft_for(img, _cover(img.size, DETAIL_SIZE))
+    decode(img)
     return view_from_image(img, data=data, filename=os.fsdecode(Path(path).name), draft_scale=draft_scale)
+
+
+def _cover(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The size whose long side is ``long_side`` with the aspect of ``size`` (upright or not: draft_for swaps)."""
+    scale = long_side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def view_from_image(
@@ -107,36 +101,33 @@ def view_from_image(
     text, xmp = _text_and_xmp(img)
     exif = _exif_by_name(exif_raw)
 
-    rgb_img, alpha_img = _normalise(img)
-    native_gray = _native_gray(rgb_img)
-    pixel_sha = _pixel_sha256(rgb_img, alpha_img, orientation)
-
-    small_rgb, small_alpha = _to_analysis_size(rgb_img, alpha_img)
-    for op in _ORIENTATION_OPS.get(orientation, ()):
-        small_rgb = small_rgb.transpose(op)
-        if small_alpha is not None:
-            small_alpha = small_alpha.transpose(op)
+    rgb_img, alpha_img = split_alpha(img)
+    native_gray = _native_gray(rgb_img, alpha_img)  # before orientation: the JPEG grid keeps its phase
+    if orientation != 1:
+        rgb_img, alpha_img = (
+            upright(rgb_img, orientation),
+            upright(alpha_img, orientation) if alpha_img else None,
+        )
+    small_img, small_alpha = _analysis_level(rgb_img, alpha_img)
     width, height = img.size[0] * draft_scale, img.size[1] * draft_scale
-    if orientation in (5, 6, 7, 8):
+    if orientation in SWAPPING_ORIENTATIONS:
         width, height = height, width
 
-    rgb = np.asarray(small_rgb, dtype=np.uint8)
+    rgb = np.asarray(small_img, dtype=np.uint8)
     alpha = np.asarray(small_alpha, dtype=np.uint8) if small_alpha is not None else None
-    if alpha is not None:
-        # Training sees transparent pixels as black: composite on black, like the trainer's RGB conversion does.
-        rgb = (rgb.astype(np.uint16) * alpha[..., None] // 255).astype(np.uint8)
-    gray = _luma(rgb)
     return ImageView(
         rgb=rgb,
-        gray=gray,
+        gray=_luma(rgb),
         width=width,
         height=height,
         format=fmt,
         mode=original_mode,
         file_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        pixel_sha256=pixel_sha,
+        pixel_fingerprint=_fingerprint(rgb_img.size, rgb, alpha),
         native_gray=native_gray,
+        source=rgb_img,
+        source_alpha=alpha_img,
         alpha=alpha,
         draft_scale=draft_scale,
         text=text,
@@ -148,111 +139,22 @@ def view_from_image(
     )
 
 
-# --- reading and decoding -------------------------------------------------------------------------------------
-
-
-def _read_bytes(path: Path) -> bytes:
+def pixel_digest(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """SHA-256 of the image's decoded pixels at full resolution, upright (None when it cannot be decoded): the
+    second stage of the pixel-identity check, run only for files whose :attr:`ImageView.pixel_fingerprint` matches
+    another's."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except PermissionError as exc:
-        raise LoadError("unreadable", f"Permission denied: {exc.strerror}", {"errno": exc.errno}) from exc
-    except IsADirectoryError as exc:
-        raise LoadError("unreadable", "Is a folder, not a file", {"errno": exc.errno}) from exc
-    except FileNotFoundError as exc:
-        raise LoadError(
-            "unreadable", "File not found (moved, or a broken link)", {"errno": exc.errno}
-        ) from exc
-    except OSError as exc:
-        raise LoadError(
-            "unreadable", f"Cannot read the file: {exc.strerror or exc}", {"errno": exc.errno}
-        ) from exc
-    if not data:
-        raise LoadError("corrupt", "Empty file (0 bytes)", {"reason": "zero_bytes"})
-    return data
-
-
-def _open(data: bytes) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise LoadError(
-            "decompression_bomb", f"Refused by Pillow: {exc}", {"reason": "pillow_limit"}
-        ) from exc
-    except Image.UnidentifiedImageError as exc:
-        raise LoadError(
-            "corrupt", "Not an image Pillow can read (unknown or damaged header)", {"reason": "not_an_image"}
-        ) from exc
-    except Exception as exc:  # any decoder plugin error on a hostile header
-        raise LoadError("corrupt", f"Damaged header: {_short(exc)}", {"reason": "bad_header"}) from exc
-
-
-def _refuse_expansion(img: Image.Image, file_size: int) -> None:
-    """Above Pillow's warning size, refuse files that expand by more than MAX_EXPANSION: a bomb's signature (a few
-    kilobytes declaring a hundred megapixels), where a real photo of that size is tens of megabytes."""
-    width, height = img.size
-    if width * height <= WARN_PIXELS:
-        return
-    raw = width * height * max(1, len(img.getbands()))
-    ratio = raw / max(1, file_size)
-    if ratio > MAX_EXPANSION:
-        raise LoadError(
-            "decompression_bomb",
-            f"Declares {width}x{height} = {width * height:,} pixels from only {file_size:,} bytes "
-            f"({ratio:,.0f}:1); not decoded",
-            {
-                "width": width,
-                "height": height,
-                "pixels": width * height,
-                "expansion": round(ratio),
-                "limit": MAX_EXPANSION,
-            },
-        )
-
-
-def _maybe_draft(img: Image.Image) -> int:
-    """Draft mode (a reduced DCT decode) only for very large JPEGs; returns the scale factor used."""
-    if img.format != "JPEG" or max(img.size) <= DRAFT_ABOVE:
-        return 1
-    width, height = img.size
-    factor = max(img.size) / DRAFT_TARGET
-    try:
-        img.draft(img.mode, (int(width / factor), int(height / factor)))
-    except Exception:
-        return 1
-    return max(1, round(width / img.size[0]))
-
-
-def _decode(img: Image.Image) -> None:
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is a finding, not a grey half
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img.load()
-    except Image.DecompressionBombError as exc:
-        raise LoadError(
-            "decompression_bomb", f"Refused by Pillow: {exc}", {"reason": "pillow_limit"}
-        ) from exc
-    except MemoryError as exc:
-        raise LoadError("decompression_bomb", "Out of memory while decoding", {"reason": "memory"}) from exc
-    except OSError as exc:
-        text = str(exc)
-        reason = "truncated" if "truncated" in text or "broken data stream" in text else "decoder_error"
-        message = f"Cannot decode ({reason.replace('_', ' ')}): {_short(exc)}"
-        raise LoadError("corrupt", message, {"reason": reason}) from exc
-    except Exception as exc:
-        message = f"Cannot decode (decoder error): {_short(exc)}"
-        raise LoadError("corrupt", message, {"reason": "decoder_error"}) from exc
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
+        img = open_guarded(read_bytes(Path(path)), max_pixels)
+        orient = _orientation(_exif_object(img))
+        decode(img)
+    except LoadError:
+        return None
+    rgb, alpha = split_alpha(img)
+    digest = hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}:{orient}:".encode())
+    digest.update(rgb.tobytes())
+    if alpha is not None:
+        digest.update(alpha.tobytes())
+    return digest.hexdigest()
 
 
 # --- metadata -------------------------------------------------------------------------------------------------
@@ -269,10 +171,10 @@ def _orientation(exif: Image.Exif | None) -> int:
     if exif is None:
         return 1
     try:
-        value = int(exif.get(_ORIENTATION_TAG, 1))
+        value = int(exif.get(ORIENTATION_TAG, 1))
     except (TypeError, ValueError):
         return 1
-    return value if value in _ORIENTATION_OPS else 1
+    return value if value in ORIENTATION_OPS else 1
 
 
 def _exif_by_name(exif: Image.Exif | None) -> dict[str, str]:
@@ -346,63 +248,42 @@ def _frame_count(img: Image.Image) -> int:
 # --- pixels ---------------------------------------------------------------------------------------------------
 
 
-def _normalise(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """Any Pillow mode -> (RGB image, alpha image or None) at decoded resolution."""
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return _wide_to_rgb(img), None
-    if mode == "P":
-        has_alpha = "transparency" in img.info
-        img = img.convert("RGBA" if has_alpha else "RGB")
-    elif mode in ("PA", "LA", "La", "RGBa"):
-        img = img.convert("RGBA")
-    elif mode != "RGB" and mode != "RGBA":
-        img = img.convert("RGB")
-    if img.mode == "RGBA":
-        return img.convert("RGB"), img.getchannel("A")
-    return img, None
-
-
-def _wide_to_rgb(img: Image.Image) -> Image.Image:
-    """16-bit and float images to 8 bits: 16-bit range scaled by 1/257, floats in 0..1 scaled by 255."""
-    arr = np.asarray(img).astype(np.float64)
-    peak = float(arr.max()) if arr.size else 0.0
-    if img.mode == "F" and peak <= 1.0:
-        arr = arr * 255.0
-    elif peak > 255.0:
-        arr = arr / 257.0
-    gray = np.clip(arr, 0, 255).astype(np.uint8)
-    return Image.fromarray(gray).convert("RGB")
-
-
-def _native_gray(rgb: Image.Image) -> np.ndarray:
+def _native_gray(rgb: Image.Image, alpha: Image.Image | None) -> np.ndarray:
+    """A centre crop (<= NATIVE_CROP square) at decoded resolution, composited on white, as float32 gray."""
     width, height = rgb.size
     side = min(NATIVE_CROP, width, height)
     # Crop on multiples of 8 from the origin so the JPEG block grid keeps its phase.
     left = ((width - side) // 2) // 8 * 8
     top = ((height - side) // 2) // 8 * 8
-    crop = rgb.crop((left, top, left + side, top + side)).convert("L")
-    return np.asarray(crop, dtype=np.float32)
+    box = (left, top, left + side, top + side)
+    crop = composite(rgb.crop(box), alpha.crop(box) if alpha is not None else None)
+    return np.asarray(crop.convert("L"), dtype=np.float32)
 
 
-def _pixel_sha256(rgb: Image.Image, alpha: Image.Image | None, orientation: int) -> str:
-    digest = hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}:{orientation}:".encode())
-    digest.update(rgb.tobytes())
+def _fingerprint(size: tuple[int, int], rgb: np.ndarray, alpha: np.ndarray | None) -> str:
+    """BLAKE2 of the decoded size and the analysis level's pixels: equal pixels always give equal fingerprints (the
+    level is a function of them), so only files sharing one need the full-resolution :func:`pixel_digest`."""
+    digest = hashlib.blake2b(f"{size[0]}x{size[1]}:".encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(rgb).data)
     if alpha is not None:
-        digest.update(alpha.tobytes())
+        digest.update(np.ascontiguousarray(alpha).data)
     return digest.hexdigest()
 
 
-def _to_analysis_size(rgb: Image.Image, alpha: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
+def _analysis_level(rgb: Image.Image, alpha: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
+    """The analysis level (long side <= ANALYSIS_SIZE) composited on white, and the alpha at that size.
+
+    Area filtering (BOX, no ringing for the edge measures), by an integer ``reduce`` first (an exact block mean,
+    twice as fast as Pillow's BOX resize on a 1440 px photo) and a BOX resize of the rest. Compositing at
+    this size rather than at full resolution differs only along alpha edges, which the checks do not measure.
+    """
     width, height = rgb.size
-    long_side = max(width, height)
-    if long_side <= ANALYSIS_SIZE:
-        return rgb, alpha
-    scale = ANALYSIS_SIZE / long_side
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = rgb.resize(size, Image.Resampling.BOX)
-    small_alpha = alpha.resize(size, Image.Resampling.BOX) if alpha is not None else None
-    return small, small_alpha
+    if max(width, height) <= ANALYSIS_SIZE:
+        return composite(rgb, alpha), alpha
+    size = _cover(rgb.size, ANALYSIS_SIZE)
+    small = rgb.resize(size, Image.Resampling.BOX, reducing_gap=1.0)
+    small_alpha = alpha.resize(size, Image.Resampling.BOX, reducing_gap=1.0) if alpha is not None else None
+    return composite(small, small_alpha), small_alpha
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:

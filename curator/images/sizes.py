@@ -16,23 +16,12 @@ from pathlib import Path
 
 from curator.dataset.discover import Dataset
 
-_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the image by 90 degrees
-
 
 def header_size(path: Path) -> tuple[int, int] | None:
     """Width and height after EXIF orientation, read from the header (pixels are not decoded); None if unreadable."""
-    from PIL import Image, UnidentifiedImageError
+    from curator.images.opening import header_size as opened_header_size
 
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            try:
-                orientation = image.getexif().get(0x0112, 1)
-            except Exception:  # a broken EXIF block must not hide the size
-                orientation = 1
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-        return None
-    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
+    return opened_header_size(path)
 
 
 def _cached_sizes(dataset: Dataset, cache_db: Path) -> dict[str, tuple[int, int]]:

@@ -13,6 +13,9 @@ import numpy as np
 
 #: Long side of ``rgb`` / ``gray`` (never upscaled). Metrics computed on them do not depend on the file's resolution.
 ANALYSIS_SIZE = 512
+#: Long side of the detail level (never upscaled) that tiles are read at from ``source``: the scale where the sharpness
+#: of small blur radii is still visible and does not depend on the file's resolution.
+DETAIL_SIZE = 1024
 #: Side of ``native_gray``: a centre crop at the decoded resolution, so the 8x8 JPEG grid is still there.
 NATIVE_CROP = 768
 
@@ -21,9 +24,12 @@ NATIVE_CROP = 768
 class ImageView:
     """One decoded image, ready for the checks.
 
-    - ``rgb``: uint8 HxWx3, long side <= ANALYSIS_SIZE, EXIF orientation applied, alpha composited on black (as training
+    - ``rgb``: uint8 HxWx3, long side <= ANALYSIS_SIZE, EXIF orientation applied, alpha composited on white (as training
       sees it).
     - ``gray``: float32 HxW (0..255) of the same size.
+    - ``source`` / ``source_alpha``: the decoded image (PIL RGB, upright, not composited) and its alpha, at decoded
+      resolution, for checks that read a bounded sample of tiles where their signal lives (blur); they stay in the
+      worker (never cached). None in views made by hand.
     - ``native_gray``: float32 centre crop (<= NATIVE_CROP square) of the image at decoded resolution, before any resize,
       taken before EXIF rotation so the JPEG block grid stays aligned; None when not available.
     - ``alpha``: uint8 HxW at analysis size, or None when the image has no alpha channel.
@@ -34,7 +40,8 @@ class ImageView:
     - ``text``: PNG text chunks and other string info (key -> value); ``xmp``: the XMP packet text ('' if none);
       ``exif``: EXIF tags by name -> str.
     - ``quant_tables``: JPEG quantisation tables (table id -> 64 ints, in natural order as Pillow gives them), or None.
-    - ``file_size``, ``sha256`` (file bytes), ``pixel_sha256`` (decoded pixels, full resolution unless draft mode).
+    - ``file_size``, ``sha256`` (file bytes), ``pixel_fingerprint`` (BLAKE2 of the decoded size and the analysis
+      level: equal pixels give equal fingerprints; exact_duplicate confirms a match at full resolution).
     - ``frames``: number of frames (GIF/WebP animations; only the first is analysed).
     """
 
@@ -46,8 +53,10 @@ class ImageView:
     mode: str
     file_size: int
     sha256: str
-    pixel_sha256: str = ""
+    pixel_fingerprint: str = ""
     native_gray: np.ndarray | None = None
+    source: Any = None
+    source_alpha: Any = None
     alpha: np.ndarray | None = None
     draft_scale: int = 1
     text: dict[str, str] = field(default_factory=dict)
@@ -57,3 +66,14 @@ class ImageView:
     frames: int = 1
     filename: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def source_luma(self) -> Any:
+        """The decoded image as a PIL ``L`` image at decoded resolution, upright, transparency on white; made once per
+        view and shared by the checks that read it (None without a source)."""
+        if self.source is None:
+            return None
+        if "source_luma" not in self.extra:
+            from curator.images.opening import composite
+
+            self.extra["source_luma"] = composite(self.source, self.source_alpha).convert("L")
+        return self.extra["source_luma"]

@@ -64,12 +64,14 @@ class PlanOptions:
 
     @property
     def trains_text_encoder(self) -> bool:
-        """False when the settings never train the text encoder (stop_text_encoder_training = -1; SDXL: unless
-        train_text_encoder, as Kohya's sdxl_train.py)."""
+        """False when the settings never train the text encoder (stop_text_encoder_training 0 or -1, or
+        learning_rate_te 0, as in sd-scripts; SDXL: unless train_text_encoder, as Kohya's sdxl_train.py)."""
+        from curator.plan.steps import te_stop_setting
+
         family = self.base_model.family if self.base_model else ("sdxl" if self.model == "sdxl" else "sd1")
         if family == "sdxl" and not self.settings.train_text_encoder:
             return False
-        return self.settings.stop_text_encoder_training != -1
+        return te_stop_setting(self.settings)[1] != 0
 
     def kind_of(self, concept: str) -> str:
         """The kind (style / subject) the size advice uses for ``concept``."""
@@ -129,6 +131,7 @@ class Plan:
     notes: list[str]
     curation: dict | None = None  # what the curation left out (curator.review.curation.Curation.to_json)
     sizes_from: dict | None = None  # where a raw plan read the image sizes (scan cache / headers)
+    held_out: list[str] = field(default_factory=list)  # images held out for the validation loss
 
     @property
     def vram_gb(self) -> float:
@@ -157,6 +160,7 @@ class Plan:
             "size_advice": self.size_advice,
             "notes": self.notes,
             "curation": self.curation,
+            "held_out": self.held_out,
             **({"sizes_from": self.sizes_from} if self.sizes_from is not None else {}),
         }
 
@@ -287,6 +291,8 @@ def _vram_inputs(options: PlanOptions, stop: int | None) -> Any:
         fused_backward_pass=s.fused_backward_pass,
         full_bf16=s.full_bf16,
         cache_text_encoder_outputs=s.cache_text_encoder_outputs,
+        network_dim=s.network_dim if s.network_module else 0,
+        conv_dim=s.conv_dim if s.network_module else 0,
     )
 
 
@@ -297,11 +303,17 @@ def build_plan(
     orientation applied) are known: buckets and crops, steps, text-encoder stop step, checkpoints, memory, time and
     size advice. The steps are :func:`curator.plan.steps.schedule`'s, the function the trainer runs."""
     from curator.plan import estimates
+    from curator.plan.validation import held_out_items
 
     options = options or PlanOptions()
     s = options.settings
     notes: list[str] = []
-    entries = _entries(dataset, sizes, notes)
+    held = held_out_items(dataset.items, s.validation_split, s.seed)
+    entries = [e for e in _entries(dataset, sizes, notes) if e.key not in held]
+    if held:
+        notes.append(
+            f"{len(held)} images held out for the validation loss (validation_split {s.validation_split})"
+        )
     settings = options.bucket_settings()
     buckets, images, bucket_notes = _bucket_rows(entries, settings)
     notes += bucket_notes
@@ -311,7 +323,7 @@ def build_plan(
     stop = run.te_stop_step
     train_entries = [e for e in entries if not e.is_reg]
     seed_step = None
-    if s.text_encoder_sensitivity and s.stop_text_encoder_training == 0:
+    if s.text_encoder_sensitivity and s.stop_text_encoder_training is None:
         seed_step = seed_formula_stop_step(len(train_entries), s.text_encoder_sensitivity, run.epochs)
     repeats = effective_repeats(entries)
     reg_seen = sum(n for e, n in repeats if e.is_reg)
@@ -344,6 +356,17 @@ def build_plan(
         facts.total_params if facts else None,
         facts.header_bytes if facts else 0,
     )
+    if s.network_module:  # a LoRA file instead of a checkpoint
+        each = estimates.lora_file_gb(
+            estimates.lora_parameters(
+                vram_inputs.model,
+                s.network_dim,
+                s.conv_dim,
+                text_encoder=vram_inputs.train_text_encoder,
+                unet_width=vram_inputs.unet_width,
+            ),
+            s.save_precision,
+        )
     if options.base_model_note:
         notes.append(options.base_model_note)
     if vram_inputs.model == "sdxl":
@@ -377,6 +400,7 @@ def build_plan(
         time=time.to_json(),
         size_advice=advice,
         notes=notes,
+        held_out=sorted(held),
     )
 
 

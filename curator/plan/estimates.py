@@ -78,6 +78,8 @@ class VramInputs:
     fused_backward_pass: bool = False  # Adafactor steps each parameter during backward: no gradient buffers
     full_bf16: bool = False  # weights and gradients in bf16 (Kohya's full_bf16)
     cache_text_encoder_outputs: bool = False  # frozen text encoders leave the GPU after encoding the captions
+    network_dim: int = 0  # a LoRA of this rank instead of DreamBooth (0: DreamBooth, the whole model trains)
+    conv_dim: int = 0  # the LoRA's rank of 3x3 convs (0: not adapted)
 
 
 @dataclass
@@ -95,9 +97,11 @@ class VramEstimate:
 
 def estimate_vram(inputs: VramInputs, available_gb: float | None = None) -> VramEstimate:
     """Peak GPU memory of a DreamBooth run (see the fit above); warns below 12 GB, and above 768 px at 12 GB.
-    SDXL: see :func:`estimate_sdxl_vram`."""
+    SDXL: see :func:`estimate_sdxl_vram`; a LoRA run (``network_dim``) of SD 1.x / 2.x: :func:`estimate_lora_vram`."""
     if inputs.model == "sdxl":
         return estimate_sdxl_vram(inputs, available_gb)
+    if inputs.network_dim:
+        return estimate_lora_vram(inputs, available_gb)
     gc = inputs.gradient_checkpointing
     pixels = (inputs.resolution / 512) ** 2
     activation = _ACTIVATIONS_GB_PER_IMAGE_512[gc] * pixels * inputs.batch_size
@@ -200,6 +204,87 @@ def estimate_sdxl_vram(inputs: VramInputs, available_gb: float | None = None) ->
             f"the estimate ({total:.1f} GB) exceeds {available_gb:g} GB: for SDXL use Adafactor with "
             "fused_backward_pass, full_bf16, cache_text_encoder_outputs and gradient checkpointing "
             "(about 10 GB at 1024 px, batch 1), or train a LoRA"
+        )
+    return VramEstimate(total, parts, warnings)
+
+
+# --- LoRA ------------------------------------------------------------------------------------------------------
+# Adapter parameters per unit of rank: the sum of in + out features (3x3 convs: in x 9 + out) over Kohya's target
+# layers (trainer.lora.targets), counted on diffusers' SD 1.5 and SD 2.1 configs: transformer-block linears and 1x1
+# convs of the UNet, CLIP attention and MLP linears, with conv_dim the resnets' and samplers' 3x3 convs (at conv_dim)
+# and their other layers (at network_dim). SD 1.5 at rank 128, UNet and text encoder: 75.5 M parameters, 151 MB in
+# fp16, near the ~144 MB Kohya users report for such a file.
+_LORA_PER_RANK = {
+    "sd15": {"unet": 423_936, "te": 165_888, "conv": 544_000, "conv_block": 82_880},
+    "sd2": {"unet": 432_128, "te": 423_936, "conv": 544_000, "conv_block": 82_880},
+}
+# A LoRA run holds the frozen model in fp32 (4 bytes a parameter, no gradients, no optimizer states), the DreamBooth
+# fit's non-weight part (CUDA context, VAE, buffers: 9.44 - 8.60 GB) and the same activations (the backward pass
+# still runs through the whole UNet); the adapters take 16 bytes a parameter (fp32 weight, gradient, two moments).
+_NON_WEIGHT_GB = 0.84
+_LORA_BYTES_PER_PARAM = 16
+
+
+def lora_parameters(
+    model: str,
+    network_dim: int,
+    conv_dim: int = 0,
+    unet: bool = True,
+    text_encoder: bool = True,
+    unet_width: int | None = None,
+) -> int:
+    """Parameters of a Kohya ``networks.lora`` LoRA (see the counts above); a narrower UNet (``unet_width``) scales
+    the UNet's share."""
+    counts = _LORA_PER_RANK.get(model, _LORA_PER_RANK["sd15"])
+    scale = 1.0 if unet_width is None else unet_width / _FIT_UNET_WIDTH
+    total = 0.0
+    if unet:
+        total += network_dim * counts["unet"] * scale
+        if conv_dim:
+            total += (conv_dim * counts["conv"] + network_dim * counts["conv_block"]) * scale
+    if text_encoder:
+        total += network_dim * counts["te"]
+    return round(total)
+
+
+def lora_file_gb(params: int, save_precision: str = "float") -> float:
+    """Size of a LoRA file in GB (4 bytes a value in float, 2 in fp16 / bf16; the header is a few kB)."""
+    return params * (4 if save_precision == "float" else 2) / 1e9
+
+
+def estimate_lora_vram(inputs: VramInputs, available_gb: float | None = None) -> VramEstimate:
+    """Peak GPU memory of a LoRA run: frozen fp32 weights, activations, and the adapters' training state."""
+    gc = inputs.gradient_checkpointing
+    activation = _ACTIVATIONS_GB_PER_IMAGE_512[gc] * (inputs.resolution / 512) ** 2 * inputs.batch_size
+    if inputs.mixed_precision == "no":
+        activation *= _FP32_ACTIVATION_FACTOR
+    if inputs.unet_width is not None:
+        activation *= min(1.0, inputs.unet_width / _FIT_UNET_WIDTH)
+    unet = inputs.unet_params if inputs.unet_params is not None else _FIT_UNET_PARAMS
+    te = (
+        inputs.te_params if inputs.te_params is not None else _TE_PARAMS.get(inputs.model, _TE_PARAMS["sd15"])
+    )
+    adapters = lora_parameters(
+        inputs.model,
+        inputs.network_dim,
+        inputs.conv_dim,
+        text_encoder=inputs.train_text_encoder,
+        unet_width=inputs.unet_width,
+    )
+    parts = {
+        "fixed": _NON_WEIGHT_GB,
+        "frozen_weights": round((unet + te) * 4 / 1e9, 2),
+        "activations": round(activation, 2),
+        "lora": round(adapters * _LORA_BYTES_PER_PARAM / 1e9, 3),
+    }
+    if inputs.train_text_encoder:
+        parts["text_encoder_activations"] = round(0.2 * min(1.0, te / _TE_PARAMS["sd15"]), 2)
+    total = sum(parts.values())
+    warnings = []
+    if available_gb is not None and total > available_gb:
+        warnings.append(
+            f"the estimate ({total:.1f} GB) exceeds {available_gb:g} GB: turn on gradient checkpointing, "
+            "a smaller batch or a lower resolution"
         )
     return VramEstimate(total, parts, warnings)
 

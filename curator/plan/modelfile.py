@@ -59,15 +59,42 @@ def read_safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str],
             size = int.from_bytes(handle.read(8), "little")
             if size <= 0 or size > path.stat().st_size - 8:
                 raise ValueError("header length past the end of the file")
+            if size > MAX_HEADER_BYTES:  # the format's own limit; more is not a model's header
+                raise ValueError(f"header of {size:,} bytes, more than the format allows")
             header = json.loads(handle.read(size))
         if not isinstance(header, dict):
             raise ValueError("the header is not a JSON object")
-    except (OSError, ValueError) as exc:
+        metadata = header.pop("__metadata__", None) or {}
+        _check_header(header, metadata)
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: a header of deeply nested brackets
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ModelFileError(
-            f"{path.name}: cannot read it as safetensors, it is truncated or corrupt ({exc})"
+            f"{path.name}: cannot read it as safetensors, it is truncated or corrupt ({reason})"
         ) from exc
-    metadata = header.pop("__metadata__", None) or {}
     return header, dict(metadata), size
+
+
+#: safetensors refuses headers larger than this itself
+MAX_HEADER_BYTES = 100_000_000
+
+
+def _check_header(header: dict[str, Any], metadata: Any) -> None:
+    """ValueError unless the header has the format's shape: string metadata, and per tensor a dtype, a shape of
+    sizes and two data offsets."""
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("its metadata is not text (the format allows only strings there)")
+    for name, info in header.items():
+        ok = (
+            isinstance(info, dict)
+            and isinstance(info.get("dtype"), str)
+            and isinstance(info.get("shape"), list)
+            and all(isinstance(n, int) and n >= 0 for n in info["shape"])
+            and isinstance(info.get("data_offsets"), list)
+            and len(info["data_offsets"]) == 2
+            and all(isinstance(n, int) and n >= 0 for n in info["data_offsets"])
+        )
+        if not ok:
+            raise ValueError(f"the entry of tensor {name[:60]!r} is malformed")
 
 
 def component_of(key: str) -> str:

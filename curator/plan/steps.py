@@ -308,13 +308,15 @@ class Schedule:
 def te_stop_setting(config: Any) -> tuple[float | None, int | None]:
     """(sensitivity, explicit stop step) of a config in :func:`text_encoder_stop_step`'s terms.
 
-    The settings' one convention (``TrainConfig``): ``stop_text_encoder_training`` -1 never trains the text encoder,
-    0 leaves the stop to ``text_encoder_sensitivity``, N > 0 stops at step N; a sensitivity of 0 trains to the end.
+    The settings' one convention (``TrainConfig``, as sd-scripts' train_db.py reads it): ``stop_text_encoder_training``
+    unset (None) leaves the stop to ``text_encoder_sensitivity`` (0: trains to the end); 0 or negative never trains
+    the text encoder (Kohya stops it before step 1); N stops at step N. A ``learning_rate_te`` of 0 trains it at rate
+    0, i.e. not at all: stop 0 too.
     """
-    if config.stop_text_encoder_training == -1:
+    stop = config.stop_text_encoder_training
+    if getattr(config, "learning_rate_te", None) == 0 or (stop is not None and stop <= 0):
         return None, 0
-    explicit = config.stop_text_encoder_training or None
-    return (config.text_encoder_sensitivity or None), explicit
+    return (config.text_encoder_sensitivity or None), stop
 
 
 def schedule(config: Any, bucket_image_counts: Mapping[Bucket, int], num_processes: int = 1) -> Schedule:

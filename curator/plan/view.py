@@ -12,6 +12,7 @@ from rich.table import Table
 
 from curator.plan.build import Plan
 from curator.plan.estimates import disk_size
+from curator.textsafe import markup, safe
 
 
 def _duration(seconds: float) -> str:
@@ -60,7 +61,7 @@ def _worst_crops(plan: Plan, limit: int = 5) -> Table | None:
         table.add_column(column)
     for i in cropped[:limit]:
         table.add_row(
-            i["path"],
+            markup(i["path"]),
             f"{i['width']}x{i['height']}",
             f"{i['bucket'][0]}x{i['bucket'][1]}",
             f"{i['crop_fraction']:.0%}",
@@ -75,18 +76,20 @@ def print_plan(plan: Plan, console: Console) -> None:
     if crops is not None:
         console.print(crops)
     console.print(_steps_table(plan))
-    console.print(plan.te_explanation)
+    console.print(plan.te_explanation, markup=False)
     c = plan.checkpoints
     each, total = disk_size(c["each_bytes"]), disk_size(c["total_bytes"])
-    console.print(f"Checkpoints: {c['count']} x {each} = {total} of disk")
+    s = plan.options.settings
+    label = f"LoRA files (rank {s.network_dim})" if s.network_module else "Checkpoints"
+    console.print(f"{label}: {c['count']} x {each} = {total} of disk")
     parts = ", ".join(f"{k} {v:g}" for k, v in plan.vram["parts"].items())
     console.print(f"GPU memory (estimate): {plan.vram_gb:.1f} GB ({parts})")
     for warning in plan.vram["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {markup(warning)}")
     t = plan.time
     console.print(f"Time (estimate): {_duration(t['seconds'])} at {t['its']:.2f} it/s ({t['source']})")
     for advice in plan.size_advice:
         style = "green" if advice["verdict"] == "ok" else "yellow"
-        console.print(f"[{style}]{advice['concept']}[/]: {advice['advice']}")
+        console.print(f"[{style}]{markup(advice['concept'])}[/]: {markup(advice['advice'])}")
     for note in plan.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {safe(note)}", markup=False)

@@ -103,7 +103,7 @@ def page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> st
     links = "".join(f'<a href="#{escape(anchor)}">{escape(label)}</a>' for anchor, label in nav)
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
+        '<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="dreamcurate">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '

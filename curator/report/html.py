@@ -37,6 +37,7 @@ from curator.report.thumbs import thumbnail_uri
 from curator.review.curation import RULE_WORDS, Curation
 from curator.review.selection import DUPLICATE_CODES
 from curator.scan.results import ItemRecord
+from curator.textsafe import safe_block
 
 #: Cards shown per finding code before the rest are listed by name.
 CARDS_PER_CODE = 48
@@ -44,6 +45,10 @@ CARDS_PER_CODE = 48
 CARDS_OPEN = 12
 #: Images in the "all images" gallery.
 GALLERY_LIMIT = 400
+#: Previews one report embeds at most (flagged images first, then the gallery), so a report of 20,000 images stays a
+#: size a browser opens; every image is still listed. Duplicate clusters shown at most (the JSON has them all).
+THUMB_BUDGET = 600
+MAX_CLUSTERS = 200
 #: Metric histograms shown at most.
 MAX_HISTOGRAMS = 9
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -57,8 +62,8 @@ def write_html(curation: Curation, path: Path, plan: Any = None) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a file name that is not valid UTF-8 shows as "?" rather than failing the whole report
-    atomic_write_text(path, render_html(curation, plan), errors="replace")
+    # control characters of names and captions (an HTML parse error) and bytes that are not UTF-8 show as escapes
+    atomic_write_text(path, safe_block(render_html(curation, plan)), errors="replace")
     return path
 
 
@@ -138,6 +143,8 @@ class _Report:
     def thumb(self, rel: str) -> str:
         """An <img> of the item's thumbnail, or a placeholder when it cannot be shown."""
         record = self.by_rel.get(rel)
+        if rel not in self._thumbs and len(self._thumbs) >= THUMB_BUDGET:
+            return f'<div class="placeholder">no preview<br>(over {THUMB_BUDGET} in this report)</div>'
         if rel not in self._thumbs:
             ok = record is not None and record.decoded
             self._thumbs[rel] = thumbnail_uri(record.item.path) if ok and record is not None else None
@@ -405,7 +412,7 @@ class _Report:
             if f.code in DUPLICATE_CODES and f.path:
                 evidence.setdefault(f.path, f)
         blocks = ""
-        for cluster in clusters:
+        for cluster in clusters[:MAX_CLUSTERS]:
             members = [cluster.keeper] + [m for m in cluster.members if m != cluster.keeper]
             cards = ""
             for rel in members:
@@ -421,9 +428,12 @@ class _Report:
                     }
                     cards += self.card(rel, why, ev, "dropped")
             blocks += f'<div class="card"><div class="cluster">{cards}</div></div>'
+        shown = (
+            f" ({MAX_CLUSTERS} shown; all are in <code>--json</code>)" if len(clusters) > MAX_CLUSTERS else ""
+        )
         note = (
-            f'<p class="muted">{len(clusters)} cluster(s). An export keeps the keeper of each and leaves the others '
-            "out; choose another keeper in <code>dreamcurate review</code>.</p>"
+            f'<p class="muted">{len(clusters)} cluster(s){shown}. An export keeps the keeper of each and leaves the '
+            "others out; choose another keeper in <code>dreamcurate review</code>.</p>"
         )
         return f'<section id="duplicates"><h2>Duplicates</h2>{note}<div class="clusters">{blocks}</div></section>'
 
@@ -450,11 +460,25 @@ class _Report:
         facts = (
             f'<p class="muted">{with_caption} of {len(train)} training images have a caption; {len(freq)} distinct '
             f"tags, {once} used only once; {mean_tags:.1f} tags per caption on average.</p>"
-        )
+        ) + self._caption_model()
         chart = bar_chart([(t, float(n)) for t, n in top], total=len(train) or None)
         extra = self._token_chart(audit) + self._keep_tokens(audit)
         extra_html = f'<div class="two" style="margin-top:14px">{extra}</div>' if extra else ""
         return f'<section id="tags"><h2>Captions and tags</h2>{facts}<div class="card">{chart}</div>{extra_html}</section>'
+
+    def _caption_model(self) -> str:
+        """Which local tagger or captioner last suggested captions (``dreamcurate caption``), if one did."""
+        from curator.captions.store import last_run
+        from curator.dataset.workspace import Workspace
+
+        run = last_run(Workspace.for_dataset(self.result.dataset.root, self.result.settings.workspace))
+        if run is None:
+            return ""
+        return (
+            f'<p class="muted">Captions suggested by the {escape(str(run.get("kind", "model")))} '
+            f"<code>{escape(str(run.get('name', '?')))}</code> ({escape(str(run.get('created', '')))}, "
+            f"{escape(str(run.get('images', '?')))} images).</p>"
+        )
 
     def _token_chart(self, audit: Any) -> str:
         tokens = [r.tokens for r in audit.records if r.caption and r.tokens >= 0] if audit is not None else []
@@ -566,11 +590,25 @@ class _Report:
             f'<div class="grid">{cards}</div>{more}</details></section>'
         )
 
+    def shown_rels(self) -> list[str]:
+        """The images whose cards the report shows, flagged first, in the order the sections show them."""
+        by_code: dict[str, list[Finding]] = {}
+        for finding in (f for r in self.result.records for f in r.findings if f.path):
+            if finding.code not in DUPLICATE_CODES:
+                by_code.setdefault(finding.code, []).append(finding)
+        rels = []
+        for findings in by_code.values():
+            findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
+            rels += [f.path or "" for f in findings[:CARDS_PER_CODE]]
+        for cluster in self.curation.clusters[:MAX_CLUSTERS]:
+            rels += [cluster.keeper, *cluster.members]
+        return rels + [r.item.rel for r in self.result.records[:GALLERY_LIMIT]]
+
     def prefetch(self) -> None:
         """Make every thumbnail the report shows, in threads (Pillow releases the GIL while decoding)."""
-        wanted = {r.item.rel for r in self.result.records[:GALLERY_LIMIT]}
-        wanted |= {f.path for f in self.result.all_findings() if f.path}
-        todo = [self.by_rel[rel] for rel in sorted(wanted) if rel in self.by_rel and self.by_rel[rel].decoded]
+        wanted = list(dict.fromkeys(self.shown_rels()))
+        todo = [self.by_rel[rel] for rel in wanted if rel in self.by_rel and self.by_rel[rel].decoded]
+        todo = todo[:THUMB_BUDGET]
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             uris = list(pool.map(lambda r: thumbnail_uri(r.item.path), todo))
         self._thumbs.update({r.item.rel: uri for r, uri in zip(todo, uris, strict=True)})

@@ -15,6 +15,7 @@ Example::
         for rel in ("10_cat/c.png", "10_cat/d.png"):
             store.set(rel, "drop", "screenshot")
     store.undo()                      # reverts both drops of the batch
+    store.redo()                      # and applies them again
     store.get("10_cat/a.png").action  # 'drop'
 """
 
@@ -170,6 +171,25 @@ class DecisionStore:
                 conn.execute("UPDATE log SET undone = 1 WHERE batch = ?", (row[0],))
                 undone.extend(Change(*r) for r in rows)
         return undone
+
+    def redo(self) -> list[Change]:
+        """Re-apply the batch the last :meth:`undo` reverted, while no change was made since (a new change ends the
+        redo chain, as in an editor). Returns what was redone; an empty list when there is nothing to redo."""
+        conn = self._connect(write=False)
+        if conn is None:
+            return []
+        with closing(conn), conn:
+            live = conn.execute("SELECT COALESCE(MAX(batch), 0) FROM log WHERE undone = 0").fetchone()[0]
+            row = conn.execute(
+                "SELECT MIN(batch) FROM log WHERE undone = 1 AND batch > ?", (live,)
+            ).fetchone()
+            if row[0] is None:
+                return []
+            rows = conn.execute(
+                "SELECT kind, key, value, reason, ts FROM log WHERE batch = ? ORDER BY id", (row[0],)
+            ).fetchall()
+            conn.execute("UPDATE log SET undone = 0 WHERE batch = ?", (row[0],))
+        return [Change(*r) for r in rows]
 
     # -- keep / drop -----------------------------------------------------------------------------------------------
     def set(self, rel: str, action: str, reason: str = "") -> None:

@@ -34,7 +34,7 @@ from curator.scan.cache import FileKey, MetricsCache
 from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 
 #: Bumped when the loader's own metrics change (part of the cache key with the checks' version).
-LOADER_VERSION = 1
+LOADER_VERSION = 3
 #: Loader parameters, overridable through ``ScanSettings.params["loader"]``.
 LOADER_DEFAULTS: dict[str, Any] = {
     "max_pixels": DEFAULT_MAX_PIXELS,  # decompression-bomb limit on the declared size
@@ -271,29 +271,41 @@ def _progress(
     total: int, settings: ScanSettings, callback: ProgressCallback | None
 ) -> Iterator[Callable[[], None]]:
     done = 0
+    started = time.perf_counter()
     show = settings.progress and total >= PROGRESS_MIN_ITEMS and sys.stderr.isatty()
     bar: Any = None
     task_id: Any = None
     if show:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         bar = Progress(
             TextColumn("scanning"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
         bar.start()
-        task_id = bar.add_task("scan", total=total)
+        task_id = bar.add_task("scan", total=total, rate="")
 
     def advance() -> None:
         nonlocal done
         done += 1
         if bar is not None:
-            bar.advance(task_id)
+            elapsed = time.perf_counter() - started
+            bar.update(task_id, advance=1, rate=f"{done / elapsed:.1f} images/s" if elapsed > 0 else "")
         if callback is not None:
             callback(done, total)
 
@@ -315,7 +327,7 @@ def analyse_file(task: _Task) -> dict[str, Any]:
             metrics: dict[str, Any] = {
                 "file_size": view.file_size,
                 "sha256": view.sha256,
-                "pixel_sha256": view.pixel_sha256,
+                "pixel_fingerprint": view.pixel_fingerprint,
                 "format": view.format,
                 "mode": view.mode,
                 "frames": view.frames,

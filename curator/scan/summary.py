@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import Counter
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from curator.findings import Severity
 from curator.scan.results import ItemRecord, ScanResult
+from curator.textsafe import markup
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -26,7 +26,7 @@ MEANINGS: dict[str, str] = {
     "decode_timeout": "took too long to decode; skipped",
     "too_small": "short side under the training resolution",
     "extreme_aspect": "its bucket crops away much of the image",
-    "alpha_channel": "transparent pixels are composited on white for training",
+    "alpha_channel": "transparent pixels train composited on white",
     "grayscale": "no colour",
     "exact_duplicate": "same bytes or pixels as another image",
     "nested_images": "images Kohya will not read (subfolders or root)",
@@ -37,6 +37,8 @@ MEANINGS: dict[str, str] = {
     "kohya_skips_extension": "Kohya's file listing skips this extension (gif, tiff, mixed case)",
     "plain_folder": "not a Kohya layout; one concept, 1 repeat assumed",
     "caption_extension_mismatch": "captions use the other extension than training reads",
+    "caption_symlink_outside": "caption links out of the dataset; not read",
+    "name_too_long": "name too long for a caption file beside it",
     "cache_unavailable": "scan cache not kept",
     "check_error": "a check failed (a bug; please report)",
 }
@@ -48,8 +50,8 @@ def display_path(rel: str) -> str:
 
 
 def _safe(text: str) -> str:
-    """Printable and free of rich markup (a file named ``[red].png`` stays a name)."""
-    return escape(display_path(text))
+    """Printable and free of rich markup (a file named ``[red].png`` stays a name), control characters escaped."""
+    return markup(text)
 
 
 def print_summary(result: ScanResult, console: Console, worst: int = 10) -> None:

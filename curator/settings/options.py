@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from curator.settings.config import ConfigError, TrainConfig
+from curator.settings.config import ConfigError, TrainConfig, field_kind
 
 #: TrainConfig fields that ``plan``, ``export`` and ``run`` take as options: everything the plan depends on
 PLAN_FIELDS = (
@@ -45,6 +45,10 @@ PLAN_FIELDS = (
     "fused_backward_pass",
     "full_bf16",
     "keep_tokens",
+    "network_module",
+    "network_dim",
+    "conv_dim",
+    "validation_split",
     "seed",
 )
 
@@ -88,7 +92,7 @@ def option_for(spec: dataclasses.Field, alias: str | None = None) -> Callable[[A
         )
     if isinstance(default, list):
         return click.option(*names, spec.name, multiple=True, help=help_text + " (repeat the option)")
-    kind = {int: int, float: float, str: str}[type(default)]
+    kind = {int: int, float: float, str: str}[field_kind(spec)]
     return click.option(*names, spec.name, type=kind, default=None, help=help_text)
 
 

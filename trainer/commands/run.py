@@ -19,6 +19,7 @@ from curator.commands.options import context_options, dataset_options, policy_op
 from curator.review.curation import Policy
 from curator.settings.config import ConfigError, TrainConfig, read_config
 from curator.settings.options import PLAN_FIELDS, settings_from_options, training_options
+from trainer.commands.train import EXTRACT_HELP
 
 #: TrainConfig fields offered as options of ``run``: the plan's, and a few of training's own (the rest: edit
 #: OUT/train.toml and use ``dreamcurate train``)
@@ -29,6 +30,9 @@ RUN_FIELDS = (
     "sample_prompts",
     "v_parameterization",
     "vae",
+    "network_module",
+    "network_dim",
+    "network_alpha",
 )
 
 
@@ -69,6 +73,7 @@ class RunRequest:
     context: dict[str, Any] = dataclasses.field(
         default_factory=dict
     )  # the plan's context options (--gpus, ...)
+    extract_lora: int = 0  # also extract a LoRA of this rank from the trained model
 
 
 def run_pipeline(request: RunRequest, console: Any) -> Path:
@@ -127,7 +132,7 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
         raise click.ClickException(str(exc)) from exc
     print_export_summary(exported, suggested_note=not request.policy.balance)
     if request.train:
-        _train(exported.out / "train.toml", request.progress)
+        _train(exported.out / "train.toml", request.progress, request.extract_lora)
     return exported.out
 
 
@@ -148,6 +153,7 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
 @policy_options
 @click.option("--force", is_flag=True, help="replace an existing OUT")
 @click.option("--no-progress", is_flag=True, help="no progress bars")
+@click.option("--extract-lora", type=click.IntRange(min=0), default=0, metavar="DIM", help=EXTRACT_HELP)
 @training_options(RUN_FIELDS, shorthands=True)
 @context_options
 def run(dataset: Path, base: Path, out: Path, **kw: Any) -> None:
@@ -174,6 +180,7 @@ def run(dataset: Path, base: Path, out: Path, **kw: Any) -> None:
         progress=not kw["no_progress"],
         overrides=kw,
         context=context,
+        extract_lora=kw["extract_lora"],
     )
     run_pipeline(request, Console(highlight=False))
 
@@ -199,7 +206,7 @@ def _check_base(base: Path) -> None:
         raise click.ClickException(f"cannot read base model {base}: {exc}") from exc
 
 
-def _train(config_path: Path, progress: bool) -> None:
+def _train(config_path: Path, progress: bool, extract_lora: int = 0) -> None:
     """Train the export's train.toml: the settings the plan used, written out in full by the export."""
     from trainer.commands.train import _run
 
@@ -209,4 +216,4 @@ def _train(config_path: Path, progress: bool) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"training with {config_path}")
-    _run(config, resume=False, progress=progress)
+    _run(config, resume=False, progress=progress, extract_lora=extract_lora)

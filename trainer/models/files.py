@@ -63,11 +63,34 @@ def _ckpt_damage(path: Path) -> str:
     return f"the file is truncated or corrupt, or not a PyTorch checkpoint at all ({size:,} bytes)"
 
 
+#: what a torch checkpoint's archive may declare unpacked beyond twice its own size (torch stores tensors unpacked)
+ZIP_SLACK_BYTES = 64 << 20
+
+
+def check_archive_sizes(path: Path) -> None:
+    """ModelError when ``path`` is a zip archive that declares far more unpacked bytes than it holds (a zip bomb):
+    checked from its directory before torch unpacks anything."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip (torch's legacy format) or damaged: torch's reader says what is wrong
+    size = path.stat().st_size
+    if declared > 2 * size + ZIP_SLACK_BYTES:
+        raise ModelError(
+            f"{path.name}: refused, its archive declares {declared:,} bytes unpacked in a file of {size:,} bytes "
+            "(a zip bomb?); a PyTorch checkpoint stores its tensors unpacked"
+        )
+
+
 def _read_pickle_container(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     import pickle
 
     import torch
 
+    check_archive_sizes(path)
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

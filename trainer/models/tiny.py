@@ -48,8 +48,11 @@ def tiny_configs(family: str = "sd1") -> Architecture:
     raise ValueError(f"unknown family {family!r} (sd1, sd2 or sdxl)")
 
 
-def build_random_model(arch: Architecture, seed: int = TINY_SEED, v_parameterization: bool = False) -> Any:
-    """An ``SDModel`` of ``arch`` with seeded random weights (no file, no download)."""
+def build_random_model(
+    arch: Architecture, seed: int = TINY_SEED, v_parameterization: bool = False, tokenizer: bool = True
+) -> Any:
+    """An ``SDModel`` of ``arch`` with seeded random weights (no file, no download). ``tokenizer`` False: none
+    (writing the file needs none, and loading it takes a second)."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
@@ -71,7 +74,7 @@ def build_random_model(arch: Architecture, seed: int = TINY_SEED, v_parameteriza
         unet=unet,
         vae=vae,
         text_encoder=text,
-        tokenizer=load_clip_tokenizer(arch.family),
+        tokenizer=load_clip_tokenizer(arch.family) if tokenizer else None,
         noise_scheduler=make_noise_scheduler(v_parameterization),
         family=arch.family,
         v_parameterization=v_parameterization,
@@ -86,7 +89,7 @@ def write_tiny_model(path: Path, family: str = "sd1", seed: int = TINY_SEED, ove
     ``overwrite``: replace an existing model file there (never anything else)."""
     from trainer.models.io import save_single_file
 
-    model = build_random_model(tiny_configs(family), seed)
+    model = build_random_model(tiny_configs(family), seed, tokenizer=False)
     return save_single_file(model, Path(path), "float", {"dreamcurate.tiny": "true"}, overwrite=overwrite)
 
 

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TextArea
 
+from curator.textsafe import text as safe_text
 from tui.backend import CaptionView
 from tui.widgets.preview.panel import caption_text, token_line
 
@@ -34,7 +35,7 @@ class CaptionEditor(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="editor-body"):
-            yield Static(f"Caption of {self.rel}", id="editor-title")
+            yield Static(safe_text(f"Caption of {self.rel}"), id="editor-title")
             yield TextArea(self.original, id="editor-text", soft_wrap=True, show_line_numbers=False)
             yield Static(id="editor-tokens")
             yield Static(id="editor-tags")

@@ -11,21 +11,34 @@ from textual.widgets import Static
 
 #: (region, key, what it does); the footer shows the keys of the focused region, this lists them all.
 KEYS = (
-    ("anywhere", "1-6", "Overview, Browser, Duplicates, Tags, Plan, Train"),
-    ("anywhere", "u", "undo the last decision (or bulk drop, or keeper choice)"),
-    ("anywhere", "r", "rescan (cached metrics are reused)"),
+    ("anywhere", "1-6", "Overview, Browser, Duplicates, Tags, Plan, Train (not while typing in a field)"),
+    ("anywhere", "escape", "leave a field: back to the table, or to the tab bar on Plan and Train"),
+    ("anywhere", "home / end", "first / last row of any table; pageup / pagedown move a page"),
+    (
+        "browser, duplicates",
+        "u",
+        "undo the last step (decision, bulk drop, keeper, caption edit); it says which",
+    ),
+    ("browser, duplicates", "U / ctrl+y", "redo what the last undo reverted"),
+    ("browser, duplicates", "r", "rescan (cached metrics are reused)"),
     ("anywhere", "?", "this help"),
     ("anywhere", "q", "quit (decisions are already saved)"),
     ("browser", "up/down", "move; the preview follows"),
-    ("browser", "k / d / x", "keep / drop / clear the item, then move down"),
+    (
+        "browser",
+        "k / d / x",
+        "keep / drop / clear the item, then move down (only while the table has the focus)",
+    ),
     ("browser", "D", "drop every item the current finding filter shows (asks first)"),
     ("browser", "e", "edit the caption (ctrl+s saves, escape discards)"),
     ("browser", "f / c", "cycle the finding-code filter / the concept filter"),
     ("browser", "s / S", "cycle the sort key (name, severity, any metric) / reverse it"),
-    ("duplicates", "h / l", "previous / next image of the cluster"),
+    ("preview", "a", "on the suggested tags (tab to them): open the caption editor with them added"),
+    ("duplicates", "h / l", "previous / next image of the cluster (the cards page through every member)"),
     ("duplicates", "K", "keep the selected image, drop the rest of the cluster"),
     ("tags", "tab", "move through the form; Preview shows the change, Apply writes it (undoable)"),
-    ("plan", "type", "change epochs, batch, resolution, sensitivity: the plan updates as you type"),
+    ("tags", "o", "order the tag table by count or by name"),
+    ("plan", "type", "the plan updates as you type; values training would refuse are shown in red, not used"),
     ("train", "buttons", "Export writes the curated folder; Train runs the trainer; Cancel stops it"),
 )
 

@@ -1,6 +1,8 @@
 """The browser's table of items: one row per item, keyed by its dataset-relative path.
 
 DataTable renders only the visible lines, so 10,000 rows are 10,000 tuples of short strings, not 10,000 widgets.
+Column widths follow the table's width: at 80 columns the file and findings columns shrink (an ellipsis, and
+``blurry +2`` for codes that do not fit) but none vanishes.
 """
 
 from __future__ import annotations
@@ -9,37 +11,61 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from rich.text import Text
-from textual.widgets import DataTable
+from textual import events
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from curator.findings import Severity
 from curator.scan.results import ItemRecord
-from tui.state import DECISION_MARKS, finding_codes, format_metric, severity_mark, worst_severity
+from curator.textsafe import safe
+from tui.state import DECISION_MARKS, fit_codes, format_metric, severity_mark, worst_severity
+from tui.widgets.table import NavTable
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
 _DECISION_STYLE = {"keep": "green", "drop": "bold red"}
+#: The mark of an item whose caption was edited in the review.
+EDITED_MARK = "✎"
 
 
-class ItemTable(DataTable[Text | str]):
-    """Items with severity mark, file name, concept, decision, finding codes and the sort metric."""
+def column_widths(width: int, metric: bool) -> dict[str, int]:
+    """Widths of the columns for a table ``width`` cells wide (each column also takes 2 cells of padding)."""
+    fixed = {"mark": 2, "decision": 4, "metric": 8 if metric else 0}
+    free = max(width - 2 - 2 * 6 - sum(fixed.values()), 24)  # the scrollbar and the padding come off first
+    concept = max(5, min(14, free // 6))
+    file = max(10, min(32, (free - concept) * 9 // 20))
+    return {**fixed, "file": file, "concept": concept, "findings": max(8, free - concept - file)}
 
-    #: (key, label, width): fixed widths, so adding 10,000 rows never measures 10,000 cells
+
+class ItemTable(NavTable):
+    """Items with severity and edited marks, file name, concept, decision, finding codes and the sort metric."""
+
+    #: (key, label) in display order; widths come from :func:`column_widths`
     COLUMNS = (
-        ("mark", " ", 1),
-        ("file", "file", 28),
-        ("concept", "concept", 14),
-        ("decision", "decision", 8),
-        ("findings", "findings", 36),
-        ("metric", "metric", 12),
+        ("mark", " "),
+        ("file", "file"),
+        ("concept", "concept"),
+        ("decision", "dec"),
+        ("findings", "findings"),
+        ("metric", "metric"),
     )
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(zebra_stripes=True, **kwargs)
         self.metric: str | None = None
+        self.widths = column_widths(100, False)
+        self._shown: tuple[list[ItemRecord], dict[str, str], set[str]] = ([], {}, set())
 
     def on_mount(self) -> None:
-        for key, label, width in self.COLUMNS:
-            self.add_column(label, key=key, width=width)
+        for key, label in self.COLUMNS:
+            self.add_column(label, key=key, width=self.widths[key])
+
+    def on_resize(self, event: events.Resize) -> None:
+        # the outer width: a scrollbar appearing when the rows arrive must not rebuild 10,000 rows
+        widths = column_widths(self.outer_size.width, self.metric is not None)
+        if widths != self.widths:
+            self.widths = widths
+            for key, column in self.columns.items():
+                column.width = widths[str(key.value)]
+            self.show(*self._shown, metric=self.metric)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         # DataTable measures every cell of every new row to size auto-width columns and auto-height rows. Ours have
@@ -49,14 +75,27 @@ class ItemTable(DataTable[Text | str]):
         else:
             super()._update_dimensions(())
 
-    def show(self, records: list[ItemRecord], decisions: dict[str, str], metric: str | None) -> None:
+    def show(
+        self,
+        records: list[ItemRecord],
+        decisions: dict[str, str],
+        edited: set[str] | None = None,
+        metric: str | None = None,
+    ) -> None:
         """Replace the rows by ``records`` (already filtered and sorted), keeping the cursor on the same item."""
         current = self.current_rel()
+        edited = edited or set()
+        self._shown = (records, decisions, edited)
+        if (metric is not None) != (self.metric is not None):
+            self.metric = metric
+            self.on_resize(events.Resize(self.size, self.size))
+            return
         self.metric = metric
         self.clear()
-        self.columns[ColumnKey("metric")].label = Text(metric or "")
+        self.columns[ColumnKey("metric")].label = Text(metric or "", overflow="ellipsis", no_wrap=True)
         for record in records:
-            self.add_row(*self._cells(record, decisions.get(record.item.rel)), key=record.item.rel)
+            rel = record.item.rel
+            self.add_row(*self._cells(record, decisions.get(rel), rel in edited), key=rel)
         if current is not None and current in self.rows:
             self.move_cursor(row=self.get_row_index(current), animate=False)
 
@@ -76,18 +115,34 @@ class ItemTable(DataTable[Text | str]):
         """The rel paths of every shown row, in display order."""
         return [str(key.value) for key in self.rows]
 
-    def _cells(self, record: ItemRecord, decision: str | None) -> tuple[Text | str, ...]:
+    def _cells(self, record: ItemRecord, decision: str | None, edited: bool) -> tuple[Text, ...]:
         worst = worst_severity(record.findings)
         mark = Text(severity_mark(record), style=_SEVERITY_STYLE.get(worst, "")) if worst else Text(" ")
+        if edited:
+            mark.append(EDITED_MARK, style="cyan")
         metric = format_metric(record.metrics[self.metric]) if self.metric in record.metrics else ""
+        codes = list(dict.fromkeys(f.code for f in record.findings))
         return (
             mark,
-            PurePosixPath(record.item.rel).name,
-            record.item.concept,
+            Text(middle_cut(safe(PurePosixPath(record.item.rel).name), self.widths["file"]), no_wrap=True),
+            _cut(safe(record.item.concept)),
             _decision_text(decision),
-            finding_codes(record),
-            metric,
+            Text(fit_codes(codes, self.widths["findings"]), no_wrap=True),
+            _cut(metric),
         )
+
+
+def middle_cut(name: str, width: int) -> str:
+    """``name`` in ``width`` cells, cut in the middle (copies differ at the end: ``alice…_002_q60.jpg``)."""
+    if len(name) <= width:
+        return name
+    tail = (width - 1) * 2 // 3
+    return name[: width - 1 - tail] + "…" + name[len(name) - tail :]
+
+
+def _cut(text: str) -> Text:
+    """A cell that ends in an ellipsis when it does not fit its column."""
+    return Text(text, overflow="ellipsis", no_wrap=True)
 
 
 def _decision_text(decision: str | None) -> Text:

@@ -36,10 +36,10 @@ class BrowserPanel(Vertical):
         Binding("k", "decide('keep')", "Keep"),
         Binding("d", "decide('drop')", "Drop"),
         Binding("x", "decide('clear')", "Clear", show=False),
-        Binding("D", "bulk_drop", "Drop all shown"),
-        Binding("e", "edit_caption", "Edit caption"),
-        Binding("f", "cycle_code", "Finding filter"),
-        Binding("c", "cycle_concept", "Concept"),
+        Binding("D", "bulk_drop", "Drop shown", show=False),
+        Binding("e", "edit_caption", "Caption"),
+        Binding("f", "cycle_code", "Filter"),
+        Binding("c", "cycle_concept", "Concept", show=False),
         Binding("s", "cycle_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse", show=False),
     ]
@@ -75,25 +75,29 @@ class BrowserPanel(Vertical):
         self.view = BrowserView()
         self.result: ScanResult | None = None
         self.decisions: dict[str, str] = {}
+        self.edited: set[str] = set()  # items whose caption was edited in the review
         self._codes: list[str] = []
         self._concepts: list[str] = []
         self._sorts: list[str] = [NAME_SORT, SEVERITY_SORT]
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="browser-filters"):
-            yield Select[str]([], prompt="all items", id="filter-code", allow_blank=True)
-            yield Select[str]([], prompt="all concepts", id="filter-concept", allow_blank=True)
-            yield Select[str]([(NAME_SORT, NAME_SORT)], value=NAME_SORT, id="sort-key", allow_blank=False)
+            yield Select[str]([], prompt="all items", id="filter-code", allow_blank=True, compact=True)
+            yield Select[str]([], prompt="all concepts", id="filter-concept", allow_blank=True, compact=True)
+            yield Select[str](
+                [(NAME_SORT, NAME_SORT)], value=NAME_SORT, id="sort-key", allow_blank=False, compact=True
+            )
             yield Static("", id="browser-count")
         with Horizontal(id="browser-body"):
             yield ItemTable(id="items")
             yield PreviewPanel(id="preview")
 
     # -- loading ------------------------------------------------------------------------------------------------
-    def load(self, result: ScanResult, decisions: dict[str, str]) -> None:
+    def load(self, result: ScanResult, decisions: dict[str, str], edited: set[str] | None = None) -> None:
         """Show ``result``: fill the filter choices and the table."""
         self.result = result
         self.decisions = dict(decisions)
+        self.edited = set(edited or ())
         self._codes = codes_present(result)
         self._concepts = concepts_present(result)
         self._sorts = [NAME_SORT, SEVERITY_SORT, *metric_keys(result.records)]
@@ -113,7 +117,7 @@ class BrowserPanel(Vertical):
         records = visible_records(self.result.records, self.view)
         metric = self.view.sort_key if self.view.sort_key not in (NAME_SORT, SEVERITY_SORT) else None
         table = self.query_one(ItemTable)
-        table.show(records, self.decisions, metric)
+        table.show(records, self.decisions, self.edited, metric)
         total = len(self.result.records)
         self.query_one("#browser-count", Static).update(f"{len(records)} of {total}")
         self.post_message(self.Highlighted(table.current_rel()))
@@ -157,6 +161,7 @@ class BrowserPanel(Vertical):
             self.view.sort_key = value
         if self.view != before:  # a Select echoing a value we set ourselves changes nothing
             self.refresh_table()
+            self.query_one(ItemTable).focus()  # the next k / d / arrow is for the table, not the dropdown
 
     def set_view(self, view: BrowserView) -> None:
         """Switch to ``view`` (filters and sort) and refresh."""
@@ -188,6 +193,17 @@ class BrowserPanel(Vertical):
         self.set_view(self.view)
 
     # -- decisions ------------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Decision and caption keys act only while the table has the focus (never from a focused dropdown)."""
+        if action in ("decide", "bulk_drop", "edit_caption"):
+            return self.query_one(ItemTable).has_focus
+        return True
+
+    def captions_edited(self, edited: set[str]) -> None:
+        """The review's caption edits changed (saved or undone): redraw the rows with their findings and marks."""
+        self.edited = set(edited)
+        self.refresh_table()
+
     def action_decide(self, decision: str) -> None:
         """Keep / drop / clear the item under the cursor, then move down (a review pass is one key per image)."""
         table = self.query_one(ItemTable)

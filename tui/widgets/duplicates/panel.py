@@ -1,4 +1,6 @@
-"""Near-duplicate clusters side by side: pick the image to keep; the others are dropped."""
+"""Duplicate clusters side by side: every member reachable (h / l scroll the cards), each card showing what tells
+copies apart (pixels, file size and format, JPEG quality, sharpness, the processing marks of the keeper rule,
+brightness against the cluster), and why the keeper won. K makes the selected image the keeper."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -14,21 +16,68 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
+from curator.checks.keeper import Traits, describe, keeper_reason, traits
 from curator.review.selection import Cluster
-from curator.scan.results import ScanResult
-from tui.state import duplicate_note
+from curator.scan.results import ItemRecord, ScanResult
+from curator.textsafe import safe
+from curator.textsafe import text as safe_text
+from tui.state import duplicate_note, format_metric
 from tui.widgets.preview.image import load_thumbnail, make_image_widget, set_image
+from tui.widgets.table import NavTable
 
-#: Cards shown side by side (bigger clusters: the first ones, the rest are listed by name).
-MAX_CARDS = 4
+#: Card widgets made once; as many as the width allows are shown, and the window follows the selection.
+CARD_POOL = 6
+#: Cells one card needs to be readable.
+CARD_WIDTH = 24
+
+
+def window(selected: int, count: int, per_page: int) -> range:
+    """The members shown: ``per_page`` of ``count`` with ``selected`` inside (pages turn as the selection moves)."""
+    per_page = max(1, min(per_page, count))
+    start = (selected // per_page) * per_page
+    start = min(start, max(count - per_page, 0))
+    return range(start, min(start + per_page, count))
+
+
+def card_text(record: ItemRecord, t: Traits, keeper: bool, chosen: bool) -> Text:
+    """The facts that tell one copy from another, for one card."""
+    m = record.metrics
+    text = Text(safe(PurePosixPath(record.item.rel).name) + "\n", style="bold")
+    text.append(f"{record.width}x{record.height}")
+    if isinstance(m.get("file_size"), int | float):
+        text.append(f" · {_size(float(m['file_size']))}")
+    if m.get("format"):
+        text.append(f" · {m['format']}")
+    if t.quality is not None:
+        text.append(f" q{t.quality:.0f}")
+    text.append("\n")
+    sharp = m.get("laplacian_var", m.get("edge_sharpness"))
+    if isinstance(sharp, int | float):
+        text.append(f"sharpness {format_metric(float(sharp))}")
+    if t.brightness is not None:
+        text.append(f" · luma {t.brightness:.2f}x")
+    text.append("\n")
+    text.append(describe(t) + "\n", style="yellow" if t.marks else "green")
+    note = duplicate_note(record)
+    if note:
+        text.append(note + "\n", style="dim")
+    if keeper:
+        text.append("KEEP" + (" (your choice)" if chosen else " (automatic)"), style="bold green")
+    else:
+        text.append("drop", style="red")
+    return text
+
+
+def _size(size: float) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} KB"
 
 
 class DuplicatesPanel(Horizontal):
     """Cluster list on the left, the current cluster's images on the right."""
 
     BINDINGS = [
-        Binding("h", "move(-1)", "Prev image"),
-        Binding("l", "move(1)", "Next image"),
+        Binding("h,left", "move(-1)", "Prev image"),
+        Binding("l,right", "move(1)", "Next image"),
         Binding("K", "choose_keeper", "Make keeper"),
     ]
 
@@ -41,24 +90,28 @@ class DuplicatesPanel(Horizontal):
 
     @dataclass
     class ThumbnailsLoaded(Message):
-        """The worker decoded the thumbnails of a cluster (None for files it could not decode)."""
+        """The worker decoded the thumbnails of the cards shown (None for files it could not decode)."""
 
         cluster: int
+        rels: list[str]
         images: list[object]
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.clusters: list[Cluster] = []
+        self.chosen: set[str] = set()  # cluster keys whose keeper the user chose
         self.cluster_index = 0
         self.selected = 0
+        self.per_page = 4
         self.result: ScanResult | None = None
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="dup-clusters", cursor_type="row")
+        yield NavTable(id="dup-clusters")
         with Vertical(id="dup-right"):
-            yield Static("No near-duplicates found.", id="dup-title")
+            yield Static("No duplicates found.", id="dup-title")
+            yield Static("", id="dup-why")
             with Horizontal(id="dup-cards"):
-                for index in range(MAX_CARDS):
+                for index in range(CARD_POOL):
                     with Vertical(classes="dup-card", id=f"dup-card-{index}"):
                         yield make_image_widget(classes="dup-image")
                         yield Static(classes="dup-label")
@@ -68,14 +121,26 @@ class DuplicatesPanel(Horizontal):
         table.add_column("keeper", key="keeper")
         table.add_column("n", key="n")
 
-    def load(self, result: ScanResult, clusters: list[Cluster]) -> None:
-        """Show ``clusters`` (from ``curator.review.selection``, keepers as export will use them), keeping the place."""
+    def on_resize(self, event: events.Resize) -> None:
+        per_page = max(1, min(CARD_POOL, (event.size.width - 32) // CARD_WIDTH))
+        if per_page != self.per_page:
+            self.per_page = per_page
+            self._render_cards()
+            if self.clusters:
+                self.load_thumbnails(self.cluster_index)
+
+    def load(self, result: ScanResult, clusters: list[Cluster], chosen: set[str] | None = None) -> None:
+        """Show ``clusters`` (from ``curator.review.selection``, keepers as export will use them), keeping the place;
+        ``chosen``: keys of the clusters whose keeper was picked in review."""
         self.result = result
         self.clusters = clusters
+        self.chosen = set(chosen or ())
         table = self.query_one("#dup-clusters", DataTable)
         table.clear()
         for index, cluster in enumerate(self.clusters):
-            table.add_row(PurePosixPath(cluster.keeper).name, str(len(cluster.members)), key=str(index))
+            table.add_row(
+                safe_text(PurePosixPath(cluster.keeper).name), str(len(cluster.members)), key=str(index)
+            )
         index = min(self.cluster_index, max(len(clusters) - 1, 0))
         if clusters:
             table.move_cursor(row=index, animate=False)
@@ -90,51 +155,59 @@ class DuplicatesPanel(Horizontal):
         if self.clusters:
             self.load_thumbnails(index)
 
+    def shown(self) -> list[str]:
+        """The members whose cards are on screen now."""
+        if not self.clusters:
+            return []
+        members = self.clusters[self.cluster_index].members
+        return [members[i] for i in window(self.selected, len(members), self.per_page)]
+
     def _render_cards(self) -> None:
         cards = list(self.query(".dup-card"))
-        if not self.clusters:
+        if not self.clusters or self.result is None:
             for card in cards:
                 card.display = False
             return
         cluster = self.clusters[self.cluster_index]
-        keeper = cluster.keeper
+        records = [self.result.record(rel) for rel in cluster.members]
+        marks = traits(records)
+        chosen = cluster.key in self.chosen
+        shown = window(self.selected, len(cluster.members), self.per_page)
         title = f"Cluster {self.cluster_index + 1} of {len(self.clusters)}: {len(cluster.members)} images"
-        if len(cluster.members) > MAX_CARDS:
-            title += f" (showing {MAX_CARDS})"
+        if len(shown) < len(cluster.members):
+            title += f", showing {shown.start + 1}-{shown.stop} (h / l for more)"
         self.query_one("#dup-title", Static).update(title)
-        for index, card in enumerate(cards):
-            card.display = index < len(cluster.members)
+        why = (
+            "kept by your choice (K)"
+            if chosen
+            else "automatic keeper: " + keeper_reason(records, others=False)
+        )
+        self.query_one("#dup-why", Static).update(Text(why, style="dim"))
+        for slot, card in enumerate(cards):
+            card.display = slot < len(shown)
             if not card.display:
                 continue
+            index = shown[slot]
             rel = cluster.members[index]
             card.set_class(index == self.selected, "-selected")
-            card.query_one(".dup-label", Static).update(self._label(rel, keeper))
-
-    def _label(self, rel: str, keeper: str) -> Text:
-        text = Text(PurePosixPath(rel).name + "\n", style="bold")
-        record = self.result.record(rel) if self.result else None
-        if record is not None:
-            text.append(f"{record.width}x{record.height}\n")
-            note = duplicate_note(record)
-            if note:
-                text.append(note + "\n", style="dim")
-        text.append("KEEP" if rel == keeper else "drop", style="bold green" if rel == keeper else "red")
-        return text
+            label = card_text(records[index], marks[rel], rel == cluster.keeper, chosen)
+            card.query_one(".dup-label", Static).update(label)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="duplicates")
     def load_thumbnails(self, index: int) -> None:
-        """Decode the cluster's thumbnails off the UI thread."""
+        """Decode the thumbnails of the cards shown, off the UI thread."""
         if self.result is None:
             return
+        rels = self.shown()
         images: list[object] = []
-        for rel in self.clusters[index].members[:MAX_CARDS]:
+        for rel in rels:
             if get_current_worker().is_cancelled:
                 return
             images.append(load_thumbnail(self.result.record(rel).item.path))
-        self.post_message(self.ThumbnailsLoaded(index, images))
+        self.post_message(self.ThumbnailsLoaded(index, rels, images))
 
     def on_duplicates_panel_thumbnails_loaded(self, message: ThumbnailsLoaded) -> None:
-        if message.cluster != self.cluster_index:
+        if message.cluster != self.cluster_index or message.rels != self.shown():
             return
         for card, image in zip(self.query(".dup-card"), message.images, strict=False):
             set_image(card.query_one(".dup-image"), image)  # type: ignore[arg-type]
@@ -147,12 +220,14 @@ class DuplicatesPanel(Horizontal):
                 self.show_cluster(index)
 
     def action_move(self, delta: int) -> None:
-        """Select the previous / next image of the cluster."""
+        """Select the previous / next image of the cluster (every member, the cards page along)."""
         if not self.clusters:
             return
-        count = min(len(self.clusters[self.cluster_index].members), MAX_CARDS)
-        self.selected = (self.selected + delta) % count
+        before = self.shown()
+        self.selected = (self.selected + delta) % len(self.clusters[self.cluster_index].members)
         self._render_cards()
+        if self.shown() != before:
+            self.load_thumbnails(self.cluster_index)
 
     def action_choose_keeper(self) -> None:
         """Keep the selected image of the cluster and drop the others."""

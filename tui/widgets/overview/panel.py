@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from curator.findings import Severity
 from curator.scan.results import ScanResult
+from curator.textsafe import text as safe_text
 from tui.backend import PlanSummary
 
 
@@ -27,7 +28,7 @@ def concepts_table(result: ScanResult, decisions: dict[str, str], plan: PlanSumm
         row = planned.get((concept.name, concept.is_reg))
         training = str(row["images"]) if row else "?"
         repeats = str(row["repeats"]) if row else str(concept.repeats)
-        table.add_row(name, repeats, str(len(rels)), str(dropped), training)
+        table.add_row(safe_text(name), repeats, str(len(rels)), str(dropped), training)
     return table
 
 

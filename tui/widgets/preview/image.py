@@ -50,15 +50,10 @@ def make_image_widget(id: str | None = None, classes: str = "") -> Widget:
 
 
 def load_thumbnail(path: Path) -> PILImage.Image | None:
-    """A small RGB copy of the image at ``path`` (None when it cannot be decoded). Runs in a worker thread."""
-    try:
-        with PILImage.open(path) as image:
-            image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at a reduced scale
-            thumb = image.convert("RGB")
-            thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
-            return thumb
-    except (OSError, ValueError, PILImage.DecompressionBombError):
-        return None
+    """A small RGB copy of the image as training sees it (None when it cannot be decoded). Runs in a worker thread."""
+    from curator.images.opening import thumbnail
+
+    return thumbnail(path, THUMB_SIZE)
 
 
 def set_image(widget: Widget, image: PILImage.Image | None) -> None:

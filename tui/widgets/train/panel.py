@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Log, ProgressBar, Sparkline, Static
 
+from curator.textsafe import text as safe_text
 from tui.state import TrainState
 from tui.widgets.preview.image import make_image_widget, set_image
 
@@ -39,27 +40,33 @@ class TrainPanel(Vertical):
     class CancelRequested(Message):
         """Stop the running training."""
 
-    def __init__(self, default_out: Path, **kwargs: object) -> None:
+    def __init__(self, default_out: Path, base_model: str = "", **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.default_out = default_out
+        self.base_model = base_model
         self.state = TrainState()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="train-form"):
             with Vertical(classes="train-field"):
                 yield Label("Export folder")
-                yield Input(str(self.default_out), id="train-out")
+                yield Input(str(self.default_out), id="train-out", compact=True)
             with Vertical(classes="train-field"):
                 yield Label("Base model (local file or folder)")
-                yield Input("", placeholder="path to a .safetensors or a diffusers folder", id="train-base")
+                yield Input(
+                    self.base_model,
+                    placeholder="path to a .safetensors or a diffusers folder",
+                    id="train-base",
+                    compact=True,
+                )
         with Horizontal(id="train-buttons"):
-            yield Button("Export", id="train-export", variant="primary")
-            yield Button("Train", id="train-start", variant="success", disabled=True)
-            yield Button("Cancel", id="train-cancel", variant="error", disabled=True)
+            yield Button("Export", id="train-export", variant="primary", compact=True)
+            yield Button("Train", id="train-start", variant="success", disabled=True, compact=True)
+            yield Button("Cancel", id="train-cancel", variant="error", disabled=True, compact=True)
             yield Static("idle", id="train-status")
         with Horizontal(id="train-progress-row"):
             with Vertical(id="train-progress"):
-                yield ProgressBar(id="train-bar", show_eta=False)
+                yield ProgressBar(id="train-bar", total=1, show_eta=False)  # a still bar until a run starts
                 yield Label("loss")
                 yield Sparkline([], id="train-loss")
                 yield Log(id="train-log", max_lines=500)
@@ -75,10 +82,14 @@ class TrainPanel(Vertical):
         elif event.button.id == "train-cancel":
             self.post_message(self.CancelRequested())
 
-    def exported(self, summary: str) -> None:
-        """Export finished: say so and allow training."""
+    def exported(self, summary: str, trainable: bool = True) -> None:
+        """Export finished: say so, forget the last run's progress and status, and allow training."""
         self.log_line(summary)
-        self.query_one("#train-start", Button).disabled = False
+        self.state = TrainState(status="exported: ready to train" if trainable else "exported")
+        self.query_one("#train-bar", ProgressBar).update(total=1, progress=0)
+        self.query_one("#train-loss", Sparkline).data = []
+        self.query_one("#train-status", Static).update(self.state.status)
+        self.query_one("#train-start", Button).disabled = not trainable
 
     def set_running(self, running: bool, status: str) -> None:
         """Toggle the buttons for a running / stopped training and show ``status``."""
@@ -106,6 +117,10 @@ class TrainPanel(Vertical):
         last = events[-1] if events else {}
         if last.get("event") == "step":
             self.query_one("#train-status", Static).update(self._step_status(last))
+        elif last and last.get("event") != "error":
+            # any other kind (start-up stages such as loading the model or caching latents, ones added later)
+            # shows its message: the status is never silent while the trainer works
+            self.query_one("#train-status", Static).update(stage_status(last))
 
     def _fold(self, event: dict[str, Any]) -> None:
         """Update the state from one event; every event but ``step`` is also logged."""
@@ -121,7 +136,8 @@ class TrainPanel(Vertical):
         if kind != "step":
             self.log_line(_describe(event))
         if kind == "error":
-            self.query_one("#train-status", Static).update(f"error: {event.get('message', '?')}")
+            self.state.error = str(event.get("message", "?"))
+            self.query_one("#train-status", Static).update(safe_text(f"error: {self.state.error}"))
 
     def _step_status(self, event: dict[str, Any]) -> str:
         status = f"step {self.state.step}/{self.state.total or '?'}"
@@ -131,6 +147,16 @@ class TrainPanel(Vertical):
         if isinstance(eta, int | float):
             status += f"  eta {int(eta) // 60}:{int(eta) % 60:02d}"
         return status
+
+
+def stage_status(event: dict[str, Any]) -> str:
+    """The status line for a non-step event: its message (or kind), with ``n/N`` when it counts something."""
+    text = str(event.get("message") or event.get("stage") or event.get("event", "?"))
+    done = next((event[k] for k in ("done", "n", "current", "index") if isinstance(event.get(k), int)), None)
+    total = next((event[k] for k in ("total", "of", "count") if isinstance(event.get(k), int)), None)
+    if done is not None and total and f"{done}/{total}" not in text:
+        text += f" {done}/{total}"
+    return text
 
 
 def _describe(event: dict[str, Any]) -> str:

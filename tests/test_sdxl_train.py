@@ -17,6 +17,9 @@ from trainer_testkit import fast_config, make_images
 
 from curator.settings.config import ConfigError, write_config
 
+#: Kohya's documented SDXL Adafactor options: a fixed learning rate (no relative step, no parameter scaling)
+KOHYA_SDXL_ADAFACTOR = ["scale_parameter=False", "relative_step=False", "warmup_init=False"]
+
 
 @pytest.fixture(scope="module")
 def tiny_sdxl(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -139,6 +142,7 @@ def test_overfitting_four_images_lowers_the_loss(tiny_sdxl: Path, tmp_path: Path
         shuffle_caption=False,
         cache_text_encoder_outputs=True,
         optimizer_type="Adafactor",
+        optimizer_args=KOHYA_SDXL_ADAFACTOR,
         fused_backward_pass=True,  # the 10 GB recipe of sd-scripts PR 1259, here on the CPU
     )
     result = train(config, show_progress=False)
@@ -342,6 +346,7 @@ def test_two_processes_train_sdxl_with_an_encoder_to_its_stop_step(tiny_sdxl: Pa
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     events = read_events(tmp_path / "out" / "events.jsonl")
-    assert events[0]["processes"] == 2 and events[0]["total_steps"] == 4  # ceil(5 / (2 x 2)) x 2 epochs
+    start = next(e for e in events if e["event"] == "start")
+    assert start["processes"] == 2 and start["total_steps"] == 4  # ceil(5 / (2 x 2)) x 2 epochs
     assert [e["step"] for e in events if e["event"] == "te_stop"] == [2]
     assert events[-1]["event"] == "end" and events[-1]["step"] == 4

@@ -813,7 +813,7 @@ def _progress_bar(run: Run, enabled: bool) -> Any:
         clock["done"] += 1
         elapsed = max(1e-9, time.monotonic() - clock["start"])
         rate = clock["done"] / elapsed
-        lrs = run.lr_scheduler.get_last_lr()
+        lrs = [float(lr) for lr in run.lr_scheduler.get_last_lr()]  # Adafactor's own schedule: tensors
         run.events.emit(
             "step",
             step=run.step,

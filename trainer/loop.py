@@ -176,7 +176,7 @@ def describe_data(data: TrainingData) -> str:
 
 
 def check_base_model(config: TrainConfig) -> None:
-    """Refuse a wrong base model (LoRA, SDXL, not a model...) from its header alone, before the data is read.
+    """Refuse a wrong base model (LoRA, not a model...) from its header alone, before the data is read.
     A pickled ``.ckpt`` has no header to read cheaply: it is checked when it loads."""
     from trainer.models.info import inspect_model
 
@@ -247,6 +247,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         raise ConfigError(f"clip_skip {config.clip_skip} is more than the text encoder's {layers} layers")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
+    if config.network_module and model.family == "sdxl":
+        raise ConfigError("LoRA training of an SDXL base is not supported yet: unset network_module")
     if config.network_module:  # a LoRA: the base frozen, adapters train
         lora_training.wrap(model, config)
         te_training = te_training and lora_training.trains_text_encoder(config)
@@ -364,8 +366,6 @@ def _prepare_sdxl(
     text_cache, te_training)."""
     from trainer import sdxl
 
-    if config.network_module:
-        raise ConfigError("LoRA training of an SDXL base is not supported: unset network_module")
     flags = sdxl.setup_text_encoders(model, config, te_allowed, weight_dtype)
     cached = config.cache_text_encoder_outputs and not any(flags)
     text_cache = sdxl.build_text_cache(model, data, config, accelerator.device) if cached else None

@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 DEV_INSTALLED := $(VENV)/.dev-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test check bench bench-full clean
+.PHONY: demo test test-fast check bench bench-full clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,15 @@ demo: $(INSTALLED)
 test: $(DEV_INSTALLED)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
+# the fast subset: everything but the tests marked slow (real training runs, multi-process runs)
+test-fast: $(DEV_INSTALLED)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -m "not slow"
+
 check: $(DEV_INSTALLED)
 	$(PY) -m ruff format --check curator trainer tui tests bench
 	$(PY) -m ruff check curator trainer tui tests bench
 	$(PY) -m mypy
+	$(PY) -m pytest -q -n 0 tests/test_layers.py
 
 bench: $(DEV_INSTALLED)
 	$(PIP) install -q -e '.[dev,bench]'

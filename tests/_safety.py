@@ -24,10 +24,12 @@ def assert_one_line_error(result: Result, *words: str, code: int | None = None) 
         assert result.exit_code == code, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output
-    # the trainer's first start-up line ("training into ... (loading torch)") may come before the error
-    lines = [
-        line for line in result.output.splitlines() if line.strip() and not line.startswith("training into ")
-    ]
+    # the trainer's start-up lines ("training into ...", its stages) may come before the error: the error is what
+    # follows them, and it must be one line
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [i for i, line in enumerate(lines) if line.startswith("Error:")]
+    if errors and code != 2:
+        lines = lines[errors[0] :]
     message = lines[-1] if lines else ""
     if code == 2:  # click prints its usage lines first; the error itself is one line
         lines = [line for line in lines if line.startswith("Error:")]

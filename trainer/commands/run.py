@@ -30,8 +30,6 @@ RUN_FIELDS = (
     "sample_prompts",
     "v_parameterization",
     "vae",
-    "network_module",
-    "network_dim",
     "network_alpha",
 )
 

@@ -31,7 +31,8 @@ def test_toml_round_trip_keeps_every_field(tmp_path: Path) -> None:
 def test_written_toml_shows_every_default_with_its_help() -> None:
     text = config_to_toml(TrainConfig())
     data = tomllib.loads(text)
-    unset = {"learning_rate_te", "stop_text_encoder_training"}  # Kohya's unset: written commented out
+    unset = {"learning_rate_te", "learning_rate_te1", "learning_rate_te2", "stop_text_encoder_training"}
+    # Kohya's unset: written commented out
     assert list(data) == [f.name for f in dataclasses.fields(TrainConfig) if f.name not in unset]
     assert "\n# learning_rate_te =\n" in text and "\n# stop_text_encoder_training =\n" in text
     assert data["max_bucket_reso"] == 1280 and data["max_train_epochs"] == 200

@@ -53,6 +53,11 @@ SCHEDULE_FIELDS = (
     "validation_split",
     "optimizer_type",
     "lr_scheduler",
+    # the optimizer's parameter groups and dtypes (SDXL): a saved state only loads into the same layout
+    "train_text_encoder",
+    "learning_rate_te1",
+    "learning_rate_te2",
+    "full_bf16",
     "network_module",
     "network_dim",
     "conv_dim",

@@ -26,12 +26,13 @@ from curator.settings.config import TrainConfig
 
 @dataclass(frozen=True)
 class Sample:
-    """One image as training sees it: the item, its bucket (width, height) and the size it is resized to before the
-    centre crop."""
+    """One image as training sees it: the item, its bucket (width, height), the size it is resized to before the
+    centre crop, and its own size."""
 
     item: Item
     bucket: tuple[int, int]
     resized: tuple[int, int]
+    original: tuple[int, int] = (0, 0)  # width and height after EXIF orientation (SDXL's size conditioning)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def build_training_data(config: TrainConfig, num_processes: int = 1) -> Training
             raise DataError(f"cannot read image {item.path}: {exc}") from exc
         item_caption(item)
         choice = select_bucket(width, height, settings)
-        sample = Sample(item=item, bucket=choice.bucket, resized=choice.resized)
+        sample = Sample(item, choice.bucket, choice.resized, (width, height))
         if item.rel in held:
             validation.append(sample)
             continue

@@ -101,6 +101,8 @@ class Run:
     last_checkpoint: Path | None = None
     last_saved_step: int = -1
     noise_scheduler: Any = None  # the schedule that noises latents (zero_terminal_snr rescales a copy)
+    text_encoder_2: Any = None  # SDXL's second encoder (prepared when it trains)
+    text_cache: Any = None  # SDXL's cached text-encoder outputs (trainer.sdxl.TextCache)
 
     @property
     def output_dir(self) -> Path:
@@ -150,7 +152,13 @@ def load_models(config: TrainConfig) -> Any:
         raise ConfigError(
             f"v2 = true, but {config.pretrained_model_name_or_path} is an SD 1.x model (set v2 = false)"
         )
+    if config.zero_terminal_snr and model.family == "sdxl":
+        # Recorded, not applied: training rescales a copy (trainer.noise.training_scheduler) and Min-SNR keeps the
+        # model's SNRs, as Kohya; the flag makes the saved file carry ComfyUI's "ztsnr" marker and samples use it.
+        model.noise_scheduler.register_to_config(rescale_betas_zero_snr=True)
     model.vae.requires_grad_(False)
+    if model.text_encoder_2 is not None:
+        model.text_encoder_2.requires_grad_(False)
     model.vae.eval()
     return model
 
@@ -168,7 +176,7 @@ def describe_data(data: TrainingData) -> str:
 
 
 def check_base_model(config: TrainConfig) -> None:
-    """Refuse a wrong base model (LoRA, SDXL, not a model...) from its header alone, before the data is read.
+    """Refuse a wrong base model (LoRA, not a model...) from its header alone, before the data is read.
     A pickled ``.ckpt`` has no header to read cheaply: it is checked when it loads."""
     from trainer.models.info import inspect_model
 
@@ -239,6 +247,8 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         raise ConfigError(f"clip_skip {config.clip_skip} is more than the text encoder's {layers} layers")
     schedule = data.schedule
     te_training = schedule.te_stop_step is None or schedule.te_stop_step > 0
+    if config.network_module and model.family == "sdxl":
+        raise ConfigError("LoRA training of an SDXL base is not supported yet: unset network_module")
     if config.network_module:  # a LoRA: the base frozen, adapters train
         lora_training.wrap(model, config)
         te_training = te_training and lora_training.trains_text_encoder(config)
@@ -246,37 +256,28 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     cache = cache_all_latents(model, data, config, accelerator, events) if config.cache_latents else None
     if not config.cache_latents:
         model.vae.to(accelerator.device)
-    if config.network_module:
-        lora_training.set_text_encoder_trainable(model.text_encoder, te_training)
-    else:
-        model.text_encoder.requires_grad_(te_training)
-    model.text_encoder.train(te_training)
-    freeze_skipped_layers(model.text_encoder, config.clip_skip)
     if config.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
-        if te_training:
-            # transformers 5 renamed it; 4.x only has the old name
-            enable = getattr(model.text_encoder, "activation_checkpointing_enable", None)
-            (enable or model.text_encoder.gradient_checkpointing_enable)()
     model.unet.train()
     weight_dtype = full_precision_dtype(config, accelerator)
     if (
         weight_dtype is not None
     ):  # Kohya's full_fp16 / full_bf16: the trained weights themselves in half precision
         model.unet.to(weight_dtype)
-        model.text_encoder.to(weight_dtype)
     notices: list[str] = []
-    optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None, notices)
-    lr_scheduler = make_lr_scheduler(config, optimizer, schedule.total_steps)
+    if model.family == "sdxl":
+        unet, text_encoder, text_encoder_2, optimizer, lr_scheduler, text_cache, te_training = _prepare_sdxl(
+            config, accelerator, model, data, te_training, weight_dtype, notices
+        )
+    else:
+        text_encoder_2 = text_cache = None
+        unet, text_encoder, optimizer, lr_scheduler = _prepare_sd(
+            config, accelerator, model, te_training, weight_dtype, notices, schedule.total_steps
+        )
     for notice in notices:
         events.emit("notice", message=notice)
         if accelerator.is_main_process:
             print(f"notice: {notice}", file=sys.stderr)
-    if te_training:
-        unet, text_encoder, optimizer = accelerator.prepare(model.unet, model.text_encoder, optimizer)
-    else:
-        unet, optimizer = accelerator.prepare(model.unet, optimizer)
-        text_encoder = model.text_encoder.to(accelerator.device)
     if weight_dtype is not None and accelerator.scaler is not None:
         allow_fp16_gradients(accelerator.scaler)
     # Not prepared: accelerate would step it once per process; ours steps once per optimizer step. Not registered
@@ -297,8 +298,18 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
         events,
         result,
         te_training,
+        text_encoder_2=text_encoder_2,
+        text_cache=text_cache,
     )
     run.noise_scheduler = training_scheduler(model.noise_scheduler, config.zero_terminal_snr)
+    if config.fused_backward_pass:
+        from trainer import fused_backward
+
+        if accelerator.num_processes > 1:
+            raise ConfigError(
+                "fused_backward_pass works on one GPU (gradients are applied before DDP reduces them)"
+            )
+        fused_backward.install(optimizer, config.max_grad_norm)
     if accelerator.log_with:
         accelerator.init_trackers("dreambooth")  # Kohya's project name; logs "loss", "lr/unet", "loss/epoch"
     nan_env = os.environ.get(NAN_AT_STEP_ENV)
@@ -306,6 +317,69 @@ def _load_and_prepare(config: TrainConfig, accelerator: Any, events: EventLog, p
     if progress is not None:
         restore(run, progress)
     return run
+
+
+def _prepare_sd(
+    config: TrainConfig,
+    accelerator: Any,
+    model: Any,
+    te_training: bool,
+    weight_dtype: Any,
+    notices: list[str],
+    total_steps: int,
+) -> tuple[Any, ...]:
+    """SD 1.x / 2.x: the text encoder's mode, the optimizer and schedule, accelerate's prepare. Returns (unet,
+    text_encoder, optimizer, lr_scheduler)."""
+    if config.network_module:
+        lora_training.set_text_encoder_trainable(model.text_encoder, te_training)
+    else:
+        model.text_encoder.requires_grad_(te_training)
+    model.text_encoder.train(te_training)
+    freeze_skipped_layers(model.text_encoder, config.clip_skip)
+    if config.gradient_checkpointing and te_training:
+        # transformers 5 renamed it; 4.x only has the old name
+        enable = getattr(model.text_encoder, "activation_checkpointing_enable", None)
+        (enable or model.text_encoder.gradient_checkpointing_enable)()
+    if weight_dtype is not None:
+        model.text_encoder.to(weight_dtype)
+    optimizer = make_optimizer(config, model.unet, model.text_encoder if te_training else None, notices)
+    lr_scheduler = make_lr_scheduler(config, optimizer, total_steps)
+    if te_training:
+        unet, text_encoder, optimizer = accelerator.prepare(model.unet, model.text_encoder, optimizer)
+    else:
+        unet, optimizer = accelerator.prepare(model.unet, optimizer)
+        text_encoder = model.text_encoder.to(accelerator.device)
+    return unet, text_encoder, optimizer, lr_scheduler
+
+
+def _prepare_sdxl(
+    config: TrainConfig,
+    accelerator: Any,
+    model: Any,
+    data: TrainingData,
+    te_allowed: bool,
+    weight_dtype: Any,
+    notices: list[str],
+) -> tuple[Any, ...]:
+    """SDXL: which of the two encoders train, their cached outputs when both are frozen, the optimizer and
+    schedule, accelerate's prepare. Returns (unet, text_encoder, text_encoder_2, optimizer, lr_scheduler,
+    text_cache, te_training)."""
+    from trainer import sdxl
+
+    flags = sdxl.setup_text_encoders(model, config, te_allowed, weight_dtype)
+    cached = config.cache_text_encoder_outputs and not any(flags)
+    text_cache = sdxl.build_text_cache(model, data, config, accelerator.device) if cached else None
+    optimizer = make_optimizer(
+        config,
+        model.unet,
+        model.text_encoder if flags[0] else None,
+        notices,
+        model.text_encoder_2 if flags[1] else None,
+        sdxl=True,
+    )
+    lr_scheduler = make_lr_scheduler(config, optimizer, data.schedule.total_steps)
+    unet, text1, text2, optimizer = sdxl.prepare(accelerator, model, flags, optimizer, cached)
+    return unet, text1, text2, optimizer, lr_scheduler, text_cache, any(flags)
 
 
 def restore(run: Run, progress: checkpoint.Progress) -> None:
@@ -351,19 +425,33 @@ def batch_loss(run: Run, batch: Batch, index: int) -> Any:
 
     config = run.config
     latents = batch_latents(run, batch, index)
-    ids = tokenize(
-        run.model.tokenizer, batch_captions(batch, config, run.epoch, index), config.max_token_length
-    )
-    import torch
+    captions = batch_captions(batch, config, run.epoch, index)
+    if run.model.family == "sdxl":
+        from trainer.sdxl import batch_conditioning
 
-    with torch.set_grad_enabled(run.te_training):
-        states = encode(run.text_encoder, ids, config.clip_skip)
+        conditioning = batch_conditioning(run, batch, captions)
+    else:
+        import torch
+
+        ids = tokenize(run.model.tokenizer, captions, config.max_token_length)
+        with torch.set_grad_enabled(run.te_training):
+            conditioning = {"encoder_hidden_states": encode(run.text_encoder, ids, config.clip_skip)}
     noise = sample_noise(latents, config)
     steps = sample_timesteps(config, latents.shape[0], latents.device)
-    return denoising_loss(run, batch, latents, states, noise, steps)
+    return denoising_loss(run, batch, latents, conditioning, noise, steps)
 
 
-def denoising_loss(run: Run, batch: Batch, latents: Any, states: Any, noise: Any, steps: Any) -> Any:
+def unet_conditioning(conditioning: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """The UNet's conditioning kwargs (hidden states; SDXL's added pooled and size embedding) in ``dtype``."""
+    out = {"encoder_hidden_states": conditioning["encoder_hidden_states"].to(dtype)}
+    if "added_cond_kwargs" in conditioning:
+        out["added_cond_kwargs"] = {k: v.to(dtype) for k, v in conditioning["added_cond_kwargs"].items()}
+    return out
+
+
+def denoising_loss(
+    run: Run, batch: Batch, latents: Any, conditioning: dict[str, Any], noise: Any, steps: Any
+) -> Any:
     """The loss of predicting the noise (epsilon or v) at ``steps``: ``loss_type`` per image, Min-SNR weighting,
     prior loss weight for regularization images, mean over the batch (Kohya's order of operations)."""
     import torch
@@ -372,7 +460,7 @@ def denoising_loss(run: Run, batch: Batch, latents: Any, states: Any, noise: Any
     noisy = scheduler.add_noise(latents, noise, steps)
     target = scheduler.get_velocity(latents, noise, steps) if _is_v(run) else noise
     dtype = next(run.unet.parameters()).dtype  # full_fp16 / full_bf16: the inputs in the weights' precision
-    prediction = run.unet(noisy.to(dtype), steps, states.to(dtype)).sample
+    prediction = run.unet(noisy.to(dtype), steps, **unet_conditioning(conditioning, dtype)).sample
     loss = diffusion_loss(prediction, target, steps, scheduler, config)
     if config.min_snr_gamma:
         loss = loss * min_snr_weights(run.model.noise_scheduler, steps, config.min_snr_gamma, _is_v(run))
@@ -397,7 +485,8 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
             if not last:  # no gradient all-reduce until the group's last batch
                 stack.enter_context(accelerator.no_sync(run.unet))
                 if run.te_training:
-                    stack.enter_context(accelerator.no_sync(run.text_encoder))
+                    for encoder in _text_encoders(run):
+                        stack.enter_context(accelerator.no_sync(encoder))
             with accelerator.autocast():
                 loss = batch_loss(run, batch, first_index + offset)
             if run.nan_at_step == run.step + 1:
@@ -410,7 +499,8 @@ def optimizer_step(run: Run, group: list[Batch], first_index: int) -> float:
     params = [p for p in _trainable(run) if p.grad is not None]
     if run.config.max_grad_norm and params:
         accelerator.clip_grad_norm_(params, run.config.max_grad_norm)
-    run.optimizer.step()
+    if not run.config.fused_backward_pass:  # fused: every parameter was updated during backward
+        run.optimizer.step()
     if (
         not accelerator.optimizer_step_was_skipped
     ):  # an fp16 overflow skips the update: the schedule waits too
@@ -431,10 +521,14 @@ def _all_finite(run: Run, value: float) -> bool:
     return float(run.accelerator.reduce(flag, reduction="sum").item()) == 0.0
 
 
+def _text_encoders(run: Run) -> list[Any]:
+    return [m for m in (run.text_encoder, run.text_encoder_2) if m is not None]
+
+
 def _trainable(run: Run) -> list[Any]:
     params = [p for p in run.unet.parameters() if p.requires_grad]
     if run.te_training:
-        params += [p for p in run.text_encoder.parameters() if p.requires_grad]
+        params += [p for encoder in _text_encoders(run) for p in encoder.parameters() if p.requires_grad]
     return params
 
 
@@ -462,14 +556,15 @@ def _non_finite(run: Run, value: float) -> TrainingError:
 def freeze_text_encoder(run: Run, emit: bool = True) -> None:
     """Stop training the text encoder cleanly: no gradients, eval mode, no optimizer updates, its optimizer state
     freed. (Kohya crashes at this point in some set-ups; here the parameters simply leave the optimizer's work.)"""
-    run.text_encoder.requires_grad_(False)
-    run.text_encoder.eval()
     inner = getattr(run.optimizer, "optimizer", run.optimizer)
     # A restored run's optimizer no longer holds the text encoder's state; keep the count restore() put there.
     run.result.te_optimizer_steps = optimizer_step_count(run, group=1) or run.result.te_optimizer_steps
-    for param in run.accelerator.unwrap_model(run.text_encoder).parameters():
-        param.grad = None  # AdamW skips parameters without a gradient, weight decay included
-        inner.state.pop(param, None)
+    for encoder in _text_encoders(run):
+        encoder.requires_grad_(False)
+        encoder.eval()
+        for param in run.accelerator.unwrap_model(encoder).parameters():
+            param.grad = None  # AdamW skips parameters without a gradient, weight decay included
+            inner.state.pop(param, None)
     run.te_training = False
     if emit:
         run.events.emit("te_stop", step=run.step, epoch=run.epoch)
@@ -493,7 +588,10 @@ def optimizer_step_count(run: Run, group: int) -> int:
 def trained_model(run: Run) -> Any:
     """The SDModel with the trained (unwrapped) modules."""
     unwrap = run.accelerator.unwrap_model
-    return dataclasses.replace(run.model, unet=unwrap(run.unet), text_encoder=unwrap(run.text_encoder))
+    second = unwrap(run.text_encoder_2) if run.text_encoder_2 is not None else None
+    return dataclasses.replace(
+        run.model, unet=unwrap(run.unet), text_encoder=unwrap(run.text_encoder), text_encoder_2=second
+    )
 
 
 def save_point(run: Run, final: bool, by_step: bool) -> None:
@@ -553,6 +651,12 @@ def render(run: Run, stem: str) -> None:
     model = trained_model(run)
     vae_device = next(model.vae.parameters()).device
     model.vae.to(run.accelerator.device)
+    # SDXL's encoders wait on the CPU when their outputs are cached; samples need them for new prompts
+    parked = [
+        m for m in (model.text_encoder, model.text_encoder_2) if m is not None and run.text_cache is not None
+    ]
+    for module in parked:
+        module.to(run.accelerator.device)
     try:
         paths = render_samples(
             model,
@@ -569,6 +673,8 @@ def render(run: Run, stem: str) -> None:
         )
     finally:
         model.vae.to(vae_device)
+        for module in parked:
+            module.to("cpu")
     for sample, path in zip(prompts, paths, strict=True):
         run.events.emit("sample", step=run.step, epoch=run.epoch, path=str(path), prompt=sample.prompt)
         run.result.samples.append(path)
@@ -707,7 +813,7 @@ def _progress_bar(run: Run, enabled: bool) -> Any:
         clock["done"] += 1
         elapsed = max(1e-9, time.monotonic() - clock["start"])
         rate = clock["done"] / elapsed
-        lrs = run.lr_scheduler.get_last_lr()
+        lrs = [float(lr) for lr in run.lr_scheduler.get_last_lr()]  # Adafactor's own schedule: tensors
         run.events.emit(
             "step",
             step=run.step,

@@ -40,10 +40,19 @@ def estimate_gb(config: TrainConfig, model: Any, mixed_precision: str, train_tex
         use_8bit_adam=config.optimizer_type == "AdamW8bit",
         train_text_encoder=train_text_encoder,
         unet_params=sum(p.numel() for p in model.unet.parameters()),
-        te_params=sum(p.numel() for p in model.text_encoder.parameters()),
+        te_params=sum(p.numel() for m in _text_encoders(model) for p in m.parameters()),
         unet_width=int(model.unet.config.block_out_channels[0]),
+        model="sdxl" if getattr(model, "family", "sd1") == "sdxl" else "sd15",
+        optimizer_type=config.optimizer_type,
+        fused_backward_pass=config.fused_backward_pass,
+        full_bf16=config.full_bf16,
+        cache_text_encoder_outputs=config.cache_text_encoder_outputs,
     )
     return estimate_vram(inputs).total_gb
+
+
+def _text_encoders(model: Any) -> list[Any]:
+    return [m for m in (model.text_encoder, getattr(model, "text_encoder_2", None)) if m is not None]
 
 
 def check_fits(

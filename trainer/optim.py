@@ -38,26 +38,46 @@ def uses_relative_step(config: TrainConfig) -> bool:
     return bool(kwargs.get("relative_step", True) or kwargs.get("warmup_init", False))
 
 
-def param_groups(config: TrainConfig, unet: Any, text_encoder: Any | None) -> list[dict[str, Any]]:
-    """The UNet's trainable parameters (group 0) and the text encoder's (group 1, its own rate) when it trains."""
+def param_groups(
+    config: TrainConfig,
+    unet: Any,
+    text_encoder: Any | None,
+    text_encoder_2: Any | None = None,
+    sdxl: bool = False,
+) -> list[dict[str, Any]]:
+    """The UNet's trainable parameters (group 0), then each text encoder that trains (its own rate): SD's one, or
+    SDXL's two at learning_rate_te1 / learning_rate_te2."""
     lr_unet = config.learning_rate
     lr_te = config.learning_rate if config.learning_rate_te is None else config.learning_rate_te
     if config.network_module:  # a LoRA: unet_lr / text_encoder_lr, as Kohya's train_network.py reads them
         from trainer.lora import training as lora_training
 
         lr_unet, lr_te = lora_training.learning_rates(config)
+    rates: tuple[float, ...] = (lr_te,)
+    if sdxl:
+        from trainer.sdxl import text_learning_rates
+
+        rates = text_learning_rates(config)
     groups = [{"params": [p for p in unet.parameters() if p.requires_grad], "lr": lr_unet}]
-    if text_encoder is not None:
-        groups.append({"params": [p for p in text_encoder.parameters() if p.requires_grad], "lr": lr_te})
+    for module, lr in zip((text_encoder, text_encoder_2), rates, strict=False):
+        if module is not None:
+            groups.append({"params": [p for p in module.parameters() if p.requires_grad], "lr": lr})
     return groups
 
 
-def make_optimizer(config: TrainConfig, unet: Any, text_encoder: Any | None, notices: list[str]) -> Any:
+def make_optimizer(
+    config: TrainConfig,
+    unet: Any,
+    text_encoder: Any | None,
+    notices: list[str],
+    text_encoder_2: Any | None = None,
+    sdxl: bool = False,
+) -> Any:
     """The optimizer ``optimizer_type`` names over :func:`param_groups`, with ``optimizer_args``."""
     import torch
 
     name = config.optimizer_type.lower()
-    groups = param_groups(config, unet, text_encoder)
+    groups = param_groups(config, unet, text_encoder, text_encoder_2, sdxl)
     kwargs = optimizer_kwargs(config)
     lr = config.learning_rate
     try:

@@ -64,23 +64,29 @@ def render_samples(
     from trainer.text import encode, tokenize
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    modes = {m: m.training for m in (model.unet, model.text_encoder, model.vae)}
+    encoders = [m for m in (model.text_encoder, getattr(model, "text_encoder_2", None)) if m is not None]
+    modes = {m: m.training for m in (model.unet, model.vae, *encoders)}
     for module in modes:
         module.eval()
-    pipe: Any = StableDiffusionPipeline(
-        vae=model.vae,
-        text_encoder=model.text_encoder,
-        tokenizer=model.tokenizer,
-        unet=model.unet,
-        scheduler=make_sampler(sampler, model.noise_scheduler),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.set_progress_bar_config(disable=True)
+    if model.family == "sdxl":
+        pipe, embed = _sdxl_pipeline(model, sampler, max_token_length)
+    else:
+        pipe = StableDiffusionPipeline(
+            vae=model.vae,
+            text_encoder=model.text_encoder,
+            tokenizer=model.tokenizer,
+            unet=model.unet,
+            scheduler=make_sampler(sampler, model.noise_scheduler),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
 
-    def embed(text: str) -> Any:
-        return encode(model.text_encoder, tokenize(model.tokenizer, [text], max_token_length), clip_skip)
+        def embed(text: str) -> dict[str, Any]:
+            ids = tokenize(model.tokenizer, [text], max_token_length)
+            return {"prompt_embeds": encode(model.text_encoder, ids, clip_skip)}
+
+    pipe.set_progress_bar_config(disable=True)
 
     paths = []
     try:
@@ -90,9 +96,10 @@ def render_samples(
                 generator = torch.Generator(device="cpu").manual_seed(
                     seed + index if sample.seed is None else sample.seed
                 )
+                negative = {f"negative_{k}": v for k, v in embed(sample.negative).items()}
                 image = pipe(
-                    prompt_embeds=embed(sample.prompt),
-                    negative_prompt_embeds=embed(sample.negative),
+                    **embed(sample.prompt),
+                    **negative,
                     num_inference_steps=sample.steps or steps,
                     width=sample.width or size[0],
                     height=sample.height or size[1],
@@ -108,3 +115,29 @@ def render_samples(
         for module, was_training in modes.items():
             module.train(was_training)
     return paths
+
+
+def _sdxl_pipeline(model: Any, sampler: str, max_token_length: int) -> tuple[Any, Any]:
+    """StableDiffusionXLPipeline over the in-memory modules, and the prompt encoder training uses (both encoders'
+    penultimate states, the second's pooled output)."""
+    from diffusers import StableDiffusionXLPipeline
+
+    from trainer.sdxl import encode_captions
+
+    pipe = StableDiffusionXLPipeline(
+        vae=model.vae,
+        text_encoder=model.text_encoder,
+        text_encoder_2=model.text_encoder_2,
+        tokenizer=model.tokenizer,
+        tokenizer_2=model.tokenizer_2,
+        unet=model.unet,
+        scheduler=make_sampler(sampler, model.noise_scheduler),
+        add_watermarker=False,
+    )
+    tokenizers, encoders = (model.tokenizer, model.tokenizer_2), (model.text_encoder, model.text_encoder_2)
+
+    def embed(text: str) -> dict[str, Any]:
+        states, pooled = encode_captions(tokenizers, encoders, [text], max_token_length)
+        return {"prompt_embeds": states, "pooled_prompt_embeds": pooled}
+
+    return pipe, embed

@@ -45,8 +45,6 @@ def tokenize(tokenizer: Any, captions: list[str], max_token_length: int = 75) ->
 
 def encode(text_encoder: Any, input_ids: Any, clip_skip: int = 1) -> Any:
     """Hidden states (batch, chunks * 75 + 2, dim) for ids from :func:`tokenize`."""
-    import torch
-
     batch, n_chunks, window = input_ids.shape
     device = next(text_encoder.parameters()).device
     flat = input_ids.reshape(batch * n_chunks, window).to(device)
@@ -55,7 +53,15 @@ def encode(text_encoder: Any, input_ids: Any, clip_skip: int = 1) -> Any:
     else:
         out = text_encoder(flat, output_hidden_states=True, return_dict=True)
         states = text_model(text_encoder).final_layer_norm(out.hidden_states[-clip_skip])
-    states = states.reshape(batch, n_chunks, window, -1)
+    return join_windows(states.reshape(batch, n_chunks, window, -1))
+
+
+def join_windows(states: Any) -> Any:
+    """(batch, windows, 77, dim) hidden states -> (batch, windows * 75 + 2, dim): one BOS first, every window's 75
+    tokens, one EOS last (Kohya's joining of long captions)."""
+    import torch
+
+    n_chunks = states.shape[1]
     if n_chunks == 1:
         return states[:, 0]
     parts = [states[:, 0, :1]] + [states[:, i, 1:-1] for i in range(n_chunks)] + [states[:, -1, -1:]]

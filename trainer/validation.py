@@ -32,8 +32,7 @@ def validation_loss(run: Any) -> float | None:
 
     from curator.captions.parse import process_caption
     from trainer.data import Batch, caption_options, item_caption
-    from trainer.loop import batch_latents, trained_model
-    from trainer.text import encode, tokenize
+    from trainer.loop import batch_latents, trained_model, unet_conditioning
 
     samples = run.data.validation
     if not samples:
@@ -54,17 +53,36 @@ def validation_loss(run: Any) -> float | None:
                 generator = torch.Generator().manual_seed(config.seed * 1_000_003 + position)
                 noise = torch.randn(latents.shape, generator=generator).to(device, latents.dtype)
                 caption = process_caption(item_caption(sample.item), options)
-                ids = tokenize(model.tokenizer, [caption] * len(steps), config.max_token_length)
-                states = encode(model.text_encoder, ids, config.clip_skip)
+                conditioning = _conditioning(run, model, batch, [caption] * len(steps))
                 noisy = scheduler.add_noise(latents, noise, steps)
                 v = config.v_parameterization or scheduler.config.prediction_type == "v_prediction"
                 target = scheduler.get_velocity(latents, noise, steps) if v else noise
                 dtype = next(model.unet.parameters()).dtype
-                prediction = model.unet(noisy.to(dtype), steps, states.to(dtype)).sample
+                prediction = model.unet(
+                    noisy.to(dtype), steps, **unet_conditioning(conditioning, dtype)
+                ).sample
             total += float(F.mse_loss(prediction.float(), target.float()).item())
     finally:
         model.unet.train(was_training)
     return total / len(samples)
+
+
+def _conditioning(run: Any, model: Any, batch: Any, captions: list[str]) -> dict[str, Any]:
+    """The UNet's conditioning of a validation batch, without gradients (SDXL: both encoders and the size ids)."""
+    from trainer.text import encode, tokenize
+
+    if model.family == "sdxl":
+        from trainer.sdxl import added_conditions, encode_captions
+
+        if run.text_cache is not None:
+            states, pooled = run.text_cache.batch(captions, run.accelerator.device)
+        else:
+            pair = (model.tokenizer, model.tokenizer_2), (model.text_encoder, model.text_encoder_2)
+            states, pooled = encode_captions(*pair, captions, run.config.max_token_length)
+        samples = batch.samples * (len(captions) // len(batch.samples))
+        return {"encoder_hidden_states": states, "added_cond_kwargs": added_conditions(pooled, samples)}
+    ids = tokenize(model.tokenizer, captions, run.config.max_token_length)
+    return {"encoder_hidden_states": encode(model.text_encoder, ids, run.config.clip_skip)}
 
 
 def _plain_latents(run: Any, batch: Any, batch_latents: Any) -> Any:

@@ -93,7 +93,7 @@ def export(dataset: Path, out: Path, **kw: Any) -> None:
     from curator.review.curation import plan_curation
     from curator.settings.options import base_settings, settings_from_options
 
-    settings = settings_from_options(kw, base_settings(kw["config_file"]))
+    settings = settings_from_options(kw, base_settings(kw["config_file"], kw["base_model"]))
     options = plan_options(kw, settings, kw["base_model"])
     policy = policy_from(kw)
     result = scan_dataset(dataset, scan_settings(kw, settings))

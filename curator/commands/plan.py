@@ -58,7 +58,7 @@ def plan(dataset: Path, **kw: Any) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             flag = "--" + name.replace("_", "-") + (f" ({ALIASES[name]})" if name in ALIASES else "")
             raise click.UsageError(f"{flag} must be a finite number, got {value}")
-    settings = settings_from_options(kw, base_settings(kw["config_file"]))
+    settings = settings_from_options(kw, base_settings(kw["config_file"], kw["base"]))
     options = plan_options(kw, settings, kw["base"])
     result = _raw_plan(dataset, kw, options) if kw["raw"] else _curated_plan(dataset, kw, options)
     if kw["json_out"]:

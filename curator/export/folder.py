@@ -350,6 +350,14 @@ def _keep_tokens(
     return folders, settings
 
 
+def base_family(base_model: str) -> str | None:
+    """The family of the base model at ``base_model`` from its header ("sd1", "sd2", "sdxl"), or None."""
+    from curator.plan.modelfile import facts_for_plan
+
+    facts, _ = facts_for_plan(base_model)
+    return facts.family if facts else None
+
+
 def export_dataset(
     curation: Curation, out: Path, options: ExportOptions | None = None, plan: dict[str, Any] | None = None
 ) -> ExportReport:
@@ -375,6 +383,9 @@ def export_dataset(
         atomic_write_text(tmp / "dataset.toml", kohya_config.dataset_toml(out, folders, settings))
         config = kohya_config.train_config(out, folders, settings, options.base_model)
         atomic_write_text(tmp / "train.toml", kohya_config.train_toml(config))
+        if base_family(options.base_model) == "sdxl":
+            kohya_sdxl = kohya_config.sdxl_train_config(out, config)
+            atomic_write_text(tmp / "sdxl_train.toml", kohya_config.sdxl_train_toml(kohya_sdxl))
         for name, source in options.extra_files.items():
             shutil.copyfile(source, tmp / Path(name).name)
     except BaseException:

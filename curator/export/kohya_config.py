@@ -6,6 +6,9 @@
   Kohya ignores the ``N_`` prefix of the folder names, so every subset states its repeats explicitly.
 - ``train.toml``: our trainer's config: every ``curator.settings.config.TrainConfig`` field (Kohya's argument
   names), the settings the plan used, with the export's paths.
+- ``sdxl_train.toml`` (SDXL base models): a ``--config_file`` for Kohya's ``sdxl_train.py`` naming ``dataset.toml``,
+  with the same training settings in the forms Kohya parses (``resolution`` lives in dataset.toml; an encoder's
+  unset rate, "same as learning_rate", is left out: Kohya reads a missing one so).
 """
 
 from __future__ import annotations
@@ -100,3 +103,61 @@ def train_toml(config: TrainConfig) -> str:
         "# train it with: dreamcurate train train.toml\n"
     )
     return header + config_to_toml(config)
+
+
+#: TrainConfig fields that Kohya's sdxl_train.py reads under the same name and meaning
+_SDXL_SAME = (
+    "pretrained_model_name_or_path",
+    "output_dir",
+    "output_name",
+    "save_model_as",
+    "save_precision",
+    "mixed_precision",
+    "learning_rate",
+    "lr_scheduler",
+    "lr_warmup_steps",
+    "optimizer_type",
+    "max_grad_norm",
+    "gradient_accumulation_steps",
+    "gradient_checkpointing",
+    "full_bf16",
+    "fused_backward_pass",
+    "cache_latents",
+    "cache_latents_to_disk",
+    "cache_text_encoder_outputs",
+    "train_text_encoder",
+    "v_parameterization",
+    "zero_terminal_snr",
+    "noise_offset",
+    "min_snr_gamma",
+    "prior_loss_weight",
+    "caption_dropout_rate",
+    "seed",
+    "save_state",
+)
+
+
+def sdxl_train_config(out: Path, config: TrainConfig) -> dict[str, Any]:
+    """Kohya ``sdxl_train.py --config_file`` settings for an export whose trainer config is ``config``."""
+    kohya: dict[str, Any] = {"dataset_config": str(out / "dataset.toml"), "sdpa": True}
+    kohya.update({k: getattr(config, k) for k in _SDXL_SAME})
+    for key in ("max_train_epochs", "max_train_steps", "save_every_n_epochs", "save_every_n_steps"):
+        if getattr(config, key):  # Kohya: unset rather than 0
+            kohya[key] = getattr(config, key)
+    for key in ("learning_rate_te1", "learning_rate_te2"):
+        if config.train_text_encoder and getattr(config, key) is not None:
+            kohya[key] = getattr(config, key)
+    if config.optimizer_args:
+        kohya["optimizer_args"] = list(config.optimizer_args)
+    if config.max_token_length != 75:
+        kohya["max_token_length"] = config.max_token_length
+    return kohya
+
+
+def sdxl_train_toml(config: dict[str, Any]) -> str:
+    """``sdxl_train.toml`` text of a :func:`sdxl_train_config` dict."""
+    header = (
+        "Kohya sd-scripts SDXL fine-tune config, written by dreamcurate export\n"
+        "train it with: accelerate launch sdxl_train.py --config_file sdxl_train.toml"
+    )
+    return tomlwrite.dumps(config, header=header)

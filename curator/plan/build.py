@@ -65,9 +65,12 @@ class PlanOptions:
     @property
     def trains_text_encoder(self) -> bool:
         """False when the settings never train the text encoder (stop_text_encoder_training 0 or -1, or
-        learning_rate_te 0, as in sd-scripts)."""
+        learning_rate_te 0, as in sd-scripts; SDXL: unless train_text_encoder, as Kohya's sdxl_train.py)."""
         from curator.plan.steps import te_stop_setting
 
+        family = self.base_model.family if self.base_model else ("sdxl" if self.model == "sdxl" else "sd1")
+        if family == "sdxl" and not self.settings.train_text_encoder:
+            return False
         return te_stop_setting(self.settings)[1] != 0
 
     def kind_of(self, concept: str) -> str:
@@ -282,8 +285,12 @@ def _vram_inputs(options: PlanOptions, stop: int | None) -> Any:
         options.trains_text_encoder and stop != 0,
         facts.plan_model if facts else options.model,
         unet_params=facts.unet_params if facts else None,
-        te_params=facts.text_encoder_params if facts else None,
+        te_params=facts.text_encoder_params + facts.text_encoder_2_params if facts else None,
         unet_width=facts.unet_width if facts else None,
+        optimizer_type=s.optimizer_type,
+        fused_backward_pass=s.fused_backward_pass,
+        full_bf16=s.full_bf16,
+        cache_text_encoder_outputs=s.cache_text_encoder_outputs,
         network_dim=s.network_dim if s.network_module else 0,
         conv_dim=s.conv_dim if s.network_module else 0,
     )
@@ -362,6 +369,8 @@ def build_plan(
         )
     if options.base_model_note:
         notes.append(options.base_model_note)
+    if vram_inputs.model == "sdxl":
+        notes.append(f"SDXL estimates ({estimates.SDXL_SOURCES})")
     concepts = _concept_rows(dataset, repeats)
     advice = [
         estimates.size_advice(c["name"], c["images"], options.kind_of(c["name"])).to_json()

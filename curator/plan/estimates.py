@@ -67,10 +67,17 @@ class VramInputs:
     gradient_checkpointing: bool = False
     use_8bit_adam: bool = False
     train_text_encoder: bool = True
-    model: str = "sd15"  # sd15 or sd2
+    model: str = "sd15"  # sd15, sd2 or sdxl
     unet_params: int | None = None  # the base model's UNet parameters (None: SD's, as fitted)
-    te_params: int | None = None  # the base model's text-encoder parameters (None: by ``model``)
+    te_params: int | None = (
+        None  # the base model's text-encoder parameters, SDXL's two together (None: by model)
+    )
     unet_width: int | None = None  # the UNet's base width (None: SD's 320)
+    # SDXL recipes (sdxl_train.py's settings); the SD 1.x / 2.x fit above predates them and ignores them
+    optimizer_type: str = ""  # AdamW, AdamW8bit or Adafactor ("": AdamW, or 8-bit with use_8bit_adam)
+    fused_backward_pass: bool = False  # Adafactor steps each parameter during backward: no gradient buffers
+    full_bf16: bool = False  # weights and gradients in bf16 (Kohya's full_bf16)
+    cache_text_encoder_outputs: bool = False  # frozen text encoders leave the GPU after encoding the captions
     network_dim: int = 0  # a LoRA of this rank instead of DreamBooth (0: DreamBooth, the whole model trains)
     conv_dim: int = 0  # the LoRA's rank of 3x3 convs (0: not adapted)
 
@@ -90,7 +97,9 @@ class VramEstimate:
 
 def estimate_vram(inputs: VramInputs, available_gb: float | None = None) -> VramEstimate:
     """Peak GPU memory of a DreamBooth run (see the fit above); warns below 12 GB, and above 768 px at 12 GB.
-    A LoRA run (``network_dim``) is estimated by :func:`estimate_lora_vram`."""
+    SDXL: see :func:`estimate_sdxl_vram`; a LoRA run (``network_dim``) of SD 1.x / 2.x: :func:`estimate_lora_vram`."""
+    if inputs.model == "sdxl":
+        return estimate_sdxl_vram(inputs, available_gb)
     if inputs.network_dim:
         return estimate_lora_vram(inputs, available_gb)
     gc = inputs.gradient_checkpointing
@@ -130,6 +139,72 @@ def estimate_vram(inputs: VramInputs, available_gb: float | None = None) -> Vram
                 f"the estimate ({total:.1f} GB) exceeds {available_gb:g} GB: turn on gradient checkpointing, "
                 "8-bit Adam, a smaller batch, or stop training the text encoder"
             )
+    return VramEstimate(total, parts, warnings)
+
+
+# --- SDXL memory ------------------------------------------------------------------------------------------------
+# Anchors (Kohya sd-scripts PR 1259, sdxl_train.py at 1024 px, batch 1, UNet only, latents and text-encoder outputs
+# cached, gradient checkpointing, Adafactor with fused_backward_pass): about 10 GB with full_bf16, 16.4 GB with fp32
+# weights. Terms from parameter counts: weights 2 (bf16) or 4 bytes a parameter; gradients the same unless the
+# fused backward pass frees each one as it is applied; optimizer states AdamW 8 bytes, 8-bit AdamW 2, Adafactor
+# (factored second moments) about 0. What the anchors leave after the UNet's weights is activations and CUDA's
+# own memory: 10 - 5.13 = 4.9 GB in bf16, 16.4 - 10.27 = 6.1 GB in fp32, taken as 1.5 GB fixed plus 3.4 / 4.6 GB
+# of activations per 1024 px image with checkpointing; without it, x5.2 (the SD fit's ratio 2.50 / 0.48).
+SDXL_UNET_PARAMS = 2_567_463_684  # the SDXL base UNet
+SDXL_TE_PARAMS = 123_060_480 + 694_659_840  # CLIP ViT-L + OpenCLIP bigG (with its projection)
+_SDXL_CUDA_GB = 1.5
+_SDXL_ACTIVATIONS_GB = {True: 3.4, False: 4.6}  # per 1024 px image with checkpointing, by full_bf16
+_SDXL_NO_CHECKPOINTING = 5.2
+_OPTIMIZER_BYTES = {"AdamW": 8, "AdamW8bit": 2, "Adafactor": 0}
+#: sources of the SDXL figures, printed beside the estimate
+SDXL_SOURCES = (
+    "memory: Kohya sd-scripts PR 1259 (about 10 GB bf16 / 16.4 GB fp32, 1024 px batch 1, UNet only, Adafactor "
+    "fused, cached text-encoder outputs); speed: OneTrainer issue 164 (RTX 4090 about 1.2 s/it, full fine-tune "
+    "with both text encoders); other settings scaled from those: estimates"
+)
+
+
+def _optimizer(inputs: VramInputs) -> str:
+    return inputs.optimizer_type or ("AdamW8bit" if inputs.use_8bit_adam else "AdamW")
+
+
+def estimate_sdxl_vram(inputs: VramInputs, available_gb: float | None = None) -> VramEstimate:
+    """Peak GPU memory of an SDXL fine-tune (sdxl_train.py's recipes; see the anchors above), with warnings."""
+    bf16 = inputs.full_bf16
+    weight_bytes = 2 if bf16 else 4
+    unet = inputs.unet_params or SDXL_UNET_PARAMS
+    optimizer = _optimizer(inputs)
+    fused = inputs.fused_backward_pass and optimizer == "Adafactor"
+    activation = _SDXL_ACTIVATIONS_GB[bf16] * (inputs.resolution / 1024) ** 2 * inputs.batch_size
+    if not inputs.gradient_checkpointing:
+        activation *= _SDXL_NO_CHECKPOINTING
+    if inputs.unet_width is not None:  # narrower UNets (the tiny test model): feature maps scale with width
+        activation *= min(1.0, inputs.unet_width / _FIT_UNET_WIDTH)
+    parts = {
+        "cuda_and_buffers": _SDXL_CUDA_GB,
+        "unet_weights": round(unet * weight_bytes / 1e9, 2),
+        "activations": round(activation, 2),
+    }
+    if not fused:
+        parts["unet_gradients"] = round(unet * weight_bytes / 1e9, 2)
+    if _OPTIMIZER_BYTES.get(optimizer, 8):
+        parts["optimizer_states"] = round(unet * _OPTIMIZER_BYTES.get(optimizer, 8) / 1e9, 2)
+    te = inputs.te_params or SDXL_TE_PARAMS
+    if inputs.train_text_encoder:
+        per_param = weight_bytes * (1 if fused else 2) + _OPTIMIZER_BYTES.get(optimizer, 8)
+        parts["text_encoders"] = round(te * per_param / 1e9 + 0.5 * inputs.batch_size, 2)
+    elif not inputs.cache_text_encoder_outputs:
+        parts["text_encoders_frozen"] = round(
+            te * 4 / 1e9, 2
+        )  # float32 on the GPU (the trainer keeps them so)
+    total = sum(parts.values())
+    warnings = []
+    if available_gb is not None and total > available_gb:
+        warnings.append(
+            f"the estimate ({total:.1f} GB) exceeds {available_gb:g} GB: for SDXL use Adafactor with "
+            "fused_backward_pass, full_bf16, cache_text_encoder_outputs and gradient checkpointing "
+            "(about 10 GB at 1024 px, batch 1), or train a LoRA"
+        )
     return VramEstimate(total, parts, warnings)
 
 
@@ -236,6 +311,9 @@ _BATCH_STEP_COST = 0.41
 _NO_CHECKPOINTING_SPEEDUP = 1.23
 _FP32_SPEED = 0.45
 _TE_STEP_COST = 1.1  # backward through the text encoder as well: an estimate
+_SDXL_4090_SECONDS = (
+    1.2  # OneTrainer issue 164: SDXL full fine-tune with both text encoders, 1024 px, batch 1
+)
 
 
 @dataclass
@@ -266,7 +344,12 @@ def estimate_time(
         return TimeEstimate(measured_its, total_steps / measured_its, "measured (--its)")
     name = (gpu_class or DEFAULT_GPU_CLASS).lower()
     base, source = ITS_TABLE.get(name, ITS_TABLE[DEFAULT_GPU_CLASS])
-    step_cost = (inputs.resolution / 512) ** 2 * (1 + _BATCH_STEP_COST * (inputs.batch_size - 1))
+    reference = 512
+    if inputs.model == "sdxl":  # OneTrainer 164's 1.2 s/it (1024 px, both text encoders) on the RTX 4090
+        base = base / ITS_TABLE["rtx4090"][0] * _TE_STEP_COST / _SDXL_4090_SECONDS
+        source = f"SDXL: OneTrainer 164 on an RTX 4090, scaled by the SD table ({source})"
+        reference = 1024
+    step_cost = (inputs.resolution / reference) ** 2 * (1 + _BATCH_STEP_COST * (inputs.batch_size - 1))
     step_cost *= gradient_accumulation_steps
     its = base / step_cost
     if not inputs.gradient_checkpointing:
@@ -281,7 +364,7 @@ def estimate_time(
 # --- disk ------------------------------------------------------------------------------------------------------
 # Parameters of a whole checkpoint (UNet + text encoder + VAE): SD 1.x 859.5 M + 123.1 M + 83.7 M; SD 2.x
 # 865.9 M + 340.4 M + 83.7 M. 4 bytes each in float, 2 in fp16 / bf16: SD 1.5 about 4.3 / 2.1 GB.
-_CHECKPOINT_PARAMS = {"sd15": 1.0663e9, "sd2": 1.29e9}
+_CHECKPOINT_PARAMS = {"sd15": 1.0663e9, "sd2": 1.29e9, "sdxl": 3.4677e9}
 
 
 def checkpoint_gb(

@@ -26,7 +26,19 @@ TEXT_PREFIX = "cond_stage_model."
 SD1_TEXT_PREFIX = "cond_stage_model.transformer."
 SD2_TEXT_PREFIX = "cond_stage_model.model."
 EMA_PREFIX = "model_ema."
-COMPONENT_PREFIXES = {"unet": UNET_PREFIX, "vae": VAE_PREFIX, "text_encoder": TEXT_PREFIX, "ema": EMA_PREFIX}
+#: SDXL's two text encoders (CLIP ViT-L, OpenCLIP bigG); the refiner holds only bigG, at embedders.0 in OpenCLIP form
+SDXL_TEXT1_PREFIX = "conditioner.embedders.0.transformer."
+SDXL_TEXT2_PREFIX = "conditioner.embedders.1."
+SDXL_REFINER_PREFIX = "conditioner.embedders.0.model."
+COMPONENT_PREFIXES = {
+    "unet": UNET_PREFIX,
+    "vae": VAE_PREFIX,
+    "text_encoder": TEXT_PREFIX,
+    "text_encoder_2": SDXL_TEXT2_PREFIX,
+    "ema": EMA_PREFIX,
+}
+#: the plan's model name of each family
+PLAN_MODELS = {"sd1": "sd15", "sd2": "sd2", "sdxl": "sdxl"}
 DTYPE_NAMES = {"F32": "float", "F16": "fp16", "BF16": "bf16", "float32": "float", "float16": "fp16"}
 #: dtypes of index buffers (CLIP's position_ids), not weights: never counted as parameters
 INDEX_DTYPES = ("I64", "int64")
@@ -86,7 +98,10 @@ def _check_header(header: dict[str, Any], metadata: Any) -> None:
 
 
 def component_of(key: str) -> str:
-    """The component of an LDM checkpoint key: unet, vae, text_encoder, ema or other."""
+    """The component of an LDM checkpoint key: unet, vae, text_encoder, text_encoder_2 (SDXL's second), ema or
+    other."""
+    if key.startswith(SDXL_TEXT1_PREFIX):
+        return "text_encoder"
     for name, prefix in COMPONENT_PREFIXES.items():
         if key.startswith(prefix):
             return name
@@ -121,7 +136,7 @@ class ModelFacts:
         facts.total_params      # 1_066_235_307
     """
 
-    family: str  # sd1 or sd2
+    family: str  # sd1, sd2 or sdxl
     parameters: dict[str, int] = field(
         default_factory=dict
     )  # unet, vae, text_encoder (ema, other if present)
@@ -141,14 +156,19 @@ class ModelFacts:
         return self.parameters.get("text_encoder", 0)
 
     @property
+    def text_encoder_2_params(self) -> int:
+        """Parameters of SDXL's second text encoder (0 for SD 1.x / 2.x)."""
+        return self.parameters.get("text_encoder_2", 0)
+
+    @property
     def total_params(self) -> int:
-        """Parameters of a saved model: UNet, VAE and text encoder (no EMA copy)."""
-        return sum(self.parameters.get(k, 0) for k in ("unet", "vae", "text_encoder"))
+        """Parameters of a saved model: UNet, VAE and text encoder(s) (no EMA copy)."""
+        return sum(self.parameters.get(k, 0) for k in ("unet", "vae", "text_encoder", "text_encoder_2"))
 
     @property
     def plan_model(self) -> str:
-        """The plan's model name for this family: sd15 or sd2."""
-        return "sd2" if self.family == "sd2" else "sd15"
+        """The plan's model name for this family: sd15, sd2 or sdxl."""
+        return PLAN_MODELS.get(self.family, "sd15")
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data."""
@@ -162,11 +182,15 @@ class ModelFacts:
 
 
 def _family(keys: Any) -> str:
+    if any(k.startswith(SDXL_REFINER_PREFIX) for k in keys):
+        raise ModelFileError("the SDXL refiner is not a base model to fine-tune")
+    if any(k.startswith(SDXL_TEXT2_PREFIX) for k in keys):
+        return "sdxl"
     if any(k.startswith(SD2_TEXT_PREFIX) for k in keys):
         return "sd2"
     if any(k.startswith(SD1_TEXT_PREFIX) for k in keys):
         return "sd1"
-    raise ModelFileError("no SD 1.x / 2.x text encoder in the file")
+    raise ModelFileError("no SD 1.x / 2.x / SDXL text encoder in the file")
 
 
 def _from_file(path: Path) -> ModelFacts:
@@ -180,7 +204,7 @@ def _from_file(path: Path) -> ModelFacts:
         raise ModelFileError(f"{path.name}: malformed safetensors header ({exc})") from exc
     if UNET_FIRST_CONV not in shapes:
         raise ModelFileError(f"{path.name}: no SD UNet in the file")
-    weights = [k for k in shapes if component_of(k) in ("unet", "vae", "text_encoder")]
+    weights = [k for k in shapes if component_of(k) in ("unet", "vae", "text_encoder", "text_encoder_2")]
     return ModelFacts(
         family=_family(shapes),
         parameters=count_parameters(shapes, dtypes),
@@ -210,12 +234,13 @@ def _from_folder(folder: Path) -> ModelFacts:
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{folder}: not a diffusers model folder ({exc})") from exc
     params, precisions = {}, set()
-    for sub in ("unet", "vae", "text_encoder"):
+    sdxl = (folder / "text_encoder_2").is_dir()
+    for sub in ("unet", "vae", "text_encoder") + (("text_encoder_2",) if sdxl else ()):
         params[sub], dtypes, _ = folder_component(folder, sub)
         precisions |= dtypes
     widths = unet_cfg.get("block_out_channels") or [320]
     return ModelFacts(
-        family="sd2" if text_cfg.get("hidden_act") == "gelu" else "sd1",
+        family="sdxl" if sdxl else "sd2" if text_cfg.get("hidden_act") == "gelu" else "sd1",
         parameters=params,
         dtype="+".join(sorted(precisions)) or "unknown",
         unet_width=int(widths[0]),
@@ -224,7 +249,7 @@ def _from_folder(folder: Path) -> ModelFacts:
 
 
 def read_model_facts(path: Path) -> ModelFacts:
-    """The :class:`ModelFacts` of a ``.safetensors`` SD 1.x / 2.x file or a diffusers folder, from headers and
+    """The :class:`ModelFacts` of a ``.safetensors`` SD 1.x / 2.x / SDXL file or a diffusers folder, from headers and
     configs only; :class:`ModelFileError` (one line) for anything else."""
     path = Path(path)
     if path.is_dir():

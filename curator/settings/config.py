@@ -52,14 +52,16 @@ class TrainConfig:
     )
     vae: str = _f("", "optional VAE file or folder replacing the base model's VAE ('' = keep the model's)")
     v2: bool = _f(False, "the base model is SD 2.x (Kohya's flag; checked against the weights, which tell)")
-    v_parameterization: bool = _f(False, "train with v-prediction (SD 2.x 768-v models); epsilon otherwise")
+    v_parameterization: bool = _f(
+        False, "train with v-prediction (SD 2.x 768-v, NoobAI-style SDXL models); epsilon otherwise"
+    )
     # -- data
     train_data_dir: str = _f("", "training images in Kohya layout: DIR/<repeats>_<name>/*.png with captions")
     reg_data_dir: str = _f(
         "", "regularization images, same layout ('' = none); repeated to match training images"
     )
     prior_loss_weight: float = _f(1.0, "loss weight of regularization images (prior preservation)")
-    resolution: int = _f(512, "training resolution; bucket area is resolution^2")
+    resolution: int = _f(512, "training resolution; bucket area is resolution^2 (an SDXL base: 1024)")
     enable_bucket: bool = _f(True, "aspect-ratio buckets (otherwise every image is cropped to a square)")
     min_bucket_reso: int = _f(256, "smallest bucket side in pixels")
     max_bucket_reso: int = _f(1280, "largest bucket side in pixels")
@@ -118,6 +120,30 @@ class TrainConfig:
         [], "optimizer options as key=value (weight_decay=0.01, betas=0.9,0.999, relative_step=False, ...)"
     )
     max_grad_norm: float = _f(1.0, "clip gradients to this norm (0 = no clipping)")
+    fused_backward_pass: bool = _f(
+        False,
+        "update each parameter inside the backward pass and free its gradient (Kohya's; optimizer_type "
+        "Adafactor, no gradient accumulation, bf16 or no mixed precision, one GPU; clips per tensor)",
+    )
+    train_text_encoder: bool = _f(
+        False,
+        "SDXL: train the text encoders too (SD 1.x / 2.x always train theirs, until the stop step)",
+    )
+    learning_rate_te1: float | None = _f(
+        None,
+        "SDXL text encoder 1 (CLIP ViT-L) learning rate (unset = learning_rate, 0 = keep it frozen)",
+        kind=float,
+    )
+    learning_rate_te2: float | None = _f(
+        None,
+        "SDXL text encoder 2 (OpenCLIP bigG) learning rate (unset = learning_rate, 0 = keep it frozen)",
+        kind=float,
+    )
+    cache_text_encoder_outputs: bool = _f(
+        False,
+        "SDXL: encode each caption once with the frozen text encoders, then move them off the GPU "
+        "(needs shuffle_caption off and no caption dropout, as Kohya)",
+    )
     stop_text_encoder_training: int | None = _f(
         None,
         "optimizer step at which the text encoder stops (unset = see sensitivity; 0 or -1 = never train it)",
@@ -194,6 +220,12 @@ class TrainConfig:
         """A config with every default (the required paths empty)."""
         return cls()
 
+    @classmethod
+    def for_family(cls, family: str, **values: Any) -> TrainConfig:
+        """The defaults for a base model of ``family`` ("sd1", "sd2", "sdxl"; see :data:`FAMILY_DEFAULTS`), then
+        ``values``."""
+        return cls(**{**FAMILY_DEFAULTS.get(family, {}), **values})
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (not validated)."""
         return dataclasses.replace(self, **changes)
@@ -250,6 +282,15 @@ class TrainConfig:
         return self
 
 
+#: Defaults that depend on the base model's family (every other default is the same for all). SDXL follows Kohya's
+#: sdxl_train.py and its documentation: 1024 px, buckets from 256 (Kohya's min_bucket_reso) in steps of 64, up to
+#: 2048 so that SDXL's own portrait and landscape buckets (832 x 1216, 1216 x 832, ...) exist (Kohya's bare default
+#: of 1024 would cap them at the resolution).
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sdxl": {"resolution": 1024, "min_bucket_reso": 256, "max_bucket_reso": 2048, "bucket_reso_steps": 64},
+}
+
+
 #: Kohya sd-scripts (train_db.py and its shared arguments) and kohya_ss GUI settings that change no number here: the
 #: attention kernel (we always use PyTorch's SDPA), memory and logging knobs, the GUI's own ``epoch`` (sd-scripts
 #: reads max_train_epochs), options that only matter with an option of the next set turned on.
@@ -277,7 +318,8 @@ KOHYA_UNSUPPORTED = frozenset(
     scale_v_pred_loss_like_noise_pred v_pred_like_loss debiased_estimation_loss sample_at_first
     sample_every_n_steps no_token_padding training_comment config_file output_config metadata_title
     metadata_author metadata_description metadata_license metadata_tags use_8bit_adam use_lion_optimizer
-    masked_loss alpha_mask mixed_precision_vae save_every_n_epochs_state train_text_encoder use_wandb
+    masked_loss alpha_mask mixed_precision_vae save_every_n_epochs_state use_wandb
+    cache_text_encoder_outputs_to_disk fused_optimizer_groups
     noise_offset_type
     """.split()
 )
@@ -424,6 +466,7 @@ def _validate(c: TrainConfig, check_paths: bool) -> None:
             raise ConfigError(f"{name} is a probability (0..1), got {getattr(c, name)}")
     if not 0.0 <= c.validation_split < 1.0:
         raise ConfigError(f"validation_split is a fraction of each concept (0..1), got {c.validation_split}")
+    _validate_sdxl(c)
     if c.max_train_epochs == 0 and c.max_train_steps == 0:
         raise ConfigError("set max_train_epochs or max_train_steps (both are 0)")
     if c.bucket_reso_steps % 8 or c.bucket_reso_steps <= 0:
@@ -478,6 +521,31 @@ def _validate_kohya(c: TrainConfig) -> None:
         )
     if c.log_with == "tensorboard" and not c.logging_dir:
         raise ConfigError("log_with tensorboard needs logging_dir (as in Kohya)")
+
+
+def _validate_sdxl(c: TrainConfig) -> None:
+    """The SDXL settings' refusals (Kohya's sdxl_train.py makes the same)."""
+    for name in ("learning_rate_te1", "learning_rate_te2"):
+        if getattr(c, name) is not None and getattr(c, name) < 0:
+            raise ConfigError(
+                f"{name} must be 0 (frozen) or more (unset = learning_rate), got {getattr(c, name)}"
+            )
+    if c.cache_text_encoder_outputs and c.train_text_encoder:
+        raise ConfigError(
+            "cache_text_encoder_outputs needs frozen text encoders: turn off train_text_encoder"
+        )
+    if c.cache_text_encoder_outputs and (c.shuffle_caption or c.caption_dropout_rate > 0):
+        raise ConfigError(
+            "cache_text_encoder_outputs encodes each caption once: turn off shuffle_caption and caption_dropout_rate"
+        )
+    if c.fused_backward_pass and c.optimizer_type.lower() != "adafactor":
+        raise ConfigError("fused_backward_pass needs optimizer_type Adafactor")
+    if c.fused_backward_pass and c.gradient_accumulation_steps > 1:
+        raise ConfigError(
+            "fused_backward_pass updates at every backward: set gradient_accumulation_steps to 1"
+        )
+    if c.fused_backward_pass and c.mixed_precision == "fp16":
+        raise ConfigError("fused_backward_pass cannot unscale fp16 gradients: use mixed_precision bf16 or no")
 
 
 #: optional dependency -> the pyproject extra that installs it

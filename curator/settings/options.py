@@ -40,6 +40,10 @@ PLAN_FIELDS = (
     "mixed_precision",
     "gradient_checkpointing",
     "optimizer_type",
+    "train_text_encoder",
+    "cache_text_encoder_outputs",
+    "fused_backward_pass",
+    "full_bf16",
     "keep_tokens",
     "network_module",
     "network_dim",
@@ -169,10 +173,14 @@ def settings_file_option(command: Any) -> Any:
     )(command)
 
 
-def base_settings(config_file: Path | None) -> TrainConfig:
-    """The settings a ``--config`` file gives (the defaults without one); a problem is one line."""
+def base_settings(config_file: Path | None, base_model: Path | str | None = None) -> TrainConfig:
+    """The settings a ``--config`` file gives (without one: the defaults for the family of ``base_model``, read
+    from its header: an SDXL base trains at 1024 px); a problem is one line."""
     if config_file is None:
-        return TrainConfig()
+        from curator.plan.modelfile import facts_for_plan
+
+        facts, _ = facts_for_plan(base_model or "")
+        return TrainConfig.for_family(facts.family if facts else "sd1")
     from curator.settings.config import read_config
 
     try:

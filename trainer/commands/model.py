@@ -17,7 +17,7 @@ PRECISION = click.Choice(["float", "fp16", "bf16"])
 
 @click.group()
 def model() -> None:
-    """Model files: info, convert, tiny (SD 1.x / 2.x; nothing is downloaded)."""
+    """Model files: info, convert, tiny (SD 1.x / 2.x / SDXL; nothing is downloaded)."""
 
 
 def _human(n: int) -> str:
@@ -29,16 +29,20 @@ def _print_info(info: dict[str, Any]) -> None:
     click.echo(f"{info['path']}")
     click.echo(f"  family        {info['family_name']} ({info['family']}), {info['format']}")
     click.echo(f"  precision     {info['precision']}")
-    for name in ("unet", "text_encoder", "vae", "ema", "other"):
+    for name in ("unet", "text_encoder", "text_encoder_2", "vae", "ema", "other"):
         if params.get(name):
-            click.echo(f"  {name:<14}{_human(params[name])} parameters")
+            click.echo(f"  {name + ' ':<14}{_human(params[name])} parameters")
     click.echo(f"  EMA           {'present' if info['ema'] else 'none'}")
     click.echo(f"  v-pred        {info['v_parameterization']}")
     trains = info["trains"]
-    click.echo(
-        f"  trains        UNet {_human(trains['unet'])} + text encoder {_human(trains['text_encoder'])}"
-        f" (until the stop step); VAE frozen"
-    )
+    if trains.get("text_encoder_2"):
+        te = (
+            f"text encoders {_human(trains['text_encoder'])} + {_human(trains['text_encoder_2'])} only with "
+            "train_text_encoder (off by default)"
+        )
+    else:
+        te = f"text encoder {_human(trains['text_encoder'])} (until the stop step)"
+    click.echo(f"  trains        UNet {_human(trains['unet'])} + {te}; VAE frozen")
     ours = {k: v for k, v in info.get("metadata", {}).items() if not k.startswith("dreamcurate.architecture")}
     for key in sorted(ours)[:20]:
         click.echo(f"  meta          {key} = {ours[key][:80]}")
@@ -80,7 +84,9 @@ def info(path: Path, as_json: bool) -> None:
     "--vae", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Bake in this VAE file."
 )
 @click.option(
-    "--v-parameterization", is_flag=True, help="The model predicts v (SD 2.x 768-v); recorded in the file."
+    "--v-parameterization",
+    is_flag=True,
+    help="The model predicts v (SD 2.x 768-v, NoobAI-style SDXL); recorded in the file.",
 )
 @click.option("--use-ema", is_flag=True, help="Write the EMA UNet weights (when the source has them).")
 @click.option(
@@ -132,7 +138,7 @@ def _check_inputs_outside(out: Path, src: Path, vae: Path | None) -> None:
 @model.command(short_help="Write the tiny random-weight model.")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
-    "--family", type=click.Choice(["sd1", "sd2"]), default="sd1", show_default=True, help="Topology."
+    "--family", type=click.Choice(["sd1", "sd2", "sdxl"]), default="sd1", show_default=True, help="Topology."
 )
 @click.option(
     "--diffusers", "as_diffusers", is_flag=True, help="Write a diffusers folder instead of a single file."

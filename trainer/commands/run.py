@@ -17,7 +17,7 @@ import click
 
 from curator.commands.options import context_options, dataset_options, policy_options
 from curator.review.curation import Policy
-from curator.settings.config import ConfigError, read_config
+from curator.settings.config import ConfigError, TrainConfig, read_config
 from curator.settings.options import PLAN_FIELDS, settings_from_options, training_options
 from trainer.commands.train import EXTRACT_HELP
 
@@ -88,7 +88,8 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
     from curator.review.curation import plan_curation
     from curator.scan.summary import print_summary
 
-    settings = settings_from_options(request.overrides)  # run has no config file: every value is an option
+    # run has no config file: every value is an option, over the defaults of the base model's family
+    settings = settings_from_options(request.overrides, TrainConfig.for_family(_base_family(request.base)))
     out = request.out
     if out.exists() and not request.force:  # say so now, not after the scan and the question
         raise click.ClickException(f"{out} already exists; use --force to replace it")
@@ -180,6 +181,14 @@ def run(dataset: Path, base: Path, out: Path, **kw: Any) -> None:
         extract_lora=kw["extract_lora"],
     )
     run_pipeline(request, Console(highlight=False))
+
+
+def _base_family(base: Path) -> str:
+    """The base model's family from its header ("sd1" when it cannot be read: the refusal comes later, in words)."""
+    from curator.plan.modelfile import facts_for_plan
+
+    facts, _ = facts_for_plan(base)
+    return facts.family if facts else "sd1"
 
 
 def _check_base(base: Path) -> None:

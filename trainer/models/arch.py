@@ -48,13 +48,15 @@ class Architecture:
         arch = Architecture.from_json(arch.to_json())
     """
 
-    family: str  # "sd1" | "sd2"
+    family: str  # "sd1" | "sd2" | "sdxl"
     unet: dict[str, Any] = field(default_factory=dict)  # UNet2DConditionModel config
     vae: dict[str, Any] = field(default_factory=dict)  # AutoencoderKL config
     text_encoder: dict[str, Any] = field(default_factory=dict)  # CLIPTextConfig kwargs
     ldm_text_layers: int = (
         0  # transformer blocks in the LDM file (SD 2: one more than the diffusers model uses)
     )
+    #: SDXL's second text encoder (CLIPTextModelWithProjection kwargs); empty for SD 1.x / 2.x
+    text_encoder_2: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Compact JSON (stored in the safetensors metadata of the files we write)."""

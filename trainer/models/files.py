@@ -2,13 +2,14 @@
 
 ``.safetensors`` is read with safetensors; ``.ckpt`` / ``.pt`` / ``.pth`` / ``.bin`` only through
 ``torch.load(weights_only=True)``: a file that needs pickle to load could run code on this machine, so it is refused.
-``check_base_model`` refuses what is not an SD 1.x / 2.x base model (a LoRA, an embedding, SDXL, a VAE alone, ...)
+``check_base_model`` refuses what is not an SD 1.x / 2.x / SDXL base model (a LoRA, an embedding, the SDXL refiner,
+a VAE alone, ...)
 with a message that says what the file is and what to do instead.
 
 Example::
 
     state, metadata = read_state_dict(Path("model.safetensors"))
-    family = check_base_model(state)          # "sd1" | "sd2", or ModelError
+    family = check_base_model(state)          # "sd1" | "sd2" | "sdxl", or ModelError
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from curator.plan.modelfile import EMA_PREFIX, ModelFileError, read_safetensors_header
 from trainer.models.arch import SD1_TEXT_PREFIX, SD2_TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
 from trainer.models.errors import ModelError
+from trainer.models.sdxl_io import check_sdxl, is_sdxl_keys
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 #: fewer EMA keys than this is bookkeeping (decay, num_updates), not EMA weights (diffusers uses the same bound)
@@ -170,13 +172,6 @@ def _refuse_adapters(name: str, keys: set[str]) -> None:
 
 
 def _refuse_other_families(name: str, state: dict[str, Any], keys: set[str]) -> None:
-    if any(k.startswith("conditioner.embedders.") for k in keys) or any(
-        k.startswith(UNET_PREFIX + "label_emb.") for k in keys
-    ):
-        raise ModelError(
-            f"{name}: this is an SDXL-type model (two text encoders / size conditioning); dreamcurate trains "
-            "Stable Diffusion 1.x and 2.x only"
-        )
     if UNET_PREFIX + "input_blocks.0.0.weight" in keys:
         return
     if any(k.startswith("encoder.") for k in keys) and any(k.startswith("decoder.") for k in keys):
@@ -196,13 +191,15 @@ def _refuse_other_families(name: str, state: dict[str, Any], keys: set[str]) -> 
 
 
 def check_base_model(state: dict[str, Any], name: str = "model", vae_given: bool = False) -> str:
-    """Refuse anything that is not an SD 1.x / 2.x base model; returns the family, "sd1" or "sd2".
+    """Refuse anything that is not an SD 1.x / 2.x / SDXL base model; returns the family, "sd1", "sd2" or "sdxl".
 
     ``vae_given``: a separate VAE file comes with it, so the checkpoint may lack its own."""
     keys = set(state)
     if not keys:
         raise ModelError(f"{name}: the file holds no tensors")
     _refuse_adapters(name, keys)
+    if is_sdxl_keys(keys):
+        return check_sdxl(state, name, vae_given)
     _refuse_other_families(name, state, keys)
     in_channels = state[UNET_PREFIX + "input_blocks.0.0.weight"].shape[1]
     if in_channels != 4:

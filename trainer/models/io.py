@@ -34,6 +34,7 @@ from trainer.models.arch import (
 )
 from trainer.models.errors import ModelError
 from trainer.models.files import check_base_model, ema_key, has_ema, read_state_dict
+from trainer.models.sdxl_arch import ZTSNR_MARKER
 
 if TYPE_CHECKING:
     import torch
@@ -44,12 +45,14 @@ MODELSPEC_ARCH = {
     "sd1": "stable-diffusion-v1",
     "sd2": "stable-diffusion-v2-512",
     "sd2-v": "stable-diffusion-v2-768-v",
+    "sdxl": "stable-diffusion-xl-v1-base",
+    "sdxl-v": "stable-diffusion-xl-v1-base",
 }
 
 
 @dataclass
 class SDModel:
-    """A loaded SD 1.x / 2.x model as diffusers / transformers modules.
+    """A loaded SD 1.x / 2.x / SDXL model as diffusers / transformers modules.
 
     Example::
 
@@ -63,7 +66,7 @@ class SDModel:
     text_encoder: Any  # transformers CLIPTextModel (SD 2.x: the OpenCLIP ViT-H text tower, 23 of 24 layers)
     tokenizer: Any  # transformers CLIPTokenizer (SD 2.x pads with "!")
     noise_scheduler: Any  # diffusers DDPMScheduler, SD's training schedule
-    family: str  # "sd1" | "sd2"
+    family: str  # "sd1" | "sd2" | "sdxl"
     v_parameterization: bool
     architecture: Architecture
     source: Path | None = None
@@ -72,6 +75,8 @@ class SDModel:
     ldm_extras: dict[str, Any] = field(default_factory=dict)
     ema_in_source: bool = False  # the source file had EMA UNet weights
     ema_used: bool = False  # ... and they were loaded instead of the non-EMA ones
+    text_encoder_2: Any = None  # SDXL: transformers CLIPTextModelWithProjection (OpenCLIP bigG)
+    tokenizer_2: Any = None  # SDXL: the second CLIPTokenizer (pads with "!", as OpenCLIP)
 
     @property
     def configs(self) -> dict[str, dict[str, Any]]:
@@ -80,8 +85,9 @@ class SDModel:
         return {"unet": dict(arch.unet), "vae": dict(arch.vae), "text_encoder": dict(arch.text_encoder)}
 
 
-def make_noise_scheduler(v_parameterization: bool) -> Any:
-    """SD's training noise schedule (scaled_linear 0.00085..0.012, 1000 steps), epsilon or v prediction."""
+def make_noise_scheduler(v_parameterization: bool, zero_terminal_snr: bool = False) -> Any:
+    """SD's training noise schedule (scaled_linear 0.00085..0.012, 1000 steps; SDXL's too), epsilon or v prediction;
+    ``zero_terminal_snr``: betas rescaled so the last step is pure noise (Lin et al. 2023, NoobAI-style v-pred)."""
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(
@@ -92,6 +98,7 @@ def make_noise_scheduler(v_parameterization: bool) -> Any:
         clip_sample=False,
         steps_offset=1,
         prediction_type="v_prediction" if v_parameterization else "epsilon",
+        rescale_betas_zero_snr=zero_terminal_snr,
     )
 
 
@@ -180,14 +187,20 @@ def _use_ema(state: dict[str, Any]) -> dict[str, Any]:
     return swapped
 
 
+def _recorded_architecture(metadata: dict[str, str], name: str) -> Architecture | None:
+    """The architecture a file we wrote records (the tiny models need it: head counts are not in the weights)."""
+    if ARCH_METADATA_KEY not in metadata:
+        return None
+    try:
+        return Architecture.from_json(metadata[ARCH_METADATA_KEY])
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"{name}: unreadable {ARCH_METADATA_KEY} metadata ({exc})") from exc
+
+
 def _architecture(state: dict[str, Any], metadata: dict[str, str], family: str, name: str) -> Architecture:
-    if ARCH_METADATA_KEY in metadata:  # files we wrote describe themselves (the tiny model needs it: heads)
-        try:
-            arch = Architecture.from_json(metadata[ARCH_METADATA_KEY])
-        except (ValueError, TypeError) as exc:
-            raise ModelError(f"{name}: unreadable {ARCH_METADATA_KEY} metadata ({exc})") from exc
-        if arch.family == family:
-            return arch
+    arch = _recorded_architecture(metadata, name)
+    if arch is not None and arch.family == family:
+        return arch
     try:
         return infer_architecture(
             {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}, family
@@ -205,6 +218,11 @@ def _load_single_file(path: Path, use_ema: bool, dtype: torch.dtype, vae_given: 
         raw, path.name, vae_given
     )  # on the raw dict: an embedding's markers are not tensors
     state = {k: v for k, v in raw.items() if hasattr(v, "shape")}
+    if family == "sdxl":
+        from trainer.models.sdxl_io import load_sdxl_parts
+
+        recorded = _recorded_architecture(metadata, path.name)
+        return load_sdxl_parts(state, metadata, path.name, use_ema, dtype, recorded)
     arch = _architecture(state, metadata, family, path.name)
     ema_present = has_ema(state)
     if use_ema and not ema_present:
@@ -223,7 +241,7 @@ def _load_single_file(path: Path, use_ema: bool, dtype: torch.dtype, vae_given: 
     produced = set(_model_ldm_keys(unet, vae, text, arch))
     extras = {k: v for k, v in state.items() if k not in produced and not k.startswith("model_ema.")}
     v_meta = metadata.get("dreamcurate.v_parameterization") == "true"
-    return unet, vae, text, arch, extras, ema_present, v_meta
+    return unet, vae, text, arch, extras, ema_present, v_meta, None
 
 
 def _plain_config(config: Any) -> dict[str, Any]:
@@ -236,6 +254,10 @@ def _load_diffusers_folder(folder: Path, dtype: torch.dtype) -> tuple[Any, ...]:
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
+    from trainer.models.sdxl_io import is_sdxl_folder, load_sdxl_folder
+
+    if is_sdxl_folder(folder):
+        return load_sdxl_folder(folder, dtype)
     if (
         not (folder / "unet").is_dir()
         or not (folder / "text_encoder").is_dir()
@@ -263,7 +285,7 @@ def _load_diffusers_folder(folder: Path, dtype: torch.dtype) -> tuple[Any, ...]:
     scheduler_cfg = folder / "scheduler" / "scheduler_config.json"
     if scheduler_cfg.is_file():
         v_pred = json.loads(scheduler_cfg.read_text()).get("prediction_type") == "v_prediction"
-    return unet.eval(), vae.eval(), text.eval(), arch, {}, False, v_pred
+    return unet.eval(), vae.eval(), text.eval(), arch, {}, False, v_pred, None
 
 
 def _text_keys() -> tuple[str, ...]:
@@ -333,14 +355,16 @@ def load_model(
         parts = _load_diffusers_folder(path, dtype)
     else:
         parts = _load_single_file(path, use_ema, dtype, vae is not None)
-    unet, vae_module, text, arch, extras, ema_present, v_recorded = parts
+    unet, vae_module, text, arch, extras, ema_present, v_recorded, text2 = parts
     v_pred = bool(v_parameterization or v_recorded)
+    # ComfyUI's "ztsnr" marker tensor (a key the modules do not hold, so it sits in the extras)
+    zero_snr = arch.family == "sdxl" and ZTSNR_MARKER in extras
     model = SDModel(
         unet=unet,
         vae=vae_module,
         text_encoder=text,
         tokenizer=load_clip_tokenizer(arch.family),
-        noise_scheduler=make_noise_scheduler(v_pred),
+        noise_scheduler=make_noise_scheduler(v_pred, zero_snr),
         family=arch.family,
         v_parameterization=v_pred,
         architecture=arch,
@@ -348,13 +372,19 @@ def load_model(
         ldm_extras=extras,
         ema_in_source=ema_present,
         ema_used=use_ema,
+        text_encoder_2=text2,
+        tokenizer_2=load_clip_tokenizer("sd2") if text2 is not None else None,
     )
     if vae is not None:
         load_vae_into(model, Path(vae))
     return model
 
 
-def _model_ldm_keys(unet: Any, vae: Any, text: Any, arch: Architecture) -> dict[str, Any]:
+def _model_ldm_keys(unet: Any, vae: Any, text: Any, arch: Architecture, text2: Any = None) -> dict[str, Any]:
+    if arch.family == "sdxl":
+        from trainer.models.sdxl_io import sdxl_module_keys
+
+        return sdxl_module_keys(unet, vae, text, text2)
     out = ldm_keys.unet_to_ldm(unet.state_dict(), unet.config)
     out.update(ldm_keys.vae_to_ldm(vae.state_dict(), vae.config))
     text_sd = text.state_dict()
@@ -369,6 +399,11 @@ def _standard_fillers(model: SDModel, state: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     arch, fill = model.architecture, {}
+    if arch.family == "sdxl":
+        from trainer.models.sdxl_io import sdxl_fillers
+
+        zero_snr = bool(model.noise_scheduler.config.get("rescale_betas_zero_snr", False))
+        return sdxl_fillers(arch, model.v_parameterization, zero_snr)
     if arch.family == "sd1":
         positions = arch.text_encoder["max_position_embeddings"]
         fill[SD1_TEXT_PREFIX + "embeddings.position_ids"] = torch.arange(positions).unsqueeze(0)
@@ -386,7 +421,9 @@ def _standard_fillers(model: SDModel, state: dict[str, Any]) -> dict[str, Any]:
 def ldm_state_dict(model: SDModel, precision: str = "float") -> dict[str, Any]:
     """The model as one LDM state dict (what ``save_single_file`` writes), cast to ``precision``."""
     dtype = _torch_dtype(precision)
-    state = _model_ldm_keys(model.unet, model.vae, model.text_encoder, model.architecture)
+    state = _model_ldm_keys(
+        model.unet, model.vae, model.text_encoder, model.architecture, model.text_encoder_2
+    )
     for key, value in {**_standard_fillers(model, state), **model.ldm_extras}.items():
         state.setdefault(key, value)
     return {
@@ -396,13 +433,21 @@ def ldm_state_dict(model: SDModel, precision: str = "float") -> dict[str, Any]:
 
 
 def _metadata(model: SDModel, precision: str, extra: dict[str, str] | None) -> dict[str, str]:
-    spec = "sd2-v" if model.family == "sd2" and model.v_parameterization else model.family
+    spec = (
+        f"{model.family}-v" if model.family in ("sd2", "sdxl") and model.v_parameterization else model.family
+    )
     meta = dict(extra or {})
     bad = [k for k, v in meta.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise ModelError(f"metadata must map strings to strings (bad keys: {bad[:3]})")
     meta.setdefault("modelspec.sai_model_spec", "1.0.0")
     meta.setdefault("modelspec.architecture", MODELSPEC_ARCH[spec])
+    if model.family == "sdxl":
+        from trainer.models.sdxl_io import KOHYA_BASE_VERSION
+
+        meta["ss_base_model_version"] = KOHYA_BASE_VERSION  # what Kohya's tools read to pick SDXL
+        if model.v_parameterization:
+            meta.setdefault("modelspec.prediction_type", "v")
     meta.update(
         {
             ARCH_METADATA_KEY: model.architecture.to_json(),
@@ -491,6 +536,11 @@ def save_single_file(
 def _model_index(model: SDModel) -> dict[str, Any]:
     import diffusers
 
+    if model.family == "sdxl":
+        from trainer.models.sdxl_io import sdxl_model_index
+
+        return sdxl_model_index()
+
     return {
         "_class_name": "StableDiffusionPipeline",
         "_diffusers_version": diffusers.__version__,
@@ -555,6 +605,9 @@ def save_diffusers(
             model.text_encoder, tmp / "text_encoder", "model.safetensors", dtype, legacy_text=True
         )
         model.tokenizer.save_pretrained(tmp / "tokenizer")
+        if model.text_encoder_2 is not None:
+            _write_component(model.text_encoder_2, tmp / "text_encoder_2", "model.safetensors", dtype)
+            model.tokenizer_2.save_pretrained(tmp / "tokenizer_2")
         model.noise_scheduler.save_config(tmp / "scheduler")
         (tmp / MODEL_INDEX).write_text(json.dumps(_model_index(model), indent=2))
         _swap_in_folder(tmp, folder)

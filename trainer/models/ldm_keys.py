@@ -64,6 +64,9 @@ def unet_table(config: Any) -> Table:
         "mid_block.resnets.0.": ("middle_block.0.", UNET_RESNET),
         "mid_block.attentions.0.": ("middle_block.1.", {}),
         "mid_block.resnets.1.": ("middle_block.2.", UNET_RESNET),
+        # SDXL's added (pooled text + size) embedding; absent from SD 1.x / 2.x state dicts, so unused there
+        "add_embedding.linear_1.": ("label_emb.0.0.", {}),
+        "add_embedding.linear_2.": ("label_emb.0.2.", {}),
     }
     for level in range(levels):
         for layer in range(per):

@@ -1,4 +1,5 @@
-"""A tiny Stable Diffusion model with SD 1.x's topology and random weights, for the demo and the tests.
+"""A tiny Stable Diffusion model with SD 1.x's topology and random weights, for the demo and the tests (SD 2.x and
+SDXL variants too: ``tiny_configs("sdxl")`` has SDXL's topology, both text encoders, narrow widths).
 
 Same layout as SD 1.x (UNet: four levels, three cross-attention down blocks and one plain, two layers per block;
 VAE: four levels, two layers per block; CLIP text encoder with the real 49408-token vocabulary and 77 positions), only
@@ -40,7 +41,11 @@ def tiny_configs(family: str = "sd1") -> Architecture:
             text_encoder=_text(32, 2, 2, 64, "gelu", 32),
             ldm_text_layers=3,
         )
-    raise ValueError(f"unknown family {family!r} (sd1 or sd2)")
+    if family == "sdxl":
+        from trainer.models.sdxl_arch import tiny_sdxl_architecture
+
+        return tiny_sdxl_architecture()
+    raise ValueError(f"unknown family {family!r} (sd1, sd2 or sdxl)")
 
 
 def build_random_model(
@@ -50,7 +55,7 @@ def build_random_model(
     (writing the file needs none, and loading it takes a second)."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from trainer.models.io import SDModel, make_noise_scheduler
     from trainer.models.tokenizer import load_clip_tokenizer
@@ -59,8 +64,12 @@ def build_random_model(
     unet: Any = UNet2DConditionModel(**arch.unet)
     vae: Any = AutoencoderKL(**arch.vae)
     text = CLIPTextModel(CLIPTextConfig(**arch.text_encoder))
-    for module in (unet, vae, text):
-        module.eval()
+    text2 = (
+        CLIPTextModelWithProjection(CLIPTextConfig(**arch.text_encoder_2)) if arch.text_encoder_2 else None
+    )
+    for module in (unet, vae, text, text2):
+        if module is not None:
+            module.eval()
     return SDModel(
         unet=unet,
         vae=vae,
@@ -70,6 +79,8 @@ def build_random_model(
         family=arch.family,
         v_parameterization=v_parameterization,
         architecture=arch,
+        text_encoder_2=text2,
+        tokenizer_2=load_clip_tokenizer("sd2") if text2 is not None else None,
     )
 
 

@@ -344,3 +344,30 @@ async def _remembered(tmp_path: Path) -> None:
         assert again.state.settings.max_train_epochs == 40
         assert again.query_one("#train-base").value == "/models/base.safetensors"  # type: ignore[attr-defined]
         assert again.query_one("#train-out").value == str(tmp_path / "out")  # type: ignore[attr-defined]
+
+
+def test_the_train_tab_draws_the_validation_loss_curve(tmp_path: Path) -> None:
+    _run(_validation_curve(tmp_path))
+
+
+async def _validation_curve(tmp_path: Path) -> None:
+    from textual.widgets import Label, Sparkline
+
+    app = make_app(make_dataset(tmp_path / "ds"))
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        panel = app.query_one(TrainPanel)
+        panel.apply_events(
+            [
+                {"event": "validation", "step": 0, "loss": 0.25},
+                {"event": "step", "step": 1, "loss": 0.9},
+                {"event": "validation", "step": 4, "loss": 0.2},
+            ]
+        )
+        assert panel.query_one("#train-val-loss", Sparkline).data == [0.25, 0.2]
+        assert panel.query_one("#train-loss", Sparkline).data == [
+            0.9
+        ]  # validation does not mix into training
+        assert "validation loss 0.2000" in str(panel.query_one("#train-val-label", Label).render())
+        panel.exported("exported")
+        assert panel.query_one("#train-val-loss", Sparkline).data == []

@@ -74,6 +74,7 @@ class TrainState:
     step: int = 0
     total: int = 0
     losses: list[float] = field(default_factory=list)
+    validation: list[float] = field(default_factory=list)  # validation losses, one per validation event
     last_sample: Path | None = None
     status: str = "idle"
     error: str | None = None  # the message of the trainer's error event, when it sent one

@@ -69,6 +69,11 @@ class TrainPanel(Vertical):
                 yield ProgressBar(id="train-bar", total=1, show_eta=False)  # a still bar until a run starts
                 yield Label("loss")
                 yield Sparkline([], id="train-loss")
+                yield Label(
+                    "validation loss (fixed timesteps and noise: comparable across runs)",
+                    id="train-val-label",
+                )
+                yield Sparkline([], id="train-val-loss")
                 yield Log(id="train-log", max_lines=500)
             yield make_image_widget(id="train-sample")
 
@@ -88,6 +93,7 @@ class TrainPanel(Vertical):
         self.state = TrainState(status="exported: ready to train" if trainable else "exported")
         self.query_one("#train-bar", ProgressBar).update(total=1, progress=0)
         self.query_one("#train-loss", Sparkline).data = []
+        self.query_one("#train-val-loss", Sparkline).data = []
         self.query_one("#train-status", Static).update(self.state.status)
         self.query_one("#train-start", Button).disabled = not trainable
 
@@ -114,6 +120,11 @@ class TrainPanel(Vertical):
         bar = self.query_one("#train-bar", ProgressBar)
         bar.update(total=self.state.total or None, progress=self.state.step)
         self.query_one("#train-loss", Sparkline).data = list(self.state.losses)
+        self.query_one("#train-val-loss", Sparkline).data = list(self.state.validation)
+        if self.state.validation:
+            self.query_one("#train-val-label", Label).update(
+                f"validation loss {self.state.validation[-1]:.4f} (fixed noise: comparable across runs)"
+            )
         last = events[-1] if events else {}
         if last.get("event") == "step":
             self.query_one("#train-status", Static).update(self._step_status(last))
@@ -131,6 +142,8 @@ class TrainPanel(Vertical):
             self.state.step = int(event["step"])
         if kind == "step" and isinstance(event.get("loss"), int | float):  # epoch means would double-count
             self.state.losses = (self.state.losses + [float(event["loss"])])[-SPARK_POINTS:]
+        if kind == "validation" and isinstance(event.get("loss"), int | float):
+            self.state.validation = (self.state.validation + [float(event["loss"])])[-SPARK_POINTS:]
         if kind == "sample" and event.get("path"):
             self.state.last_sample = Path(str(event["path"]))
         if kind != "step":

@@ -232,3 +232,24 @@ def test_17_a_failure_before_any_caption_changed_does_not_send_the_user_to_undo(
     assert_one_line_error(result, "no caption was changed")
     assert "--undo" not in result.output and _captions(data) == before
     assert not list((data / ".dreamcurate" / "journal").glob("*.json"))
+
+
+def test_11_an_image_linked_out_of_the_dataset_is_a_finding_never_read(tmp_path: Path) -> None:
+    """The attack: a dataset (an archive from someone else) holds an image that is a link to a file of the user's.
+    It must not be decoded, shown, trained or exported: a finding says so."""
+    from tests._report_fixtures import make_image
+
+    data, user = dataset(tmp_path / "data"), home(tmp_path / "home")
+    make_image(user / "private.png", 7, (64, 64))
+    (data / "3_cat" / "9.png").symlink_to(user / "private.png")
+    before = digest(user)
+    scan = invoke(["scan", data, "--json", tmp_path / "r.json", "--html", tmp_path / "r.html"])
+    assert scan.exit_code == 0, scan.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "3_cat/9.png" not in {item["path"] for item in report["items"]}
+    assert any(f["code"] == "image_symlink_outside" for f in report["findings"])
+    out = tmp_path / "out"
+    assert invoke(["export", data, out, "--resolution", "64", "--bucket-min", "64"]).exit_code == 0
+    assert not (out / "img" / "3_cat" / "9.png").exists()
+    assert "9.png" not in (out / "plan.json").read_text()
+    assert digest(user) == before

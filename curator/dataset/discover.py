@@ -146,7 +146,9 @@ def discover(root: Path, reg_root: Path | None = None, caption_extension: str | 
     if layout == "plain" and concepts and concepts[0].items:
         findings.append(_plain_layout_finding(concepts[0]))
     roots = [root, *([Path(reg_root)] if reg_root is not None else [])]
+    linked_out = _drop_linked_out_images(concepts, roots)
     extension, ext_findings = _assign_captions(concepts, caption_extension, roots)
+    ext_findings = linked_out + ext_findings
     findings += ext_findings
     if not any(c.items for c in concepts if not c.is_reg):
         findings.append(
@@ -460,6 +462,29 @@ def _leaves(path: Path, roots: list[Path]) -> bool:
         return False
     target = path.resolve()
     return not any(target.is_relative_to(r.resolve()) for r in roots)
+
+
+def _drop_linked_out_images(concepts: list[Concept], roots: list[Path]) -> list[Finding]:
+    """Images that are links leading out of the dataset are findings, never items: nothing reads, trains or exports
+    a file of the user's that only a link put in the folder (a dataset shared as an archive may carry any link)."""
+    findings = []
+    for concept in concepts:
+        kept = []
+        for item in concept.items:
+            if _leaves(item.path, roots):
+                findings.append(
+                    Finding(
+                        "image_symlink_outside",
+                        Severity.WARNING,
+                        "Image is a link to a file outside the dataset; not read, not trained, not exported",
+                        {},
+                        item.rel,
+                    )
+                )
+            else:
+                kept.append(item)
+        concept.items[:] = kept
+    return findings
 
 
 def _assign_captions(

@@ -33,6 +33,7 @@ MEANINGS: dict[str, str] = {
     "folder_no_repeats": "folder without a <repeats>_ prefix; Kohya skips it",
     "hidden_file": "hidden file in the dataset",
     "symlink_loop": "symlink not followed (loop or broken)",
+    "image_symlink_outside": "image is a link leaving the dataset; never read, trained or exported",
     "no_images": "no images found",
     "kohya_skips_extension": "Kohya's file listing skips this extension (gif, tiff, mixed case)",
     "plain_folder": "not a Kohya layout; one concept, 1 repeat assumed",

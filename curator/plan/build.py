@@ -19,6 +19,7 @@ from curator.plan.steps import (
     effective_repeats,
     schedule,
     seed_formula_stop_step,
+    te_stop_setting,
 )
 from curator.settings.config import TrainConfig
 
@@ -66,8 +67,6 @@ class PlanOptions:
     def trains_text_encoder(self) -> bool:
         """False when the settings never train the text encoder (stop_text_encoder_training 0 or -1, or
         learning_rate_te 0, as in sd-scripts; SDXL: unless train_text_encoder, as Kohya's sdxl_train.py)."""
-        from curator.plan.steps import te_stop_setting
-
         family = self.base_model.family if self.base_model else ("sdxl" if self.model == "sdxl" else "sd1")
         if family == "sdxl" and not self.settings.train_text_encoder:
             return False
@@ -75,7 +74,8 @@ class PlanOptions:
 
     def kind_of(self, concept: str) -> str:
         """The kind (style / subject) the size advice uses for ``concept``."""
-        return concept_kinds(self.kind).get(concept, concept_kinds(self.kind).get("", "style"))
+        kinds = concept_kinds(self.kind)
+        return kinds.get(concept, kinds.get("", "style"))
 
     def to_json(self) -> dict[str, Any]:
         """The settings (every TrainConfig field) and the context, as plain data."""

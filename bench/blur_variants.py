@@ -34,16 +34,14 @@ from PIL import Image, ImageDraw, ImageFilter
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchdata import DEFAULT_DATA  # noqa: E402
+
 from curator.checks.base import CheckContext  # noqa: E402
 from curator.checks.blur import BlurCheck  # noqa: E402
 from curator.dataset.discover import Concept, Dataset, Item  # noqa: E402
 from curator.scan.results import ScanSettings  # noqa: E402
 from curator.scan.run import scan  # noqa: E402
 
-_CANDIDATES = [REPO / ".." / "shared" / "bench_dev", REPO / ".." / ".." / "shared" / "bench_dev"]
-DEFAULT_DATA = Path(
-    os.environ.get("DREAMCURATE_BENCH_DEV") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
-)
 SIDE = 1024
 KINDS = ("sharp", "bokeh", "motion", "defocus")
 NEGATIVES = ("sharp", "bokeh")

@@ -26,12 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-#: ``../shared/bench_dev`` beside the repository; one level further up from a git worktree folder.
-_CANDIDATES = [REPO / ".." / "shared" / "bench_dev", REPO / ".." / ".." / "shared" / "bench_dev"]
-DEFAULT_DATA = Path(
-    os.environ.get("DREAMCURATE_BENCH_DEV") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
-)
-
+from benchdata import DEFAULT_DATA, link_or_copy  # noqa: E402
 
 #: Labels left out of the comparison: cleanvision raises on a truncated file (its loader only guards the open),
 #: and would decode the 144- and 400-megapixel bombs that we refuse from the header.
@@ -47,10 +42,10 @@ def manifest_files(data: Path) -> tuple[list[Path], int]:
 
 
 def link_folder(files: list[Path], target: Path) -> Path:
-    """A plain folder of symlinks to ``files``, so both tools read exactly the same files."""
+    """A plain folder of hard links to ``files`` (copies across file systems), so both tools read the same bytes."""
     target.mkdir(parents=True)
     for path in files:
-        (target / path.name).symlink_to(path.resolve())
+        link_or_copy(path, target / path.name)
     return target
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import os
 import resource
 import sys
 import tempfile
@@ -28,15 +27,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchdata import DEFAULT_DATA  # noqa: E402
+
 from curator.dataset.discover import Concept, Dataset, Item  # noqa: E402
 from curator.report.html import write_html  # noqa: E402
 from curator.scan.results import ScanResult, ScanSettings  # noqa: E402
 from curator.scan.run import scan  # noqa: E402
-
-_CANDIDATES = [REPO / ".." / "shared" / "bench_dev", REPO / ".." / ".." / "shared" / "bench_dev"]
-DEFAULT_DATA = Path(
-    os.environ.get("DREAMCURATE_BENCH_DEV") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
-)
 
 
 def sources(data: Path) -> list[Path]:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_DATA = Path(os.environ.get("DREAMCURATE_BENCH_DEV", REPO / ".." / "shared" / "bench_dev"))
+from benchdata import DEFAULT_DATA, link_or_copy  # noqa: E402
+
 WARMUP = 4
 BATCH = 2
 LR = 1e-5
@@ -40,8 +41,8 @@ def build_inputs(data: Path, count: int, work: Path) -> tuple[Path, Path, Path]:
     folder = work / "data" / "1_sks"
     folder.mkdir(parents=True)
     for index, row in enumerate(rows):
-        source = (data / row["path"]).resolve()
-        (folder / f"img{index:02d}{source.suffix}").symlink_to(source)
+        source = data / row["path"]
+        link_or_copy(source, folder / f"img{index:02d}{source.suffix}")
         (folder / f"img{index:02d}.txt").write_text(f"sks, photo {index}, outdoors")
     return (
         write_tiny_model(work / "tiny.safetensors"),

@@ -171,3 +171,56 @@ def test_blur_tile_gather_equals_plain_crops() -> None:
     assert len(tiles) == len(boxes) > 3
     for (x, y), tile in zip(boxes, tiles, strict=True):
         assert np.array_equal(tile, gray[y - m : y - m + side, x - m : x - m + side])
+
+
+def test_gray_level_fast_paths_equal_the_float_definitions() -> None:
+    """The loader hands the checks uint8 gray levels (native crop, detail level, edge bars); each measure on bytes
+    equals the same measure on the float32 copy of them."""
+    from curator.checks import blur
+    from curator.checks.jpeg import blockiness
+    from curator.checks.screenshot import chrome_bands
+
+    levels = np.clip(_ui_image(5), 0, 255).astype(np.uint8)
+    as_float = levels.astype(np.float32)
+    assert text_fraction(levels) == text_fraction(as_float) > 0
+    assert exact_flat_fraction(levels) == exact_flat_fraction(as_float)
+    assert np.array_equal(tile_range(levels, 16), tile_range(as_float, 16))
+    assert blockiness(levels) == blockiness(as_float)
+    tiles_u8 = blur.sample_tiles(levels, max_tiles=20)
+    tiles_f = blur.sample_tiles(as_float, max_tiles=20)
+    assert tiles_u8.dtype == np.uint8 and np.array_equal(tiles_u8, tiles_f)
+    assert blur.orientation_sharpness(tiles_u8) == blur.orientation_sharpness(tiles_f)
+    window = Image.fromarray(np.clip(rng_photo(260, 300), 0, 255).astype(np.uint8))
+    ImageDraw.Draw(window).rectangle((0, 0, 299, 30), fill=235)
+    ImageDraw.Draw(window).text((6, 10), "File  Edit  View  Image  Help", fill=20)
+    bands = chrome_bands(window)
+    assert bands["top"] > 0 and bands == chrome_bands(np.asarray(window, np.float32))
+
+
+def rng_photo(h: int, w: int) -> np.ndarray:
+    """Smooth random content with texture, no flat rows."""
+    rng = np.random.default_rng(h * w)
+    small = Image.fromarray((rng.random((h // 10 + 2, w // 10 + 2)) * 255).astype(np.float32), "F")
+    smooth = np.asarray(small.resize((w, h), Image.Resampling.BICUBIC), np.float32)
+    return smooth + rng.normal(0, 6, (h, w)).astype(np.float32)
+
+
+def test_edge_band_walked_in_blocks_equals_the_whole_region() -> None:
+    """The bar search judges the edge rows a block at a time; the bar it finds is the one a walk over every row finds."""
+    from curator.checks import screenshot
+
+    rng = np.random.default_rng(3)
+    for bar_rows in (0, 5, 12, 23, 24, 25, 47, 60, 150):
+        region = rng.integers(0, 256, (200, 120)).astype(np.float32)
+        region[:bar_rows] = 90.0
+        region[:bar_rows, ::7] = 10.0  # text-like ink in the bar
+        found = screenshot._edge_band(region)
+        med = np.median(region, axis=1, keepdims=True)
+        flat_rows = ((np.abs(region - med) <= 2).mean(axis=1) >= 0.5).tolist()
+        end = 0
+        for i, flat in enumerate(flat_rows):
+            if not flat:
+                break
+            end = i + 1
+        expected = end if end >= 12 else 0
+        assert (0 if found is None else found.shape[0]) == expected, bar_rows

@@ -67,7 +67,7 @@ def _tile_boxes(gray: np.ndarray, tile: int, max_tiles: int, min_contrast: float
     """Top-left corners (x, y) in ``gray`` of its ``max_tiles`` highest-contrast ``tile`` tiles (a margin of
     ``tile * _MARGIN / TILE`` kept free around each), highest first."""
     m = int(np.ceil(tile * _MARGIN / TILE))
-    core = np.asarray(gray, dtype=np.float32)[m : gray.shape[0] - m, m : gray.shape[1] - m]
+    core = gray[m : gray.shape[0] - m, m : gray.shape[1] - m]
     if min(core.shape) < tile:
         return []
     spread = tile_range(core, tile).reshape(-1)
@@ -79,8 +79,13 @@ def _tile_boxes(gray: np.ndarray, tile: int, max_tiles: int, min_contrast: float
 
 def sample_tiles(gray: np.ndarray, max_tiles: int = 64, min_contrast: float = 40.0) -> np.ndarray:
     """The ``max_tiles`` highest-contrast ``TILE`` tiles of ``gray`` (at the detail level) with a margin of context
-    around each, as a float32 stack (K, TILE + 2 * margin, same): a bounded sample where the edges are."""
-    g = np.asarray(gray, dtype=np.float32)
+    around each, as a stack (K, TILE + 2 * margin, same): a bounded sample where the edges are.
+
+    uint8 gray levels (the detail level of a view) stay bytes, ranked and returned as such; anything else is
+    float32."""
+    g = np.asarray(gray)
+    if g.dtype != np.uint8:
+        g = g.astype(np.float32, copy=False)
     side = TILE + 2 * _MARGIN
     boxes = _tile_boxes(g, TILE, max_tiles, min_contrast)
     if not boxes:
@@ -93,9 +98,9 @@ def sample_tiles(gray: np.ndarray, max_tiles: int = 64, min_contrast: float = 40
 
 
 def detail_gray(view: Any) -> np.ndarray:
-    """The view's gray at the detail level (long side <= DETAIL_SIZE, never upscaled), from the decoded image's gray
-    (``view.source_luma()``, shared with the screenshot check; one resize of a third of the data); ``view.gray`` for
-    views made by hand."""
+    """The view's gray at the detail level (long side <= DETAIL_SIZE, never upscaled) as uint8 gray levels, from the
+    decoded image's gray (``view.source_luma()``, shared with the screenshot check; one resize of a third of the
+    data); ``view.gray`` (float32) for views made by hand."""
     gray = view.source_luma() if hasattr(view, "source_luma") else None
     if gray is None:
         return np.asarray(view.gray, dtype=np.float32)
@@ -104,7 +109,7 @@ def detail_gray(view: Any) -> np.ndarray:
         scale = DETAIL_SIZE / max(width, height)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         gray = gray.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
-    return np.asarray(gray, dtype=np.float32)
+    return np.asarray(gray, dtype=np.uint8)
 
 
 def orientation_sharpness(
@@ -125,25 +130,33 @@ def orientation_sharpness(
     """
     if tiles.shape[0] == 0:
         return [None] * N_BINS
-    t = tiles
+    t = np.asarray(tiles, dtype=np.float32)
     gx = (t[:, 1:-1, 2:] - t[:, 1:-1, :-2]) * 0.5
     gy = (t[:, :-2, 1:-1] - t[:, 2:, 1:-1]) * 0.5  # rows grow downwards: up is positive
-    inner = t[:, 1:-1, 1:-1]
-    spread = _window_extreme(inner, window, np.maximum) - _window_extreme(inner, window, np.minimum)
+    # the window extremes in the tiles' own type (gray levels: a quarter of the bytes), exact either way
+    inner = tiles[:, 1:-1, 1:-1] if tiles.dtype == np.uint8 else t[:, 1:-1, 1:-1]
+    spread = _window_extreme(inner, window, np.maximum).astype(np.float32) - _window_extreme(
+        inner, window, np.minimum
+    ).astype(np.float32)
     c = window // 2
     gx, gy = gx[:, c:-c, c:-c], gy[:, c:-c, c:-c]
     spread = spread[:, : gx.shape[1], : gx.shape[2]]
     edges = spread >= min_contrast
     gx, gy, spread = gx[edges], gy[edges], spread[edges]
     # 2 x the central difference: a one-pixel step gives 1 on both of its pixels
-    ratio = np.minimum(2.0 * np.hypot(gx, gy) / spread, 1.0)
+    ratio = np.minimum(2.0 * np.sqrt(gx * gx + gy * gy) / spread, 1.0)
     keep = ratio >= min_ratio
     ratio, gx, gy = ratio[keep], gx[keep], gy[keep]
     angle = np.arctan2(gy, gx) % np.pi
-    bins = np.floor(angle / (np.pi / N_BINS) + 0.5).astype(np.int64) % N_BINS
+    # round to the nearest bin (truncation is the floor here: the angle is not negative); bytes, so the grouping
+    # below is a radix sort
+    bins = (angle / np.float32(np.pi / N_BINS) + np.float32(0.5)).astype(np.uint8) % N_BINS
+    # grouped by bin once (a stable sort), then each bin's run is one slice
+    ratio = ratio[np.argsort(bins, kind="stable")]
+    ends = np.cumsum(np.bincount(bins, minlength=N_BINS)).tolist()
     out: list[float | None] = []
     for k in range(N_BINS):
-        values = ratio[bins == k]
+        values = ratio[(ends[k - 1] if k else 0) : ends[k]]
         out.append(float(np.percentile(values, percentile)) if values.size >= min_pixels else None)
     return out
 

@@ -125,8 +125,10 @@ def _text_tiles(g: np.ndarray, tile: int, index: np.ndarray, spread: np.ndarray)
     tiles = tile_view(g, tile)
     t = tiles[index // tiles.shape[1], index % tiles.shape[1]]  # copies the candidate tiles only
     flat = t.reshape(len(t), -1)
-    levels = flat.astype(np.uint8)
-    if np.array_equal(levels, flat):
+    levels = flat if flat.dtype == np.uint8 else flat.astype(np.uint8)
+    if flat.dtype == np.uint8:
+        t = t.astype(np.float32)
+    if levels is flat or np.array_equal(levels, flat):
         # Whole grey levels (always, for a view's native_gray): the median is the middle pair of a uint8 partition,
         # several times faster than np.median on floats and exactly equal.
         n = flat.shape[1]
@@ -154,7 +156,9 @@ def text_fraction(gray: np.ndarray | None, tile: int = 16, min_run: int = 3) -> 
     """
     if gray is None or min(gray.shape) < tile * min_run:
         return 0.0
-    g = np.asarray(gray, dtype=np.float32)
+    g = np.asarray(gray)
+    if g.dtype != np.uint8:  # gray levels stay bytes (a view's native_gray); anything else is float32
+        g = g.astype(np.float32, copy=False)
     spread_grid = tile_range(g, tile)
     n_rows, n_cols = spread_grid.shape
     texty = np.zeros(n_rows * n_cols, dtype=bool)
@@ -179,6 +183,10 @@ def exact_flat_fraction(gray: np.ndarray | None, tile: int = 8) -> float:
     return float((tile_range(gray, tile) <= 0.5).mean())
 
 
+#: Rows of an edge region judged per step by :func:`_edge_band`.
+_ROWS_PER_STEP = 24
+
+
 def _edge_band(region: np.ndarray, min_rows: int = 12, gap: int = 8) -> np.ndarray | None:
     """The bar at the start of ``region`` (rows from the image edge inwards), or None.
 
@@ -187,18 +195,26 @@ def _edge_band(region: np.ndarray, min_rows: int = 12, gap: int = 8) -> np.ndarr
     region is not a bar), with its background present across the width (in at least 6 of 8 column segments: a
     picture's white margin around a figure is not a bar).
     """
-    med = np.median(region, axis=1, keepdims=True)
-    flat_rows = (np.abs(region - med) <= 2).mean(axis=1) >= 0.5
     end, run = 0, 0
-    for i, flat in enumerate(flat_rows.tolist()):
-        if flat:
-            end, run = i + 1, 0
-            continue
-        run += 1
+    meds = []
+    # rows are judged a block at a time from the edge: most images end the walk within their first rows
+    for start in range(0, region.shape[0], _ROWS_PER_STEP):
+        block = region[start : start + _ROWS_PER_STEP]
+        med = np.median(block, axis=1, keepdims=True)
+        meds.append(med)
+        flat_rows = (np.abs(block - med) <= 2).mean(axis=1) >= 0.5
+        for i, flat in enumerate(flat_rows.tolist(), start):
+            if flat:
+                end, run = i + 1, 0
+                continue
+            run += 1
+            if run >= gap:
+                break
         if run >= gap:
             break
     if end < min_rows or run < gap:
         return None
+    med = np.concatenate(meds)
     band = region[:end]
     background = np.abs(band - np.median(med[:end])) <= 2
     segments = np.array_split(background, 8, axis=1)
@@ -207,16 +223,25 @@ def _edge_band(region: np.ndarray, min_rows: int = 12, gap: int = 8) -> np.ndarr
     return band
 
 
-def chrome_bands(gray: np.ndarray) -> dict[str, float]:
+def chrome_bands(gray: Any) -> dict[str, float]:
     """Window chrome at the top and bottom edges (title, menu, tool and status bars, task bars, filmstrip strips):
     per edge, the share of text-like tiles (single tiles, not lines: menu words are short) in its bar; 0 without a
-    bar. Read at decoded resolution, where small UI text still has its strokes, on the edge regions only."""
-    g = np.asarray(gray, dtype=np.float32)
-    h = g.shape[0]
+    bar. Read at decoded resolution, where small UI text still has its strokes, on the edge regions only.
+
+    ``gray`` is a 2-D array or a PIL ``L`` image; of an image only the two edge regions are converted.
+    """
+    if isinstance(gray, np.ndarray):
+        h, w = gray.shape
+    else:
+        w, h = gray.size
     cap = max(16, min(int(0.2 * h), 200))
     out = {}
-    for edge, region in (("top", g[:cap]), ("bottom", g[::-1][:cap])):
-        band = _edge_band(region) if region.shape[1] >= 48 else None
+    for edge in ("top", "bottom"):
+        if w < 48:
+            out[edge] = 0.0
+            continue
+        region = _edge_region(gray, edge, cap)
+        band = _edge_band(region)
         if band is None:
             out[edge] = 0.0
             continue
@@ -224,12 +249,22 @@ def chrome_bands(gray: np.ndarray) -> dict[str, float]:
     return out
 
 
+def _edge_region(gray: Any, edge: str, cap: int) -> np.ndarray:
+    """The ``cap`` rows at ``edge`` as float32, ordered from the image edge inwards."""
+    if isinstance(gray, np.ndarray):
+        g = gray if edge == "top" else gray[::-1]
+        return np.asarray(g[:cap], dtype=np.float32)
+    w, h = gray.size
+    box = (0, 0, w, min(cap, h)) if edge == "top" else (0, max(0, h - cap), w, h)
+    region = np.asarray(gray.crop(box), dtype=np.float32)
+    return region if edge == "top" else region[::-1]
+
+
 def pixel_features(view: Any) -> dict[str, Any]:
     """The pixel-structure features of one view (see module docstring)."""
     native = view.native_gray
     luma = view.source_luma() if hasattr(view, "source_luma") else None
-    full = np.asarray(luma, np.float32) if luma is not None else view.gray
-    bands = chrome_bands(full)
+    bands = chrome_bands(luma if luma is not None else view.gray)
     edge = max(bands, key=lambda k: bands[k])
     return {
         "ui_exact_flat": round(exact_flat_fraction(native), 4),

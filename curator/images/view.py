@@ -30,7 +30,7 @@ class ImageView:
     - ``source`` / ``source_alpha``: the decoded image (PIL RGB, upright, not composited) and its alpha, at decoded
       resolution, for checks that read a bounded sample of tiles where their signal lives (blur); they stay in the
       worker (never cached). None in views made by hand.
-    - ``native_gray``: float32 centre crop (<= NATIVE_CROP square) of the image at decoded resolution, before any resize,
+    - ``native_gray``: uint8 centre crop (gray levels; a float array in views made by hand) (<= NATIVE_CROP square) of the image at decoded resolution, before any resize,
       taken before EXIF rotation so the JPEG block grid stays aligned; None when not available.
     - ``alpha``: uint8 HxW at analysis size, or None when the image has no alpha channel.
     - ``width`` / ``height``: the original size after EXIF orientation.

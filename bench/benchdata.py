@@ -1,0 +1,28 @@
+"""Where the benchmarks find ``bench_dev``, and how they place its files in a dataset folder.
+
+``../shared/bench_dev`` beside the checkout (one level further up from a git worktree folder), or the folder named by
+``DREAMCURATE_BENCH_DEV``. The data set is read-only and never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_CANDIDATES = [REPO / ".." / "shared" / "bench_dev", REPO / ".." / ".." / "shared" / "bench_dev"]
+DEFAULT_DATA = Path(
+    os.environ.get("DREAMCURATE_BENCH_DEV") or next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
+)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source``, or a copy across file systems.
+
+    Not a symlink: a scan reports an image that links out of its dataset as a finding and never reads it.
+    """
+    try:
+        os.link(source.resolve(), target)
+    except OSError:
+        shutil.copyfile(source, target)

@@ -210,7 +210,7 @@ def test_edge_band_walked_in_blocks_equals_the_whole_region() -> None:
     from curator.checks import screenshot
 
     rng = np.random.default_rng(3)
-    for bar_rows in (0, 5, 12, 23, 24, 25, 47, 60, 150):
+    for bar_rows in (0, 5, 7, 8, 9, 12, 16, 23, 24, 25, 47, 60, 150):
         region = rng.integers(0, 256, (200, 120)).astype(np.float32)
         region[:bar_rows] = 90.0
         region[:bar_rows, ::7] = 10.0  # text-like ink in the bar
@@ -224,3 +224,12 @@ def test_edge_band_walked_in_blocks_equals_the_whole_region() -> None:
             end = i + 1
         expected = end if end >= 12 else 0
         assert (0 if found is None else found.shape[0]) == expected, bar_rows
+
+
+@pytest.mark.parametrize("n", [1, 2, 40, 99, 100, 101, 1234])
+def test_blur_percentile_equals_numpy(n: int) -> None:
+    from curator.checks.blur import _percentile
+
+    values = np.random.default_rng(n).random(n).astype(np.float32)
+    for q in (0.0, 50.0, 99.0, 100.0):
+        assert _percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-6)

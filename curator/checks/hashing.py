@@ -40,9 +40,15 @@ _DCT = _dct_matrix(_DCT_SIZE)
 MIRROR_MASK = np.uint64(sum(1 << (8 * v + u) for v in range(8) for u in range(8) if u % 2 == 1))
 
 
-def _small(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    img = Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")
-    return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float64)
+def _small(
+    gray: np.ndarray | Image.Image, size: tuple[int, int], box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    img = (
+        gray
+        if isinstance(gray, Image.Image)
+        else Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")
+    )
+    return np.asarray(img.resize(size, Image.Resampling.BOX, box=box), dtype=np.float64)
 
 
 def _pack(bits: np.ndarray) -> int:
@@ -73,12 +79,20 @@ def dhash_of_small(small: np.ndarray) -> int:
     return _pack(small[:, 1:] > small[:, :-1])
 
 
-def reductions(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The 32x32 and 9x8 area reductions :func:`phash` and :func:`dhash` start from.
+def reductions(
+    gray: np.ndarray | Image.Image, box: tuple[int, int, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 32x32 and 9x8 area reductions :func:`phash` and :func:`dhash` start from, of ``gray`` (an array or an ``F``
+    image) or of its region ``box`` (left, top, right, bottom: equal to reducing the cropped array).
 
     A mirror variant hashes these flipped instead of reducing again (see ``near_duplicate.variant_hashes``).
     """
-    return _small(gray, (_DCT_SIZE, _DCT_SIZE)), _small(gray, (HASH_SIZE + 1, HASH_SIZE))
+    img = (
+        gray
+        if isinstance(gray, Image.Image)
+        else Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")
+    )
+    return _small(img, (_DCT_SIZE, _DCT_SIZE), box), _small(img, (HASH_SIZE + 1, HASH_SIZE), box)
 
 
 def to_hex(value: int) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from PIL import Image
 
 from curator.checks import hashing
 from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
@@ -61,10 +62,11 @@ def variant_hashes(gray: np.ndarray) -> dict[str, str]:
     """
     h, w = gray.shape
     dy, dx = round(h * (1 - CROP_KEEP) / 2), round(w * (1 - CROP_KEEP) / 2)
-    crop = gray[dy : h - dy, dx : w - dx] if min(h - 2 * dy, w - 2 * dx) >= 9 else gray
+    crop = (dx, dy, w - dx, h - dy) if min(h - 2 * dy, w - 2 * dx) >= 9 else None
+    image = Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")  # made once, reduced twice
     out = {}
-    for suffix, arr in (("", gray), ("_crop", crop)):
-        small_p, small_d = hashing.reductions(arr)
+    for suffix, box in (("", None), ("_crop", crop)):
+        small_p, small_d = hashing.reductions(image, box)
         for mirror, sp, sd in (("", small_p, small_d), ("_mirror", small_p[:, ::-1], small_d[:, ::-1])):
             out[f"phash{suffix}{mirror}"] = hashing.to_hex(hashing.phash_of_small(sp))
             out[f"dhash{suffix}{mirror}"] = hashing.to_hex(hashing.dhash_of_small(sd))

@@ -31,6 +31,7 @@ from benchdata import DEFAULT_DATA  # noqa: E402
 
 from curator.dataset.discover import Concept, Dataset, Item  # noqa: E402
 from curator.report.html import write_html  # noqa: E402
+from curator.review.curation import build_curation  # noqa: E402
 from curator.scan.results import ScanResult, ScanSettings  # noqa: E402
 from curator.scan.run import scan  # noqa: E402
 
@@ -113,7 +114,9 @@ def report_at(result: ScanResult, size: int, out: Path) -> tuple[float, int]:
     grown = dataclasses.replace(result, records=records)
     path = out / f"report_{size}.html"
     started = time.perf_counter()
-    write_html(grown, path)
+    write_html(
+        build_curation(grown), path
+    )  # the report of what `scan --html` writes: the curation of the scan
     return time.perf_counter() - started, path.stat().st_size
 
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _detector_images import photo, record_for, save, window_screenshot
 from PIL import Image
 
@@ -93,3 +94,39 @@ def test_hamming_pairs_matches_brute_force() -> None:
             if i != j and d_mirror[i, j] <= t
         }
         assert {tuple(r) for r in got.tolist()} == want
+
+
+def _planted_keys(seed: int, n: int) -> np.ndarray:
+    """Random 64-bit keys with near copies (0-11 flipped bits) and one cluster of identical keys (many pairs from a
+    few queries: the compiled search's per-block room overflows and is searched again)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**63, size=n, dtype=np.int64).view(np.uint64)
+    near = base[: n // 2].copy()
+    for i in range(len(near)):
+        for bit in rng.choice(64, int(rng.integers(0, 12)), replace=False):
+            near[i] ^= np.uint64(1 << int(bit))
+    cluster = np.full(120, base[0], dtype=np.uint64)
+    return np.concatenate([base, near, cluster])
+
+
+def test_compiled_search_equals_numpy_search() -> None:
+    pytest.importorskip("numba", reason="the numba extra is not installed")
+    keys = _planted_keys(2, 3000)
+    mirror = keys ^ hashing.MIRROR_MASK
+    crop = np.random.default_rng(5).permutation(keys)  # a variant array unrelated to the keys' order
+    for t in (3, 7, 9):
+        numpy_rows = hashing.hamming_pairs(keys, t, [keys, mirror, crop], engine="numpy")
+        compiled_rows = hashing.hamming_pairs(keys, t, [keys, mirror, crop], engine="compiled")
+        assert len(numpy_rows) > 120 * 119 // 2  # the cluster alone, so the overflow path ran
+        assert np.array_equal(numpy_rows, compiled_rows), t
+
+
+def test_large_search_without_numba_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(hashing, "COMPILED_FROM", 3)
+    monkeypatch.setattr(hashing, "compiled_available", lambda: False)
+    paths = {}
+    for i in range(3):
+        paths[f"p{i}.png"] = save(photo(10 + i), tmp_path / f"p{i}.png")
+    records = [record_for(p, [HASHES], rel=name) for name, p in paths.items()]
+    notes = [f for f in _run(records) if f.code == "slow_duplicate_search"]
+    assert len(notes) == 1 and "dreamcurate[numba]" in notes[0].message and notes[0].severity.name == "INFO"

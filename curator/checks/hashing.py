@@ -101,7 +101,12 @@ def to_hex(value: int) -> str:
 
 
 def from_hex(values: list[str]) -> np.ndarray:
-    """Hex hashes -> uint64 array."""
+    """Hex hashes -> uint64 array (16 digits each, as :func:`to_hex` writes them, parsed in one pass)."""
+    if values and all(len(v) == 16 for v in values):
+        try:
+            return np.frombuffer(bytes.fromhex("".join(values)), dtype=">u8").astype(np.uint64)
+        except ValueError:
+            pass  # not hex after all: the per-value parse below says which
     return np.array([int(v, 16) for v in values], dtype=np.uint64)
 
 
@@ -127,13 +132,35 @@ def chunks_for(max_distance: int) -> int:
     return 4
 
 
-def hamming_pairs(keys: np.ndarray, max_distance: int, queries: list[np.ndarray] | None = None) -> np.ndarray:
+#: From this many keys the search runs compiled (the ``numba`` extra) when it is installed: below it the numpy search
+#: takes well under a second and importing numba would cost more than it saves.
+COMPILED_FROM = 50_000
+
+
+def compiled_available() -> bool:
+    """True when the compiled search can run (numba is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def hamming_pairs(
+    keys: np.ndarray,
+    max_distance: int,
+    queries: list[np.ndarray] | None = None,
+    *,
+    engine: str = "auto",
+) -> np.ndarray:
     """Every (query of item i, key of item j), i != j, within ``max_distance`` bits.
 
     ``queries`` are arrays aligned with ``keys`` (query ``k`` of item ``i`` is ``queries[k][i]``: the hash of a
     variant of item i, such as its mirror); by default ``[keys]``. Returns int64 rows ``(i, j, distance, k)``, sorted;
     for ``queries[k] is keys`` only ``i < j`` (the relation is symmetric). Exact: no pair is missed; the time grows with
-    the number of probe masks per chunk (see :func:`chunks_for`).
+    the number of probe masks per chunk (see :func:`chunks_for`) and, past a few hundred thousand keys, with the square
+    of their number (the candidates the probes find).
+
+    ``engine``: ``"numpy"``, ``"compiled"`` (numba; ImportError without it) or ``"auto"`` (compiled from
+    :data:`COMPILED_FROM` keys when numba is installed). Both give the same rows.
     """
     h = np.asarray(keys, dtype=np.uint64)
     n = h.size
@@ -142,6 +169,13 @@ def hamming_pairs(keys: np.ndarray, max_distance: int, queries: list[np.ndarray]
         return np.zeros((0, 4), dtype=np.int64)
     n_chunks = chunks_for(max_distance)
     bounds = np.linspace(0, 64, n_chunks + 1).round().astype(int)
+    if engine == "compiled" or (engine == "auto" and n >= COMPILED_FROM and compiled_available()):
+        from curator.checks import _hashing_compiled
+
+        radius = max_distance // n_chunks
+        probes = [_masks_within(radius, int(hi - lo)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        halves = [q is h or bool(np.array_equal(q, h)) for q in queries]
+        return _hashing_compiled.search(h, queries, bounds, probes, radius, max_distance, halves)
     idx = np.arange(n)
     found = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):

@@ -18,6 +18,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from curator.scan.results import ItemRecord
 
 #: Findings that make a copy a worse training image (each one lowers its rank).
@@ -58,42 +60,57 @@ def _number(value: Any, default: float) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
-def _bits(a: Any, b: Any) -> int | None:
-    """Hamming distance of two hex hashes (None when either is missing)."""
-    if not isinstance(a, str) or not isinstance(b, str):
-        return None
-    return bin(int(a, 16) ^ int(b, 16)).count("1")
+#: The variants the rule compares (``near_duplicate.VARIANTS``: plain, mirror, centre crop, crop mirrored).
+_VARIANTS = ("", "_mirror", "_crop", "_crop_mirror")
 
 
-def _distance(x: dict[str, Any], y: dict[str, Any], variant: str) -> int | None:
-    """pHash + dHash distance of ``variant`` of ``x`` to plain ``y``."""
-    p = _bits(x.get(f"phash{variant}"), y.get("phash"))
-    d = _bits(x.get(f"dhash{variant}"), y.get("dhash"))
-    return None if p is None or d is None else p + d
+def _hash_array(metrics: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The hex hashes ``key`` of every member as uint64, and which members have one."""
+    values = [m.get(key) for m in metrics]
+    have = np.array([isinstance(v, str) for v in values], dtype=bool)
+    parsed = np.array([int(v, 16) if isinstance(v, str) else 0 for v in values], dtype=np.uint64)
+    return parsed, have
 
 
-def _wins(x: dict[str, Any], y: dict[str, Any], variant: str, baseline: str = "") -> bool:
-    """True when ``variant`` of x matches plain y clearly better than the ``baseline`` variant of x does."""
-    plain, other = _distance(x, y, baseline), _distance(x, y, variant)
-    return plain is not None and other is not None and other <= HASH_MATCH and other + HASH_MARGIN <= plain
+class _Distances:
+    """pHash + dHash distances of every member's variants to every member's plain hashes, as matrices:
+    ``of(variant)[i, j]`` is variant of i against plain j (-1 where a hash is missing). One group, computed once."""
+
+    def __init__(self, metrics: list[dict[str, Any]]) -> None:
+        plain_p, have_p = _hash_array(metrics, "phash")
+        plain_d, have_d = _hash_array(metrics, "dhash")
+        self._by_variant: dict[str, np.ndarray] = {}
+        for v in _VARIANTS:
+            vp, hp = _hash_array(metrics, f"phash{v}")
+            vd, hd = _hash_array(metrics, f"dhash{v}")
+            dist = np.bitwise_count(vp[:, None] ^ plain_p[None, :]).astype(np.int64)
+            dist += np.bitwise_count(vd[:, None] ^ plain_d[None, :])
+            known = (hp & hd)[:, None] & (have_p & have_d)[None, :]
+            self._by_variant[v] = np.where(known, dist, -1)
+
+    def wins(self, variant: str, baseline: str = "") -> np.ndarray:
+        """``[i, j]``: ``variant`` of i matches plain j clearly better than the ``baseline`` variant of i does."""
+        plain, other = self._by_variant[baseline], self._by_variant[variant]
+        return (plain >= 0) & (other >= 0) & (other <= HASH_MATCH) & (other + HASH_MARGIN <= plain)
 
 
-def _mirrored(i: int, metrics: list[dict[str, Any]]) -> bool:
-    """Member i is flipped against more members than it is not (the minority orientation)."""
-    flipped = sum(_wins(metrics[i], m, "_mirror") for j, m in enumerate(metrics) if j != i)
-    return flipped * 2 > len(metrics) - 1
+def _mirrored(distances: _Distances) -> np.ndarray:
+    """Per member: flipped against more members than it is not (the minority orientation)."""
+    flipped = distances.wins("_mirror")
+    np.fill_diagonal(flipped, False)
+    return flipped.sum(axis=1) * 2 > flipped.shape[0] - 1
 
 
-def _cropped(i: int, metrics: list[dict[str, Any]]) -> bool:
-    """Member i matches another member's centre crop better than that member itself, and not the other way."""
-    x = metrics[i]
-    for j, y in enumerate(metrics):
-        if j == i:
-            continue
-        for v, baseline in (("_crop", ""), ("_crop_mirror", "_mirror")):
-            if _wins(y, x, v, baseline) and not _wins(x, y, v, baseline):
-                return True
-    return False
+def _cropped(distances: _Distances) -> np.ndarray:
+    """Per member i: it matches another member's centre crop better than that member itself, and not the other way."""
+    out = np.zeros(0, dtype=bool)
+    for v, baseline in (("_crop", ""), ("_crop_mirror", "_mirror")):
+        w = distances.wins(v, baseline)  # [y, x]: y's crop matches x
+        one_way = w.T & ~w  # [i, j]: j's crop matches i, and i's crop does not match j
+        np.fill_diagonal(one_way, False)
+        hit = one_way.any(axis=1)
+        out = hit if out.size == 0 else out | hit
+    return out
 
 
 def traits(records: list[ItemRecord]) -> dict[str, Traits]:
@@ -107,6 +124,9 @@ def traits(records: list[ItemRecord]) -> dict[str, Traits]:
     # with two members the median sits halfway: both would look re-toned, so brightness tells nothing
     median = statistics.median(known) if len(known) == len(records) and len(known) > 2 else None
     out: dict[str, Traits] = {}
+    if len(records) > 1:
+        distances = _Distances(metrics)
+        mirrored, cropped = _mirrored(distances), _cropped(distances)
     for i, record in enumerate(records):
         t = Traits(
             record.item.rel,
@@ -118,7 +138,7 @@ def traits(records: list[ItemRecord]) -> dict[str, Traits]:
             file_size=int(_number(metrics[i].get("file_size"), 0.0)),
         )
         if len(records) > 1:
-            _mark(t, i, records, metrics, biggest, best_quality, median)
+            _mark(t, i, metrics, bool(mirrored[i]), bool(cropped[i]), biggest, best_quality, median)
         out[record.item.rel] = t
     return out
 
@@ -126,16 +146,17 @@ def traits(records: list[ItemRecord]) -> dict[str, Traits]:
 def _mark(
     t: Traits,
     i: int,
-    records: list[ItemRecord],
     metrics: list[dict[str, Any]],
+    mirrored: bool,
+    cropped: bool,
     biggest: int,
     best_quality: float,
     median: float | None,
 ) -> None:
     """Fill the processing marks of member i."""
-    if _mirrored(i, metrics):
+    if mirrored:
         t.marks.append("mirrored")
-    if _cropped(i, metrics):
+    if cropped:
         t.marks.append("cropped")
     if t.pixels < DOWNSCALED * biggest:
         t.marks.append("downscaled")
@@ -189,8 +210,10 @@ def describe(t: Traits) -> str:
 def keeper_reason(records: list[ItemRecord], others: bool = True) -> str:
     """Why the keeper of ``records`` won, in one line (for the finding's evidence and the review cards); with
     ``others`` also what marks each other member."""
-    keeper = choose_keeper(records)
+    if not records:
+        raise ValueError("keeper_reason needs at least one record")
     found = traits(records)
+    keeper = min(records, key=lambda r: _key(r, found[r.item.rel]))  # choose_keeper's rule, on these traits
     t = found[keeper.item.rel]
     parts = [
         f"{_name(keeper)} kept",

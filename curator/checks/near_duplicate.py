@@ -12,6 +12,7 @@ are added too (semantic near-duplicates).
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -105,17 +106,20 @@ class UnionFind:
         return [sorted(g) for g in out.values() if len(g) > 1]
 
 
-def find_pairs(metrics: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+def find_pairs(
+    metrics: list[dict[str, Any]], params: dict[str, Any], engine: str = "auto"
+) -> list[dict[str, Any]]:
     """Near-duplicate pairs among hashed items: ``[{"a", "b", "phash", "dhash", "variant"}]`` (indices into metrics).
 
     A pair needs some variant of one item (itself, mirrored, cropped, both) within ``max_phash`` of the other's
-    pHash and within ``max_dhash`` of its dHash; the closest variant that passes both is reported.
+    pHash and within ``max_dhash`` of its dHash; the closest variant that passes both is reported. ``engine`` is
+    :func:`~curator.checks.hashing.hamming_pairs`'s.
     """
     keys_p = hashing.from_hex([m["phash"] for m in metrics])
     keys_d = hashing.from_hex([m["dhash"] for m in metrics])
     q_p = [hashing.from_hex([m[f"phash{v}"] for m in metrics]) for v in VARIANTS]
     q_d = [hashing.from_hex([m[f"dhash{v}"] for m in metrics]) for v in VARIANTS]
-    hits = hashing.hamming_pairs(keys_p, int(params["max_phash"]), q_p)
+    hits = hashing.hamming_pairs(keys_p, int(params["max_phash"]), q_p, engine=engine)
     if hits.size == 0:
         return []
     i, j, pdist, k = hits.T
@@ -181,7 +185,7 @@ class NearDuplicates(DatasetCheck):
     """
 
     name = "near_duplicate"
-    codes = ("near_duplicate", "clip_unavailable")
+    codes = ("near_duplicate", "clip_unavailable", "slow_duplicate_search")
     version = 2  # 2: evidence says what marks each copy ("copy") and why the keeper won ("keeper_why")
     defaults: ClassVar[dict[str, Any]] = {
         "max_phash": 7,  # pHash Hamming distance (63 bits used) of the matched variant; <= 7 keeps the search fast
@@ -194,7 +198,22 @@ class NearDuplicates(DatasetCheck):
         hashed = [r for r in records if r.decoded and all(f"phash{v}" in r.metrics for v in VARIANTS)]
         if len(hashed) < 2:
             return []
+        started = time.perf_counter()
         findings = self._near_duplicates(hashed, params, context)
+        if len(hashed) >= hashing.COMPILED_FROM and not hashing.compiled_available():
+            seconds = time.perf_counter() - started
+            message = (
+                f"The near-duplicate search over {len(hashed):,} images ran without numba ({seconds:.0f} s); "
+                "pip install 'dreamcurate[numba]' runs it compiled, many times faster"
+            )
+            findings.append(
+                Finding(
+                    "slow_duplicate_search",
+                    Severity.INFO,
+                    message,
+                    {"images": len(hashed), "seconds": seconds},
+                )
+            )
         if context.cache.get("clip_error"):
             message = f"CLIP features were configured but could not run: {context.cache['clip_error']}"
             findings.append(

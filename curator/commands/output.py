@@ -6,7 +6,7 @@ Example::
     guard_targets({"--json": json_out, "--html": html_out}, ReportGuard(dataset, reg, workspace, force))
     emit_text(json.dumps(data), "-", "--json")          # standard output
     with output_errors("--html", path):
-        write_html(result, path)
+        write_html(curation, path)
 """
 
 from __future__ import annotations

@@ -111,7 +111,11 @@ def report_at(result: ScanResult, size: int, out: Path) -> tuple[float, int]:
         item = dataclasses.replace(base.item, rel=f"copy{i}/{base.item.rel}")
         findings = [f.with_path(item.rel) for f in base.findings]
         records.append(dataclasses.replace(base, item=item, findings=findings))
-    grown = dataclasses.replace(result, records=records)
+    root = result.dataset.root
+    concept = Concept("scrape", 1, root, items=[r.item for r in records])
+    grown = dataclasses.replace(
+        result, records=records, dataset=Dataset(root=root, concepts=[concept], layout="plain")
+    )
     path = out / f"report_{size}.html"
     started = time.perf_counter()
     write_html(

@@ -29,3 +29,20 @@ def test_previews_are_bounded_and_flagged_images_come_first(
     made = {rel for rel, uri in report._thumbs.items() if uri}
     assert len(report._thumbs) == 12 and set(flagged) <= made
     assert "over 12 in this report" in text
+
+
+def test_a_large_duplicate_cluster_shows_a_bounded_number_of_cards(tmp_path: Path) -> None:
+    """A scrape's cluster of 30 copies: the keeper and the next members as cards, every other member named."""
+    from _report_fixtures import dup
+
+    files = [f"{i:03d}.png" for i in range(30)]
+    keeper = "1_cat/000.png"
+    found = {f"1_cat/{name}": [dup(keeper)] for name in files[1:]}
+    curation = build_curation(build_result(tmp_path / "ds", {"cat": (1, files)}, findings=found))
+    section = html._Report(curation, None).duplicates_section()
+    assert section.count('class="item') == html.MAX_CLUSTER_CARDS
+    assert f"{30 - html.MAX_CLUSTER_CARDS} more in this cluster of 30" in section
+    shown_as_cards = section.split("more in this cluster")[0]
+    for name in files:  # every member is in the section, as a card or by name
+        assert name in section
+    assert "029.png" not in shown_as_cards

@@ -49,6 +49,11 @@ GALLERY_LIMIT = 400
 #: size a browser opens; every image is still listed. Duplicate clusters shown at most (the JSON has them all).
 THUMB_BUDGET = 600
 MAX_CLUSTERS = 200
+#: Members of one cluster shown as cards (the keeper first); the rest are named in one line. A scrape's cluster can
+#: hold a hundred copies of one picture.
+MAX_CLUSTER_CARDS = 12
+#: Names listed after the cards of a large cluster.
+MAX_CLUSTER_NAMES = 40
 #: Metric histograms shown at most.
 MAX_HISTOGRAMS = 9
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -413,9 +418,9 @@ class _Report:
                 evidence.setdefault(f.path, f)
         blocks = ""
         for cluster in clusters[:MAX_CLUSTERS]:
-            members = [cluster.keeper] + [m for m in cluster.members if m != cluster.keeper]
+            members = _cluster_order(cluster)
             cards = ""
-            for rel in members:
+            for rel in members[:MAX_CLUSTER_CARDS]:
                 if rel == cluster.keeper:
                     cards += self.card(rel, '<span class="badge keeper">keeper</span>', None, "keeper")
                 else:
@@ -427,7 +432,16 @@ class _Report:
                         if k not in ("keeper", "thresholds")
                     }
                     cards += self.card(rel, why, ev, "dropped")
-            blocks += f'<div class="card"><div class="cluster">{cards}</div></div>'
+            rest = members[MAX_CLUSTER_CARDS:]
+            more = ""
+            if rest:
+                names = ", ".join(escape(rel) for rel in rest[:MAX_CLUSTER_NAMES])
+                tail = f", and {len(rest) - MAX_CLUSTER_NAMES} more" if len(rest) > MAX_CLUSTER_NAMES else ""
+                more = (
+                    f'<p class="muted">{len(rest)} more in this cluster of {len(members)} (all are in '
+                    f"<code>--json</code>): {names}{tail}</p>"
+                )
+            blocks += f'<div class="card"><div class="cluster">{cards}</div>{more}</div>'
         shown = (
             f" ({MAX_CLUSTERS} shown; all are in <code>--json</code>)" if len(clusters) > MAX_CLUSTERS else ""
         )
@@ -601,7 +615,7 @@ class _Report:
             findings.sort(key=lambda f: (_SEVERITY_ORDER[f.severity.value], f.path or ""))
             rels += [f.path or "" for f in findings[:CARDS_PER_CODE]]
         for cluster in self.curation.clusters[:MAX_CLUSTERS]:
-            rels += [cluster.keeper, *cluster.members]
+            rels += _cluster_order(cluster)[:MAX_CLUSTER_CARDS]
         return rels + [r.item.rel for r in self.result.records[:GALLERY_LIMIT]]
 
     def prefetch(self) -> None:
@@ -641,3 +655,8 @@ class _Report:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         subtitle = f"{result.dataset.root} \u00b7 {len(result.records)} images \u00b7 scanned {when}"
         return page(f"dreamcurate report: {result.dataset.root.name}", subtitle, nav, body)
+
+
+def _cluster_order(cluster: Any) -> list[str]:
+    """A duplicate cluster's members as the report shows them: the keeper first, then the others in their order."""
+    return [cluster.keeper] + [m for m in cluster.members if m != cluster.keeper]

@@ -3,7 +3,8 @@ measured in the same run.
 
     python bench/run_all.py [--only NAME ...] [--heavy]
 
-``--heavy`` adds the real-size SD 1.5 save/load check (about 8 GB of RAM). ``kohya_parity`` needs a local
+``--heavy`` adds the real-size SD 1.5 save/load check (about 8 GB of RAM) and the 20,000-image scrape (about
+10 minutes on 2 cores, 3 GB in /tmp). ``kohya_parity`` needs a local
 sd-scripts checkout and runs only when ``KOHYA_SD_SCRIPTS`` names one.
 """
 
@@ -22,12 +23,15 @@ BENCH = Path(__file__).resolve().parent
 DEFAULT = {
     "scan_speed": [],
     "detectors": [],
+    "dup_search": [],
+    "blur_variants": ["--no-peers"],
+    "keeper_originals": [],
     "fuzz_scan": ["--count", "10000"],
     "train_speed": [],
     "tui_open": [],
     "tagger_speed": [],
 }
-HEAVY = {"modelio_sd15": []}
+HEAVY = {"modelio_sd15": [], "scrape_scale": []}
 
 
 def run(name: str, args: list[str]) -> int:

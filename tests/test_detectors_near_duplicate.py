@@ -122,7 +122,10 @@ def test_compiled_search_equals_numpy_search() -> None:
 
 
 def test_large_search_without_numba_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from curator.checks import near_duplicate
+
     monkeypatch.setattr(hashing, "COMPILED_FROM", 3)
+    monkeypatch.setattr(near_duplicate, "SLOW_SEARCH_S", 0.0)
     monkeypatch.setattr(hashing, "compiled_available", lambda: False)
     paths = {}
     for i in range(3):

@@ -135,10 +135,9 @@ def search(
             fitting = [np.arange(b * room, b * room + found[b]) for b in np.flatnonzero(found <= cap)]
             keep = np.concatenate(fitting) if fitting else np.zeros(0, np.int64)
             parts = [(out_i[keep], out_j[keep], out_d[keep])]
+            # blocks with more pairs than room: searched again with room for exactly what they found
             over = np.flatnonzero(found > cap)
-            if (
-                over.size
-            ):  # blocks with more pairs than room: searched again with room for exactly what they found
+            if over.size:
                 caps = found[over]
                 offs = np.concatenate([[0], np.cumsum(caps)[:-1]]).astype(np.int64)
                 again = _search_blocks(*tables, *limits, lo[over], hi[over], offs, caps)

@@ -40,15 +40,17 @@ _DCT = _dct_matrix(_DCT_SIZE)
 MIRROR_MASK = np.uint64(sum(1 << (8 * v + u) for v in range(8) for u in range(8) if u % 2 == 1))
 
 
+def as_float_image(gray: np.ndarray | Image.Image) -> Image.Image:
+    """A gray array as a float (``F``) image; an image as it is."""
+    if isinstance(gray, Image.Image):
+        return gray
+    return Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")
+
+
 def _small(
     gray: np.ndarray | Image.Image, size: tuple[int, int], box: tuple[int, int, int, int] | None = None
 ) -> np.ndarray:
-    img = (
-        gray
-        if isinstance(gray, Image.Image)
-        else Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")
-    )
-    return np.asarray(img.resize(size, Image.Resampling.BOX, box=box), dtype=np.float64)
+    return np.asarray(as_float_image(gray).resize(size, Image.Resampling.BOX, box=box), dtype=np.float64)
 
 
 def _pack(bits: np.ndarray) -> int:
@@ -87,11 +89,7 @@ def reductions(
 
     A mirror variant hashes these flipped instead of reducing again (see ``near_duplicate.variant_hashes``).
     """
-    img = (
-        gray
-        if isinstance(gray, Image.Image)
-        else Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")
-    )
+    img = as_float_image(gray)
     return _small(img, (_DCT_SIZE, _DCT_SIZE), box), _small(img, (HASH_SIZE + 1, HASH_SIZE), box)
 
 
@@ -133,8 +131,8 @@ def chunks_for(max_distance: int) -> int:
 
 
 #: From this many keys the search runs compiled (the ``numba`` extra) when it is installed: below it the numpy search
-#: takes well under a second and importing numba would cost more than it saves.
-COMPILED_FROM = 50_000
+#: takes about a second or less, and importing numba and loading the compiled code costs about half a second.
+COMPILED_FROM = 100_000
 
 
 def compiled_available() -> bool:

@@ -73,8 +73,8 @@ def _hash_array(metrics: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np
 
 
 class _Distances:
-    """pHash + dHash distances of every member's variants to every member's plain hashes, as matrices:
-    ``of(variant)[i, j]`` is variant of i against plain j (-1 where a hash is missing). One group, computed once."""
+    """pHash + dHash distances of every member's variants to every member's plain hashes, one matrix per variant
+    (``[i, j]``: that variant of i against plain j; -1 where a hash is missing), computed once per group."""
 
     def __init__(self, metrics: list[dict[str, Any]]) -> None:
         plain_p, have_p = _hash_array(metrics, "phash")

@@ -16,7 +16,6 @@ import time
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
 from curator.checks import hashing
 from curator.checks.base import CheckContext, DatasetCheck, ImageCheck, Metrics
@@ -64,7 +63,7 @@ def variant_hashes(gray: np.ndarray) -> dict[str, str]:
     h, w = gray.shape
     dy, dx = round(h * (1 - CROP_KEEP) / 2), round(w * (1 - CROP_KEEP) / 2)
     crop = (dx, dy, w - dx, h - dy) if min(h - 2 * dy, w - 2 * dx) >= 9 else None
-    image = Image.fromarray(np.asarray(gray, dtype=np.float32), mode="F")  # made once, reduced twice
+    image = hashing.as_float_image(gray)  # made once, reduced twice
     out = {}
     for suffix, box in (("", None), ("_crop", crop)):
         small_p, small_d = hashing.reductions(image, box)
@@ -175,6 +174,10 @@ def _speaks_for_copies(i: int, group: list[int], hashed: list[Any], digests: dic
     return len(copies) == 1 or choose_keeper([hashed[j] for j in copies]) is hashed[i]
 
 
+#: A search over at least ``hashing.COMPILED_FROM`` images that took this long without numba says which extra helps.
+SLOW_SEARCH_S = 5.0
+
+
 class NearDuplicates(DatasetCheck):
     """Clusters near-duplicate images and flags every member but the keeper.
 
@@ -200,8 +203,12 @@ class NearDuplicates(DatasetCheck):
             return []
         started = time.perf_counter()
         findings = self._near_duplicates(hashed, params, context)
-        if len(hashed) >= hashing.COMPILED_FROM and not hashing.compiled_available():
-            seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        if (
+            seconds >= SLOW_SEARCH_S
+            and len(hashed) >= hashing.COMPILED_FROM
+            and not hashing.compiled_available()
+        ):
             message = (
                 f"The near-duplicate search over {len(hashed):,} images ran without numba ({seconds:.0f} s); "
                 "pip install 'dreamcurate[numba]' runs it compiled, many times faster"

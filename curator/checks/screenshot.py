@@ -107,9 +107,8 @@ def straight_edges(
     total = 0
     for a in (g, g.T):
         jump = np.abs(a[2:, 1:] - a[:-2, 1:]) >= step
-        level = (
-            np.abs(np.diff(a, axis=1)) <= flat
-        )  # each row's flatness, once: the rows above and below share it
+        # each row's flatness, once: the rows above and below an edge share it
+        level = np.abs(np.diff(a, axis=1)) <= flat
         ok = jump & (level[:-2] | level[2:])
         need = min_fraction * a.shape[1]
         # A row with fewer qualifying pixels than a line needs has no such run: measure the others only.

@@ -30,8 +30,9 @@ class ImageView:
     - ``source`` / ``source_alpha``: the decoded image (PIL RGB, upright, not composited) and its alpha, at decoded
       resolution, for checks that read a bounded sample of tiles where their signal lives (blur); they stay in the
       worker (never cached). None in views made by hand.
-    - ``native_gray``: uint8 centre crop (gray levels; a float array in views made by hand) (<= NATIVE_CROP square) of the image at decoded resolution, before any resize,
-      taken before EXIF rotation so the JPEG block grid stays aligned; None when not available.
+    - ``native_gray``: uint8 gray levels (a float array in views made by hand), a centre crop (<= NATIVE_CROP square)
+      of the image at decoded resolution, before any resize, taken before EXIF rotation so the JPEG block grid stays
+      aligned; None when not available.
     - ``alpha``: uint8 HxW at analysis size, or None when the image has no alpha channel.
     - ``width`` / ``height``: the original size after EXIF orientation.
     - ``draft_scale``: 1 normally; 2, 4 or 8 when JPEG draft mode decoded a reduced image (then ``native_gray`` is of
@@ -69,7 +70,8 @@ class ImageView:
 
     def source_luma(self) -> Any:
         """The decoded image as a PIL ``L`` image at decoded resolution, upright, transparency on white; made once per
-        view and shared by the checks that read it (None without a source)."""
+        view (by the loader, which crops ``native_gray`` from it) and shared by the checks that read it (None without
+        a source)."""
         if self.source is None:
             return None
         if "source_luma" not in self.extra:

@@ -103,3 +103,26 @@ def test_non_utf8_file_name_through_the_cli(tmp_path: Path) -> None:
     doc = json.loads(runner.invoke(cli, ["scan", str(root), "--json", "-"]).stdout)
     paths = [item["path"] for item in doc["items"]]
     assert os.fsdecode(b"5_thing/caf\xe9.png") in paths
+
+
+def test_scan_summary_says_what_the_export_does_as_the_curation_does(tmp_path: Path) -> None:
+    """The summary's export column is read from the curation: a duplicate warning is left out (not 'kept' because it is
+    a warning), and the numbers are the ones `scan --json` gives for the curation."""
+    import numpy as np
+
+    concept = tmp_path / "ds/3_thing"
+    concept.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (320, 320, 3), dtype=np.uint8)).save(concept / f"{i}.png")
+    (concept / "copy.png").write_bytes(
+        (concept / "0.png").read_bytes()
+    )  # exact duplicate: a warning, left out
+    root = tmp_path / "ds"
+    runner = CliRunner()
+    shown = runner.invoke(cli, ["scan", str(root), "--no-progress", "--workers", "1"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(runner.invoke(cli, ["scan", str(root), "--json", "-", "--workers", "1"]).output)
+    row = next(line for line in shown.output.splitlines() if line.strip().startswith("exact_duplicate"))
+    assert "warning" in row and "1 left out" in row and "kept" not in row.split("│")[3]
+    assert data["curation"]["left_out"] == {"duplicate": 1}

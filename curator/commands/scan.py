@@ -86,16 +86,16 @@ def scan(dataset: Path, **kw: Any) -> None:
         result = scan_dataset(dataset, scan_with)
     except click.UsageError as exc:
         raise UsageLine(exc.message) from exc
-    curation = plan = None
+    curation = curate(result, policy)  # what every report and the summary say an export keeps
+    plan = None
     if json_out or html_out is not None:
         from curator.review.curation import plan_curation
 
-        curation = curate(result, policy)
         plan = plan_curation(curation, options) if curation.kept_count else None
     json_to_stdout = json_out == "-"
     if json_out:
         _write_json(result, curation, plan, json_out)
-    if html_out is not None and curation is not None:
+    if html_out is not None:
         from curator.report.html import write_html
 
         with output_errors("--html", html_out):
@@ -106,7 +106,7 @@ def scan(dataset: Path, **kw: Any) -> None:
         from curator.scan.summary import print_summary
 
         console = Console()
-        print_summary(result, console)
+        print_summary(result, console, curation=curation)
         if json_out:
             console.print(f"JSON report: {safe(json_out)}", markup=False)
         if html_out is not None:

@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -55,8 +56,9 @@ def _safe(text: str) -> str:
     return markup(text)
 
 
-def print_summary(result: ScanResult, console: Console, worst: int = 10) -> None:
-    """Print the scan summary to ``console``."""
+def print_summary(result: ScanResult, console: Console, worst: int = 10, curation: Any = None) -> None:
+    """Print the scan summary to ``console``; with the ``curation`` (what an export with the same options keeps), each
+    code's row also says how many of its images the export keeps and leaves out."""
     ds = result.dataset
     console.print(
         f"[bold]{_safe(str(ds.root))}[/]  layout {ds.layout}, {len(result.records)} images, "
@@ -65,7 +67,7 @@ def print_summary(result: ScanResult, console: Console, worst: int = 10) -> None
     console.print(_concepts_table(result))
     counts = _code_rows(result)
     if counts:
-        console.print(_findings_table(counts))
+        console.print(_findings_table(counts, _fates(result, curation) if curation is not None else None))
     else:
         console.print("[green]No findings.[/]")
     worst_items = _worst_items(result.records, worst)
@@ -113,14 +115,28 @@ def _code_rows(result: ScanResult) -> list[tuple[str, Severity, Counter[str], st
 
 
 def severity_counts(counts: Counter[str]) -> str:
-    """'8 errors, 5 warnings (kept)': errors and warnings apart, and what the default export does with each."""
+    """'8 errors, 5 warnings': errors, warnings and infos apart."""
     parts = []
-    for severity, word in (("error", "error"), ("warning", "warning"), ("info", "info")):
+    for severity in ("error", "warning", "info"):
         n = counts.get(severity, 0)
         if n:
-            fate = {"error": " (dropped)", "warning": " (kept)", "info": ""}[severity]
-            parts.append(f"{n} {word}{'s' if n != 1 else ''}{fate}")
+            parts.append(f"{n} {severity}{'s' if n != 1 else ''}")
     return ", ".join(parts)
+
+
+def _fates(result: ScanResult, curation: Any) -> dict[str, str]:
+    """Per code: how many of the images with it the curation keeps and leaves out ('3 kept, 7 left out'), read from
+    its verdicts, never decided here. Dataset-wide findings (no image) have none."""
+    rels: dict[str, set[str]] = {}
+    for finding in result.all_findings():
+        if finding.path and finding.path in curation.verdicts:
+            rels.setdefault(finding.code, set()).add(finding.path)
+    out = {}
+    for code, paths in rels.items():
+        kept = sum(1 for rel in paths if curation.verdicts[rel].kept)
+        parts = [f"{kept} kept" if kept else "", f"{len(paths) - kept} left out" if len(paths) > kept else ""]
+        out[code] = ", ".join(p for p in parts if p)
+    return out
 
 
 def _meanings() -> dict[str, str]:
@@ -137,19 +153,27 @@ def _shorten(message: str, limit: int = 70) -> str:
     return message if len(message) <= limit else message[: limit - 1].rstrip() + "…"
 
 
-def _findings_table(rows: list[tuple[str, Severity, Counter[str], str]]) -> Table:
-    table = Table(
-        title="Findings (an export drops errors and keeps warnings; --drop CODE drops a code's warnings too)",
-        title_justify="left",
-        show_edge=False,
-    )
+def _findings_table(
+    rows: list[tuple[str, Severity, Counter[str], str]], fates: dict[str, str] | None
+) -> Table:
+    title = "Findings"
+    if fates is not None:
+        title += (
+            " (export: what an export with these options does with the images that have it; plan says why)"
+        )
+    table = Table(title=title, title_justify="left", show_edge=False)
     table.add_column("code")
     table.add_column("severity")
     table.add_column("count", justify="right")
+    if fates is not None:
+        table.add_column("export", justify="right")
     table.add_column("meaning", overflow="fold")
     for code, severity, counts, meaning in rows:
         style = _STYLE[severity.value]
-        table.add_row(code, f"[{style}]{severity.value}[/]", severity_counts(counts), _safe(meaning))
+        cells = [code, f"[{style}]{severity.value}[/]", severity_counts(counts)]
+        if fates is not None:
+            cells.append(fates.get(code, ""))
+        table.add_row(*cells, _safe(meaning))
     return table
 
 

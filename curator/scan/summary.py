@@ -158,11 +158,9 @@ def _findings_table(
 ) -> Table:
     title = "Findings"
     if fates is not None:
-        title += (
-            " (export: what an export with these options does with the images that have it; plan says why)"
-        )
+        title += " (export: what an export with these options does with those images)"
     table = Table(title=title, title_justify="left", show_edge=False)
-    table.add_column("code")
+    table.add_column("code", no_wrap=True)
     table.add_column("severity")
     table.add_column("count", justify="right")
     if fates is not None:

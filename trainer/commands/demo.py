@@ -34,10 +34,12 @@ def scan_dataset(root: Path, workers: int | None = None) -> ScanResult:
 
 
 def show_scan(result: ScanResult, console: Console) -> None:
-    """Stage 3: the terminal summary and where the files are."""
+    """Stage 3: the terminal summary (with what an export of the default policy keeps) and where the files are."""
+    from curator.commands.options import curate
+    from curator.review.curation import Policy
     from curator.scan.summary import print_summary
 
-    print_summary(result, console)
+    print_summary(result, console, curation=curate(result, Policy()))
     console.print(f"\nSample dataset: {result.dataset.root}")
     console.print(f"Scan cache:     {result.dataset.root / '.dreamcurate'}")
     console.print(f"Try:            dreamcurate scan {result.dataset.root} --json -")

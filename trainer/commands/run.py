@@ -105,10 +105,10 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
         "no_progress": not request.progress,
     }
     result = scan_dataset(request.dataset, scan_settings(options, settings))
-    print_summary(result, console)
+    curation = curate(result, request.policy)
+    print_summary(result, console, curation=curation)
 
     ws = Workspace.for_dataset(request.dataset, request.workspace).ensure()
-    curation = curate(result, request.policy)
     if not curation.kept_count:
         raise click.ClickException(
             "no training image is left after curation; see the report and the findings"

@@ -204,5 +204,20 @@ def hamming_pairs(
                     found.append(np.stack([qi[ok], j[ok], dist[ok], np.full(int(ok.sum()), k)], axis=1))
     if not found:
         return np.zeros((0, 4), dtype=np.int64)
-    rows = np.unique(np.concatenate(found), axis=0)  # a pair found through several chunks is one row
+    rows = _unique_rows(
+        np.concatenate(found), n, len(queries)
+    )  # a pair found through several chunks is one row
     return rows
+
+
+def _unique_rows(rows: np.ndarray, n: int, n_queries: int) -> np.ndarray:
+    """``np.unique(rows, axis=0)`` for rows ``(i, j, distance, k)``: each row packed into one int64 in the same order
+    (i, then j, distance, k), which sorts many times faster than rows; the row form when the packing would overflow."""
+    if n * n * 65 * max(n_queries, 1) >= 2**62:
+        return np.unique(rows, axis=0)
+    i, j, d, k = rows.T
+    packed = np.unique(((i * n + j) * 65 + d) * n_queries + k)
+    rest, k = np.divmod(packed, n_queries)
+    ij, d = np.divmod(rest, 65)
+    i, j = np.divmod(ij, n)
+    return np.stack([i, j, d, k], axis=1).astype(np.int64)

@@ -127,19 +127,25 @@ def find_pairs(
         sel = k == v
         ddist[sel] = hashing.popcount(q_d[v][i[sel]] ^ keys_d[j[sel]])
     ok = ddist <= int(params["max_dhash"])
-    best: dict[tuple[int, int], dict[str, Any]] = {}
-    for a, b, pd, dd, v in zip(i[ok], j[ok], pdist[ok], ddist[ok], k[ok], strict=True):
-        pair = (int(min(a, b)), int(max(a, b)))
-        cand = {
-            "a": pair[0],
-            "b": pair[1],
-            "phash": int(pd),
-            "dhash": int(dd),
-            "variant": VARIANTS[int(v)][1:],
-        }
-        if pair not in best or pd + dd < best[pair]["phash"] + best[pair]["dhash"]:
-            best[pair] = cand
-    return [best[p] for p in sorted(best)]
+    a, b = np.minimum(i[ok], j[ok]), np.maximum(i[ok], j[ok])
+    score, pd, dd, v = pdist[ok] + ddist[ok], pdist[ok], ddist[ok], k[ok]
+    # per pair the closest variant, the first found on ties: order by pair, score, then the search's own order
+    order = np.lexsort((np.arange(a.size), score, b, a))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
+    chosen = order[first]
+    names = [variant[1:] for variant in VARIANTS]
+    return [
+        {"a": x, "b": y, "phash": p_, "dhash": d_, "variant": names[w]}
+        for x, y, p_, d_, w in zip(
+            a[chosen].tolist(),
+            b[chosen].tolist(),
+            pd[chosen].tolist(),
+            dd[chosen].tolist(),
+            v[chosen].tolist(),
+            strict=True,
+        )
+    ]
 
 
 def clip_pairs(embeddings: list[np.ndarray | None], min_cosine: float) -> list[dict[str, Any]]:
@@ -168,10 +174,32 @@ def _is_exact_copy(a: Any, b: Any, digests: dict[str, str]) -> bool:
     return bool(pix_a) and pix_a == digests.get(b.item.rel)
 
 
-def _speaks_for_copies(i: int, group: list[int], hashed: list[Any], digests: dict[str, str]) -> bool:
-    """True when item i is the one of its exact copies in ``group`` that exact_duplicate keeps (or has none)."""
-    copies = [j for j in group if j == i or _is_exact_copy(hashed[i], hashed[j], digests)]
-    return len(copies) == 1 or choose_keeper([hashed[j] for j in copies]) is hashed[i]
+class _Copies:
+    """The exact copies of each member of one group (same file bytes or same confirmed pixels, as
+    :func:`_is_exact_copy`), found through two indexes instead of comparing every pair."""
+
+    def __init__(self, group: list[int], hashed: list[Any], digests: dict[str, str]) -> None:
+        self.by_sha: dict[str, list[int]] = {}
+        self.by_pixels: dict[str, list[int]] = {}
+        for j in group:
+            if sha := hashed[j].metrics.get("sha256"):
+                self.by_sha.setdefault(sha, []).append(j)
+            if pix := digests.get(hashed[j].item.rel):
+                self.by_pixels.setdefault(pix, []).append(j)
+        self.hashed, self.digests, self.order = hashed, digests, {j: n for n, j in enumerate(group)}
+
+    def of(self, i: int) -> list[int]:
+        """Member i and its exact copies, in the group's order."""
+        sha = self.hashed[i].metrics.get("sha256")
+        pix = self.digests.get(self.hashed[i].item.rel)
+        found = {i, *(self.by_sha.get(sha, []) if sha else []), *(self.by_pixels.get(pix, []) if pix else [])}
+        return sorted(found, key=self.order.__getitem__)
+
+
+def _speaks_for_copies(i: int, copies: _Copies) -> bool:
+    """True when item i is the one of its exact copies in its group that exact_duplicate keeps (or has none)."""
+    members = copies.of(i)
+    return len(members) == 1 or choose_keeper([copies.hashed[j] for j in members]) is copies.hashed[i]
 
 
 #: A search over at least ``hashing.COMPILED_FROM`` images that took this long without numba says which extra helps.
@@ -250,8 +278,9 @@ class NearDuplicates(DatasetCheck):
             keeper = choose_keeper(members)
             k = group[members.index(keeper)]
             marks, why = traits(members), keeper_reason(members)
+            copies = _Copies(group, hashed, digests)
             for i in group:
-                if i == k or not _speaks_for_copies(i, group, hashed, digests):
+                if i == k or not _speaks_for_copies(i, copies):
                     continue  # exact copies of another member are exact_duplicate's to report
                 link = links.get((min(i, k), max(i, k)))
                 finding = self._finding(hashed[i], keeper, link, len(group), params)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,3 +28,20 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source.resolve(), target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def _decode(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return image.size[0]
+
+
+def bare_decode(files: list[Path], workers: int, chunksize: int = 4) -> float:
+    """Seconds to open and fully decode every file and nothing else, in a pool of ``workers`` processes: the
+    baseline the scan benchmarks divide by."""
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_decode, files, chunksize=chunksize))
+    return time.perf_counter() - started

@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchdata import DEFAULT_DATA, link_or_copy  # noqa: E402
+from benchdata import DEFAULT_DATA, bare_decode, link_or_copy  # noqa: E402
 
 #: Labels left out of the comparison: cleanvision raises on a truncated file (its loader only guards the open),
 #: and would decode the 144- and 400-megapixel bombs that we refuse from the header.
@@ -78,24 +78,6 @@ def time_cleanvision(files: list[Path], workers: int) -> float:
     return time.perf_counter() - started
 
 
-def _decode(path: Path) -> int:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image.load()
-        return image.size[0]
-
-
-def time_bare_decode(files: list[Path], workers: int) -> float:
-    """Seconds to open and fully decode every file and nothing else, in a pool of ``workers`` processes."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_decode, files, chunksize=4))
-    return time.perf_counter() - started
-
-
 def time_help(runs: int = 5) -> float:
     """Median wall time of ``python -m curator --help`` in a fresh interpreter."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -116,7 +98,7 @@ def main() -> None:
     files, left_out = manifest_files(args.data)
     for path in files:  # page cache warm for both tools
         path.read_bytes()
-    decode_s = time_bare_decode(files, args.workers)
+    decode_s = bare_decode(files, args.workers)
     clean_s = time_cleanvision(files, args.workers)
     with tempfile.TemporaryDirectory() as tmp:
         folder = link_folder(files, Path(tmp) / "images")

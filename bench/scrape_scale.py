@@ -27,7 +27,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchdata import DEFAULT_DATA  # noqa: E402
+from benchdata import DEFAULT_DATA, bare_decode  # noqa: E402
 
 from curator.dataset.discover import Concept, Dataset, Item  # noqa: E402
 from curator.report.html import write_html  # noqa: E402
@@ -80,20 +80,6 @@ def generate(data: Path, out: Path, n: int, workers: int) -> list[Path]:
     return [j[1] for j in jobs]
 
 
-def _decode(path: Path) -> int:
-    with Image.open(path) as image:
-        image.load()
-        return image.size[0]
-
-
-def bare_decode(files: list[Path], workers: int) -> float:
-    """Seconds to open and fully decode every file, nothing else, with ``workers`` processes."""
-    started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_decode, files, chunksize=16))
-    return time.perf_counter() - started
-
-
 def dataset_of(files: list[Path], root: Path) -> Dataset:
     """One plain concept over ``files``."""
     items = [Item(path=f, rel=f.name, concept="scrape", repeats=1) for f in files]
@@ -142,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for f in files:
         f.read_bytes()  # page cache warm for both
-    decode_s = bare_decode(files, args.workers)
+    decode_s = bare_decode(files, args.workers, chunksize=16)
     with tempfile.TemporaryDirectory() as tmp:
         settings = ScanSettings(workers=args.workers, workspace=Path(tmp) / "ws", progress=True)
         dataset = dataset_of(files, args.out / "images")

@@ -33,3 +33,24 @@ def test_training_beats_regularization_and_size_then_quality_decide() -> None:
     big_hiq = _rec("a_big2.jpg", 1000, 1000, jpeg_quality=92)
     assert choose_keeper([reg, small, big_lowq, big_hiq]) is big_hiq
     assert choose_keeper([reg, small]) is small
+
+
+def _hashed(rel: str, plain: int, mirror: int) -> ItemRecord:
+    """A record whose hashes say: this picture, and its mirror image hashes as ``mirror`` (crops match nothing
+    better than the plain hash)."""
+    hashes = {}
+    for kind in ("phash", "dhash"):
+        for variant, value in (("", plain), ("_mirror", mirror), ("_crop", plain), ("_crop_mirror", mirror)):
+            hashes[f"{kind}{variant}"] = f"{value:016x}"
+    return _rec(rel, 800, 600, **hashes)
+
+
+def test_a_pair_does_not_say_which_one_is_mirrored_and_a_majority_does() -> None:
+    from curator.checks.keeper import traits
+
+    h, m = 0x0123456789ABCDEF, 0xFEDCBA9876543210
+    original, flipped = _hashed("original.png", h, m), _hashed("flipped.png", m, h)
+    assert all("mirrored" not in t.marks for t in traits([original, flipped]).values())
+    trio = traits([original, _hashed("original_copy.png", h, m), flipped])
+    assert "mirrored" in trio["flipped.png"].marks
+    assert "mirrored" not in trio["original.png"].marks and "mirrored" not in trio["original_copy.png"].marks

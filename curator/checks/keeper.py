@@ -95,9 +95,12 @@ class _Distances:
 
 
 def _mirrored(distances: _Distances) -> np.ndarray:
-    """Per member: flipped against more members than it is not (the minority orientation)."""
+    """Per member: flipped against more members than it is not (the minority orientation). Of two members each is
+    flipped against the other and neither is the minority: a pair says nothing about which one was mirrored."""
     flipped = distances.wins("_mirror")
     np.fill_diagonal(flipped, False)
+    if flipped.shape[0] < 3:
+        return np.zeros(flipped.shape[0], dtype=bool)
     return flipped.sum(axis=1) * 2 > flipped.shape[0] - 1
 
 

@@ -233,3 +233,33 @@ def test_blur_percentile_equals_numpy(n: int) -> None:
     values = np.random.default_rng(n).random(n).astype(np.float32)
     for q in (0.0, 50.0, 99.0, 100.0):
         assert _percentile(values, q) == pytest.approx(float(np.percentile(values, q)), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_byte_measures_equal_the_float_path_on_random_content(seed: int) -> None:
+    """Noise, ramps and hard steps (every gradient a byte tile can have, and windows of every range): the blur
+    orientation measure (integer gradients, looked-up magnitude and bin), the blockiness profile (clipped byte
+    differences summed as integers) and the text tiles (doubled integers) equal their float32 paths."""
+    from curator.checks import blur
+    from curator.checks.jpeg import blockiness
+
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (6, 44, 44))
+    ramps = np.cumsum(rng.integers(-60, 61, (6, 44, 44)), axis=1 + seed % 2)
+    steps = np.where(rng.random((6, 44, 44)) < 0.5, 0, 255) if seed % 3 == 0 else noise // 2
+    tiles = np.clip(np.concatenate([noise, ramps, steps]), 0, 255).astype(np.uint8)
+    assert blur.orientation_sharpness(tiles) == blur.orientation_sharpness(tiles.astype(np.float32))
+    image = np.clip(rng_photo(96 + 8 * seed, 131) + 8 * ((np.arange(131) % 8) == 0), 0, 255).astype(np.uint8)
+    assert blockiness(image) == blockiness(image.astype(np.float32))
+    text = _text_image(seed)
+    assert text_fraction(text) == text_fraction(text.astype(np.float32)) > 0
+
+
+def _text_image(seed: int) -> np.ndarray:
+    """Lines of text over a page with a photo-like lower half: text tiles and non-text candidates both."""
+    page = Image.fromarray(np.clip(rng_photo(200, 320), 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 319, 99), fill=240 - 10 * seed)
+    for row in range(5):
+        draw.text((4, 4 + 18 * row), "The quick brown fox jumps over 13 lazy dogs" * 2, fill=20 + 5 * seed)
+    return np.asarray(page, dtype=np.uint8)

@@ -20,6 +20,7 @@ dataset drawn in a soft style is not flagged wholesale. Severity by strength.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
@@ -130,28 +131,24 @@ def orientation_sharpness(
     """
     if tiles.shape[0] == 0:
         return [None] * N_BINS
-    t = np.asarray(tiles, dtype=np.float32)
-    gx = (t[:, 1:-1, 2:] - t[:, 1:-1, :-2]) * 0.5
-    gy = (t[:, :-2, 1:-1] - t[:, 2:, 1:-1]) * 0.5  # rows grow downwards: up is positive
-    # the window extremes in the tiles' own type (gray levels: a quarter of the bytes), exact either way
-    inner = tiles[:, 1:-1, 1:-1] if tiles.dtype == np.uint8 else t[:, 1:-1, 1:-1]
-    spread = _window_extreme(inner, window, np.maximum).astype(np.float32) - _window_extreme(
-        inner, window, np.minimum
-    ).astype(np.float32)
     c = window // 2
-    gx, gy = gx[:, c:-c, c:-c], gy[:, c:-c, c:-c]
-    spread = spread[:, : gx.shape[1], : gx.shape[2]]
-    edges = spread >= min_contrast
-    gx, gy, spread = gx[edges], gy[edges], spread[edges]
-    # 2 x the central difference: a one-pixel step gives 1 on both of its pixels
-    ratio = np.minimum(2.0 * np.sqrt(gx * gx + gy * gy) / spread, 1.0)
-    keep = ratio >= min_ratio
-    ratio, gx, gy = ratio[keep], gx[keep], gy[keep]
-    angle = np.arctan2(gy, gx) % np.pi
-    # round to the nearest bin (truncation is the floor here: the angle is not negative); bytes, so the grouping
-    # below is a radix sort
-    bins = (angle / np.float32(np.pi / N_BINS) + np.float32(0.5)).astype(np.uint8) % N_BINS
-    # grouped by bin once (a stable sort), then each bin's run is one slice
+    if tiles.dtype == np.uint8:
+        ratio, bins = _edge_ratios_bytes(tiles, min_contrast, window, min_ratio)
+    else:
+        t = np.asarray(tiles, dtype=np.float32)
+        gx = (t[:, 1:-1, 2:] - t[:, 1:-1, :-2]) * 0.5
+        gy = (t[:, :-2, 1:-1] - t[:, 2:, 1:-1]) * 0.5  # rows grow downwards: up is positive
+        inner = t[:, 1:-1, 1:-1]
+        spread = _window_extreme(inner, window, np.maximum) - _window_extreme(inner, window, np.minimum)
+        gx, gy = gx[:, c:-c, c:-c], gy[:, c:-c, c:-c]
+        spread = spread[:, : gx.shape[1], : gx.shape[2]]
+        edges = spread >= min_contrast
+        gx, gy, spread = gx[edges], gy[edges], spread[edges]
+        mag, bins = _magnitude_and_bin(gx, gy)
+        ratio = np.minimum(mag / spread, 1.0)
+        keep = ratio >= min_ratio
+        ratio, bins = ratio[keep], bins[keep]
+    # grouped by bin once (a stable radix sort of bytes), then each bin's run is one slice
     ratio = ratio[np.argsort(bins, kind="stable")]
     ends = np.cumsum(np.bincount(bins, minlength=N_BINS)).tolist()
     out: list[float | None] = []
@@ -159,6 +156,46 @@ def orientation_sharpness(
         values = ratio[(ends[k - 1] if k else 0) : ends[k]]
         out.append(_percentile(values, percentile) if values.size >= min_pixels else None)
     return out
+
+
+def _magnitude_and_bin(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Twice the gradient magnitude (a one-pixel step gives 1 on both of its pixels, against the local range) and
+    the orientation bin (rounded to the nearest: truncation is the floor here, the angle is not negative), float32
+    gradients in."""
+    mag = 2.0 * np.sqrt(gx * gx + gy * gy)
+    angle = np.arctan2(gy, gx) % np.pi
+    return mag, (angle / np.float32(np.pi / N_BINS) + np.float32(0.5)).astype(np.uint8) % N_BINS
+
+
+@functools.cache
+def _gradient_tables() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_magnitude_and_bin` of every gradient byte tiles can have (central differences of gray levels: halves
+    from -127.5 to 127.5 each way), at index ``(2 gx + 255) * 511 + (2 gy + 255)``: the same float32 operations on
+    the same values, computed once."""
+    d = np.arange(-255, 256, dtype=np.float32) * np.float32(0.5)
+    gx = np.repeat(d, d.size)
+    gy = np.tile(d, d.size)
+    return _magnitude_and_bin(gx, gy)
+
+
+def _edge_ratios_bytes(
+    tiles: np.ndarray, min_contrast: float, window: int, min_ratio: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The edge pixels' gradient / local range and orientation bins of uint8 tiles: integer differences and window
+    extremes, the magnitude and bin looked up (:func:`_gradient_tables`); equal to the float32 path."""
+    c = window // 2
+    inner = tiles[:, 1:-1, 1:-1]
+    spread = _window_extreme(inner, window, np.maximum) - _window_extreme(inner, window, np.minimum)
+    h, w = spread.shape[1], spread.shape[2]
+    t = tiles.astype(np.int16)
+    gx2 = t[:, 1 + c : 1 + c + h, 2 + c : 2 + c + w] - t[:, 1 + c : 1 + c + h, c : c + w]  # twice gx
+    gy2 = t[:, c : c + h, 1 + c : 1 + c + w] - t[:, 2 + c : 2 + c + h, 1 + c : 1 + c + w]  # up is positive
+    edges = spread >= min_contrast
+    index = (gx2[edges].astype(np.int32) + 255) * 511 + (gy2[edges] + 255)
+    mag_table, bin_table = _gradient_tables()
+    ratio = np.minimum(mag_table[index] / spread[edges].astype(np.float32), 1.0)
+    keep = ratio >= min_ratio
+    return ratio[keep], bin_table[index[keep]]
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+from array import array
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -42,6 +44,15 @@ def test_batched_token_starts_equal_single_counts_and_cuts() -> None:
             got = offsets[limit] if len(offsets) > limit else None
             assert got == expected, (text, limit)
     assert len(starts[5]) > 150  # the long caption really is cut at every limit tried
+
+
+def test_empty_texts_have_no_tokens_and_load_no_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset without captions (every trained text empty) counts without loading the tokenizer."""
+    monkeypatch.setattr(tk, "_backend", _no_tokenizer)
+    assert tk.token_starts_batch(["", ""]) == [array("I"), array("I")]
+    monkeypatch.undo()
+    mixed = tk.token_starts_batch(["", "sks, a cat", ""])
+    assert [len(s) for s in mixed] == [0, tk.count_tokens("sks, a cat"), 0]
 
 
 def test_normalized_tags_are_cached_and_equal_uncached() -> None:

@@ -235,7 +235,9 @@ def token_starts_batch(texts: list[str]) -> list[array[int]]:
     call: ``len`` of an entry is the text's :func:`count_tokens`, and entry ``[k]`` is :func:`cut_position` for
     ``max_tokens=k``. A compact array per text, since a dataset holds thousands of captions."""
     texts = list(texts)
-    words = [t for t in texts if t]  # an empty text has no tokens: a dataset without captions loads no tokenizer
+    words = [
+        t for t in texts if t
+    ]  # an empty text has no tokens: a dataset without captions loads no tokenizer
     encodings = iter(_backend().encode_batch(words, add_special_tokens=False) if words else ())
     return [array("I", (start for start, _ in next(encodings).offsets)) if t else array("I") for t in texts]
 

@@ -238,3 +238,37 @@ def test_discovery_finding_about_an_image_lands_on_its_record(tmp_path: Path) ->
     result = scan(tmp_path / "train", ScanSettings(workers=1, progress=False))
     assert [f.code for f in result.record("1_x/a.gif").findings if f.code == "kohya_skips_extension"]
     assert not [f for f in result.findings if f.code == "kohya_skips_extension"]
+
+
+def test_pixel_identity_decodes_one_file_per_set_of_byte_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three byte copies and a lossless re-encode of one image: the second stage decodes one byte copy and the
+    re-encode (not all four); a set of byte copies alone is not decoded at all. The findings are the same."""
+    from curator.checks import exact_duplicate
+
+    concept = tmp_path / "train/10_cat"
+    _noise(concept / "a.png", seed=1)
+    for name in ("b.png", "c.png"):
+        shutil.copy(concept / "a.png", concept / name)
+    Image.open(concept / "a.png").save(concept / "d.webp", lossless=True)
+    _noise(concept / "e.png", seed=2)
+    shutil.copy(concept / "e.png", concept / "f.png")
+    decoded: list[str] = []
+    real = exact_duplicate.pixel_digest
+
+    def counting(path: Path, *args: object) -> str | None:
+        decoded.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(exact_duplicate, "pixel_digest", counting)
+    result = scan(tmp_path / "train", ScanSettings(workers=1, progress=False))
+    assert len(decoded) == 2 and "d.webp" in decoded and not {"e.png", "f.png"} & set(decoded)
+    found = {
+        r.item.rel.split("/")[-1]: (f.evidence["match"], f.evidence["keeper"].split("/")[-1])
+        for r in result.records
+        for f in r.findings
+        if f.code == "exact_duplicate"
+    }
+    assert found == {"b.png": ("bytes", "a.png"), "c.png": ("bytes", "a.png"), "d.webp": ("pixels", "a.png"),
+                     "f.png": ("bytes", "e.png")}  # fmt: skip

@@ -3,8 +3,9 @@
 Code: ``exact_duplicate``. The keeper is chosen by :func:`curator.checks.keeper.choose_keeper`; every other copy gets a
 warning with ``evidence={"keeper": rel, "match": "bytes" | "pixels"}``.
 
-Pixel identity is two-stage: files whose cheap ``pixel_fingerprint`` (measured in the scan) matches another's are
-decoded again here and compared by the SHA-256 of their full-resolution pixels; only those few files pay for it. The
+Pixel identity is two-stage: files whose cheap ``pixel_fingerprint`` (measured in the scan) matches another's, with
+other bytes, are decoded again here and compared by the SHA-256 of their full-resolution pixels; only those few
+files pay for it (one of each set of byte-identical copies). The
 confirmed groups are left in ``context.cache[PIXEL_GROUPS]`` for the near-duplicate check.
 """
 
@@ -33,14 +34,21 @@ def _groups(records: list[ItemRecord], key: Callable[[ItemRecord], str | None]) 
 
 
 def confirmed_pixel_digests(records: list[ItemRecord], context: CheckContext) -> dict[str, str]:
-    """rel -> full-resolution pixel digest for the decoded records that share a fingerprint (computed once)."""
+    """rel -> full-resolution pixel digest for the decoded records that share a fingerprint with a file of other
+    bytes (computed once). Files of the same bytes have the same pixels: one of them is decoded, and a group whose
+    files all have the same bytes is none of this stage's business (the bytes already match)."""
     if PIXEL_GROUPS not in context.cache:
         digests: dict[str, str] = {}
         for group in _groups(records, lambda r: r.metrics.get("pixel_fingerprint")):
+            by_bytes: dict[Any, list[ItemRecord]] = {}
             for record in group:
-                digest = pixel_digest(record.item.path)
+                by_bytes.setdefault(record.metrics.get("sha256") or id(record), []).append(record)
+            if len(by_bytes) < 2:
+                continue
+            for same in by_bytes.values():
+                digest = pixel_digest(same[0].item.path)
                 if digest:
-                    digests[record.item.rel] = digest
+                    digests.update(dict.fromkeys((r.item.rel for r in same), digest))
         context.cache[PIXEL_GROUPS] = digests
     return context.cache[PIXEL_GROUPS]
 

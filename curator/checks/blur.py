@@ -92,10 +92,8 @@ def sample_tiles(gray: np.ndarray, max_tiles: int = 64, min_contrast: float = 40
     if not boxes:
         return np.zeros((0, side, side), np.float32)
     corners = np.array(boxes) - _MARGIN
-    offsets = np.arange(side)
-    rows = (corners[:, 1, None] + offsets)[:, :, None]
-    cols = (corners[:, 0, None] + offsets)[:, None, :]
-    return g[rows, cols]
+    # each tile with its margin is one window of a sliding view: a block copy per tile, no per-pixel index
+    return np.lib.stride_tricks.sliding_window_view(g, (side, side))[corners[:, 1], corners[:, 0]]
 
 
 def detail_gray(view: Any) -> np.ndarray:

@@ -133,3 +133,41 @@ def test_large_search_without_numba_says_which_extra(monkeypatch: pytest.MonkeyP
     records = [record_for(p, [HASHES], rel=name) for name, p in paths.items()]
     notes = [f for f in _run(records) if f.code == "slow_duplicate_search"]
     assert len(notes) == 1 and "dreamcurate[numba]" in notes[0].message and notes[0].severity.name == "INFO"
+
+
+def _reference_groups(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
+    """Connected components with at least two members by a plain union-find, in order of their smallest member."""
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    out: dict[int, list[int]] = {}
+    for i in range(n):
+        out.setdefault(find(i), []).append(i)
+    return [g for g in out.values() if len(g) > 1]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_vectorised_components_equal_union_find(seed: int) -> None:
+    """Chains (the longest pointer paths), cliques and random sparse edges, in any order and either direction."""
+    from curator.checks.near_duplicate import components, groups_of
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    edges = [(int(x), int(y)) for x, y in rng.integers(0, n, (rng.integers(0, 250), 2))]
+    chain = rng.permutation(n)[:60]
+    edges += [(int(chain[i]), int(chain[i + 1])) for i in range(len(chain) - 1)]
+    clique = rng.permutation(n)[:12]
+    edges += [(int(x), int(y)) for x in clique for y in clique if x < y]
+    edges = [edges[i] for i in rng.permutation(len(edges))]
+    a = np.array([e[0] for e in edges], dtype=np.int64)
+    b = np.array([e[1] for e in edges], dtype=np.int64)
+    assert groups_of(components(n, a, b)) == _reference_groups(n, edges)
+    assert groups_of(components(5, a[:0], b[:0])) == []

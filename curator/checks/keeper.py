@@ -190,19 +190,20 @@ def _key(record: ItemRecord, t: Traits) -> tuple[Any, ...]:
     )
 
 
-def rank_for_keeping(records: list[ItemRecord]) -> list[ItemRecord]:
+def rank_for_keeping(records: list[ItemRecord], found: dict[str, Traits] | None = None) -> list[ItemRecord]:
     """The records of one group, best to keep first: a training image over a regularization one, not a screenshot,
     fewer quality findings, fewer processing marks (see :func:`traits`), more pixels, higher JPEG quality, sharper,
-    larger file, then the path (stable)."""
-    found = traits(records)
+    larger file, then the path (stable). ``found``: the group's :func:`traits`, when the caller has them."""
+    found = traits(records) if found is None else found
     return sorted(records, key=lambda r: _key(r, found[r.item.rel]))
 
 
-def choose_keeper(records: list[ItemRecord]) -> ItemRecord:
+def choose_keeper(records: list[ItemRecord], found: dict[str, Traits] | None = None) -> ItemRecord:
     """The record to keep among duplicates (see :func:`rank_for_keeping`)."""
     if not records:
         raise ValueError("choose_keeper needs at least one record")
-    return rank_for_keeping(records)[0]
+    found = traits(records) if found is None else found
+    return min(records, key=lambda r: _key(r, found[r.item.rel]))
 
 
 def describe(t: Traits) -> str:
@@ -210,13 +211,15 @@ def describe(t: Traits) -> str:
     return ", ".join(t.marks) if t.marks else "no sign of editing"
 
 
-def keeper_reason(records: list[ItemRecord], others: bool = True) -> str:
+def keeper_reason(
+    records: list[ItemRecord], others: bool = True, found: dict[str, Traits] | None = None
+) -> str:
     """Why the keeper of ``records`` won, in one line (for the finding's evidence and the review cards); with
-    ``others`` also what marks each other member."""
+    ``others`` also what marks each other member. ``found``: the group's :func:`traits`, when the caller has them."""
     if not records:
         raise ValueError("keeper_reason needs at least one record")
-    found = traits(records)
-    keeper = min(records, key=lambda r: _key(r, found[r.item.rel]))  # choose_keeper's rule, on these traits
+    found = traits(records) if found is None else found
+    keeper = choose_keeper(records, found)
     t = found[keeper.item.rel]
     parts = [
         f"{_name(keeper)} kept",

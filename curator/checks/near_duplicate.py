@@ -3,9 +3,9 @@
 Two phases, as in the data-quality libraries: :class:`DupHashes` (an image check) encodes every image into 64-bit
 pHash and dHash, of the image and of its horizontal mirror (cached hex strings); :class:`NearDuplicates` (a dataset
 check) searches all pairs whose pHash is within ``max_phash`` in either orientation (vectorised multi-index search,
-:func:`curator.checks.hashing.hamming_pairs`), confirms them with the dHash of the same orientation, groups them with
-union-find and names a keeper per cluster (:func:`curator.checks.keeper.choose_keeper`). Every other member gets a warning
-with the keeper's path, both distances and whether it is mirrored. Byte- or pixel-identical copies are left to
+:func:`curator.checks.hashing.hamming_pairs`), confirms them with the dHash of the same orientation, groups them into
+connected components (:func:`components`) and names a keeper per cluster (:func:`curator.checks.keeper.choose_keeper`).
+Every other member gets a warning with the keeper's path, both distances and whether it is mirrored. Byte- or pixel-identical copies are left to
 ``exact_duplicate``. With CLIP features configured, pairs whose embeddings' cosine similarity reaches ``clip_cosine``
 are added too (semantic near-duplicates).
 """
@@ -13,6 +13,7 @@ are added too (semantic near-duplicates).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,54 +74,74 @@ def variant_hashes(gray: np.ndarray) -> dict[str, str]:
     return {key: out[key] for kind in ("phash", "dhash") for key in (f"{kind}{v}" for v in VARIANTS)}
 
 
-class UnionFind:
-    """Disjoint sets over 0..n-1 (path halving, union by size)."""
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per item 0..n-1 the smallest item of its connected component under the edges ``(a[e], b[e])``.
 
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-        self.size = [1] * n
-
-    def find(self, i: int) -> int:
-        """Representative of i's set."""
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        """Merge the sets of a and b."""
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
-
-    def groups(self) -> list[list[int]]:
-        """Sets with at least two members, each sorted."""
-        out: dict[int, list[int]] = {}
-        for i in range(len(self.parent)):
-            out.setdefault(self.find(i), []).append(i)
-        return [sorted(g) for g in out.values() if len(g) > 1]
-
-
-def find_pairs(
-    metrics: list[dict[str, Any]], params: dict[str, Any], engine: str = "auto"
-) -> list[dict[str, Any]]:
-    """Near-duplicate pairs among hashed items: ``[{"a", "b", "phash", "dhash", "variant"}]`` (indices into metrics).
-
-    A pair needs some variant of one item (itself, mirrored, cropped, both) within ``max_phash`` of the other's
-    pHash and within ``max_dhash`` of its dHash; the closest variant that passes both is reported. ``engine`` is
-    :func:`~curator.checks.hashing.hamming_pairs`'s.
+    Hook and compress, vectorised: each edge hooks the larger of its two roots under the smaller, then every pointer
+    jumps to its root; repeated until every edge joins one root. Labels only ever point down to smaller items, so
+    the root of a component is its smallest item.
     """
+    label = np.arange(n)
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    while a.size:
+        la, lb = label[a], label[b]
+        apart = la != lb
+        if not apart.any():
+            break
+        la, lb = la[apart], lb[apart]
+        low = np.minimum(la, lb)
+        np.minimum.at(label, la, low)
+        np.minimum.at(label, lb, low)
+        while True:
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+    return label
+
+
+def groups_of(label: np.ndarray) -> list[list[int]]:
+    """The components of :func:`components`'s labels with at least two members, each sorted, in order of their
+    smallest member."""
+    order = np.argsort(label, kind="stable")
+    ordered = label[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    ends = np.append(starts[1:], ordered.size)
+    return [order[x:y].tolist() for x, y in zip(starts.tolist(), ends.tolist(), strict=True) if y - x > 1]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Near-duplicate pairs as arrays (``a < b``, indices into the searched metrics): the distances of the closest
+    variant that passed and its index in :data:`VARIANTS`."""
+
+    a: np.ndarray
+    b: np.ndarray
+    phash: np.ndarray
+    dhash: np.ndarray
+    variant: np.ndarray
+
+    def link(self, row: int) -> dict[str, Any]:
+        """Pair ``row`` as the finding's evidence reads it."""
+        return {
+            "a": int(self.a[row]),
+            "b": int(self.b[row]),
+            "phash": int(self.phash[row]),
+            "dhash": int(self.dhash[row]),
+            "variant": VARIANTS[int(self.variant[row])][1:],
+        }
+
+
+def pair_arrays(metrics: list[dict[str, Any]], params: dict[str, Any], engine: str = "auto") -> Pairs:
+    """Near-duplicate pairs among hashed items (see :func:`find_pairs`), as arrays."""
     keys_p = hashing.from_hex([m["phash"] for m in metrics])
     keys_d = hashing.from_hex([m["dhash"] for m in metrics])
     q_p = [hashing.from_hex([m[f"phash{v}"] for m in metrics]) for v in VARIANTS]
     q_d = [hashing.from_hex([m[f"dhash{v}"] for m in metrics]) for v in VARIANTS]
     hits = hashing.hamming_pairs(keys_p, int(params["max_phash"]), q_p, engine=engine)
     if hits.size == 0:
-        return []
+        empty = np.zeros(0, dtype=np.int64)
+        return Pairs(empty, empty, empty, empty, empty)
     i, j, pdist, k = hits.T
     ddist = np.zeros_like(pdist)
     for v in range(len(VARIANTS)):
@@ -134,18 +155,20 @@ def find_pairs(
     first = np.ones(order.size, dtype=bool)
     first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
     chosen = order[first]
-    names = [variant[1:] for variant in VARIANTS]
-    return [
-        {"a": x, "b": y, "phash": p_, "dhash": d_, "variant": names[w]}
-        for x, y, p_, d_, w in zip(
-            a[chosen].tolist(),
-            b[chosen].tolist(),
-            pd[chosen].tolist(),
-            dd[chosen].tolist(),
-            v[chosen].tolist(),
-            strict=True,
-        )
-    ]
+    return Pairs(a[chosen], b[chosen], pd[chosen], dd[chosen], v[chosen])
+
+
+def find_pairs(
+    metrics: list[dict[str, Any]], params: dict[str, Any], engine: str = "auto"
+) -> list[dict[str, Any]]:
+    """Near-duplicate pairs among hashed items: ``[{"a", "b", "phash", "dhash", "variant"}]`` (indices into metrics).
+
+    A pair needs some variant of one item (itself, mirrored, cropped, both) within ``max_phash`` of the other's
+    pHash and within ``max_dhash`` of its dHash; the closest variant that passes both is reported. ``engine`` is
+    :func:`~curator.checks.hashing.hamming_pairs`'s.
+    """
+    pairs = pair_arrays(metrics, params, engine)
+    return [pairs.link(row) for row in range(pairs.a.size)]
 
 
 def clip_pairs(embeddings: list[np.ndarray | None], min_cosine: float) -> list[dict[str, Any]]:
@@ -165,18 +188,28 @@ def clip_pairs(embeddings: list[np.ndarray | None], min_cosine: float) -> list[d
     return out
 
 
-def _is_exact_copy(a: Any, b: Any, digests: dict[str, str]) -> bool:
-    """Same file bytes, or same full-resolution pixels (as exact_duplicate confirmed them)."""
-    sha_a = a.metrics.get("sha256")
-    if sha_a and sha_a == b.metrics.get("sha256"):
-        return True
-    pix_a = digests.get(a.item.rel)
-    return bool(pix_a) and pix_a == digests.get(b.item.rel)
+def _ids(values: list[str | None]) -> np.ndarray:
+    """A small integer per distinct non-empty value (-1 for none), so equal values compare as equal integers."""
+    index: dict[str, int] = {}
+    return np.array([index.setdefault(v, len(index)) if v else -1 for v in values], dtype=np.int64)
+
+
+def _keeper_links(
+    pairs: Pairs, semantic: dict[tuple[int, int], dict[str, Any]], keeper_of: np.ndarray
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """The evidence of every pair between a member and its cluster's keeper (hash distances, CLIP cosine or both),
+    keyed ``(low, high)``: the only pairs a finding names."""
+    to_keeper = (keeper_of[pairs.a] == pairs.b) | (keeper_of[pairs.b] == pairs.a)
+    links = {(int(pairs.a[r]), int(pairs.b[r])): pairs.link(r) for r in np.flatnonzero(to_keeper).tolist()}
+    for (x, y), p in semantic.items():
+        if keeper_of[x] == y or keeper_of[y] == x:
+            links.setdefault((x, y), {}).update(p)
+    return links
 
 
 class _Copies:
     """The exact copies of each member of one group (same file bytes or same confirmed pixels, as
-    :func:`_is_exact_copy`), found through two indexes instead of comparing every pair."""
+    the exact-copy test of ``NearDuplicates._near_duplicates``), found through two indexes instead of comparing every pair."""
 
     def __init__(self, group: list[int], hashed: list[Any], digests: dict[str, str]) -> None:
         self.by_sha: dict[str, list[int]] = {}
@@ -259,25 +292,30 @@ class NearDuplicates(DatasetCheck):
     def _near_duplicates(
         self, hashed: list[Any], params: dict[str, Any], context: CheckContext
     ) -> list[Finding]:
-        metrics = [r.metrics for r in hashed]
-        links: dict[tuple[int, int], dict[str, Any]] = {}
-        for p in find_pairs(metrics, params):
-            links[(p["a"], p["b"])] = p
+        pairs = pair_arrays([r.metrics for r in hashed], params)
         feats = clip_features(context, hashed)
         embeddings = [feats.get(r.item.rel, {}).get("embedding") for r in hashed]
-        for p in clip_pairs(embeddings, float(params["clip_cosine"])):
-            links.setdefault((p["a"], p["b"]), {}).update(p)
+        semantic = {(p["a"], p["b"]): p for p in clip_pairs(embeddings, float(params["clip_cosine"]))}
         digests = confirmed_pixel_digests(hashed, context)
-        uf = UnionFind(len(hashed))
-        for a, b in links:
-            if not _is_exact_copy(hashed[a], hashed[b], digests):
-                uf.union(a, b)
-        findings = []
-        for group in uf.groups():
+        a = np.concatenate([pairs.a, np.array([x for x, _ in semantic], dtype=np.int64)])
+        b = np.concatenate([pairs.b, np.array([y for _, y in semantic], dtype=np.int64)])
+        # exact copies (same bytes, or same confirmed pixels) are exact_duplicate's: they link nothing here
+        sha = _ids([r.metrics.get("sha256") for r in hashed])
+        pix = _ids([digests.get(r.item.rel) for r in hashed])
+        exact = ((sha[a] >= 0) & (sha[a] == sha[b])) | ((pix[a] >= 0) & (pix[a] == pix[b]))
+        groups = groups_of(components(len(hashed), a[~exact], b[~exact]))
+        marks_of, keeper_of = [], np.full(len(hashed), -1, dtype=np.int64)
+        for group in groups:
             members = [hashed[i] for i in group]
-            keeper = choose_keeper(members)
-            k = group[members.index(keeper)]
-            marks, why = traits(members), keeper_reason(members)
+            marks = traits(members)
+            keeper_of[group] = group[members.index(choose_keeper(members, marks))]
+            marks_of.append(marks)
+        links = _keeper_links(pairs, semantic, keeper_of)
+        findings = []
+        for group, marks in zip(groups, marks_of, strict=True):
+            members = [hashed[i] for i in group]
+            k = int(keeper_of[group[0]])
+            keeper, why = hashed[k], keeper_reason(members, found=marks)
             copies = _Copies(group, hashed, digests)
             for i in group:
                 if i == k or not _speaks_for_copies(i, copies):

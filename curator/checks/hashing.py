@@ -175,11 +175,17 @@ def hamming_pairs(
         halves = [q is h or bool(np.array_equal(q, h)) for q in queries]
         return _hashing_compiled.search(h, queries, bounds, probes, radius, max_distance, halves)
     idx = np.arange(n)
+    radius = max_distance // n_chunks
+    packable = n * n * 65 * len(queries) < 2**62
     found = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for c, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         width = int(hi - lo)
-        masks = _masks_within(max_distance // n_chunks, width)
+        masks = _masks_within(radius, width)
         shift, field = np.uint64(lo), np.uint64((1 << width) - 1)
+        earlier = [
+            (np.uint64(a), np.uint64((1 << int(b - a)) - 1))
+            for a, b in zip(bounds[:c], bounds[1 : c + 1], strict=True)
+        ]
         vals = ((h >> shift) & field).astype(np.int64)
         order = np.argsort(vals, kind="stable")
         counts = np.bincount(vals, minlength=1 << width)
@@ -198,28 +204,26 @@ def hamming_pairs(
                 j = order[np.repeat(starts[key] - first, cnt) + np.arange(total)]
                 keep = qi < j if symmetric else qi != j
                 qi, j = qi[keep], j[keep]
-                dist = popcount(q[qi] ^ h[j])
+                diff = q[qi] ^ h[j]
+                dist = popcount(diff)
                 ok = dist <= max_distance
+                for (
+                    e_shift,
+                    e_field,
+                ) in earlier:  # an earlier chunk's probes reach this pair: found there once
+                    ok &= popcount((diff >> e_shift) & e_field) > radius
                 if ok.any():
-                    found.append(np.stack([qi[ok], j[ok], dist[ok], np.full(int(ok.sum()), k)], axis=1))
+                    qi, j, dist = qi[ok], j[ok], dist[ok]
+                    if packable:  # one int64 per row, in the rows' sort order
+                        found.append(((qi * n + j) * 65 + dist) * len(queries) + k)
+                    else:
+                        found.append(np.stack([qi, j, dist, np.full(qi.size, k)], axis=1))
     if not found:
         return np.zeros((0, 4), dtype=np.int64)
-    rows = _unique_rows(
-        np.concatenate(found), n, len(queries)
-    )  # a pair found through several chunks is one row
-    return rows
-
-
-def _unique_rows(rows: np.ndarray, n: int, n_queries: int) -> np.ndarray:
-    """``np.unique(rows, axis=0)`` for rows ``(i, j, distance, k)``: each row packed into one int64 in the same order
-    (i, then j, distance, k), which sorts many times faster than rows; the row form when the packing would overflow.
-    Sorted and masked rather than through ``np.unique``, whose hashing is some 40 times slower on a million keys."""
-    if n * n * 65 * max(n_queries, 1) >= 2**62:
-        return np.unique(rows, axis=0)
-    i, j, d, k = rows.T
-    packed = np.sort(((i * n + j) * 65 + d) * n_queries + k)
-    packed = packed[np.concatenate([[True], packed[1:] != packed[:-1]])] if packed.size else packed
-    rest, k = np.divmod(packed, n_queries)
+    if not packable:
+        return np.unique(np.concatenate(found), axis=0)
+    packed = np.sort(np.concatenate(found))
+    rest, k_col = np.divmod(packed, len(queries))
     ij, d = np.divmod(rest, 65)
     i, j = np.divmod(ij, n)
-    return np.stack([i, j, d, k], axis=1).astype(np.int64)
+    return np.stack([i, j, d, k_col], axis=1).astype(np.int64)

@@ -206,13 +206,14 @@ def hamming_pairs(
                 qi, j = qi[keep], j[keep]
                 diff = q[qi] ^ h[j]
                 dist = popcount(diff)
-                ok = dist <= max_distance
-                for (
-                    e_shift,
-                    e_field,
-                ) in earlier:  # an earlier chunk's probes reach this pair: found there once
-                    ok &= popcount((diff >> e_shift) & e_field) > radius
-                if ok.any():
+                ok = np.flatnonzero(dist <= max_distance)
+                if earlier and ok.size:  # a pair an earlier chunk's probes reach was found there, once
+                    near = diff[ok]
+                    first_here = np.ones(ok.size, dtype=bool)
+                    for e_shift, e_field in earlier:
+                        first_here &= popcount((near >> e_shift) & e_field) > radius
+                    ok = ok[first_here]
+                if ok.size:
                     qi, j, dist = qi[ok], j[ok], dist[ok]
                     if packable:  # one int64 per row, in the rows' sort order
                         found.append(((qi * n + j) * 65 + dist) * len(queries) + k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -56,7 +57,10 @@ def test_default_policy_and_manifest(tmp_path: Path) -> None:
         by_path["10_cat/d.png"]["rule"] == "duplicate" and "10_cat/a.png" in by_path["10_cat/d.png"]["reason"]
     )
     assert by_path["10_cat/b.png"]["kept"] is True
-    assert all(len(i["sha256"]) == 64 for i in manifest["items"])
+    files = {r.item.rel: r.item.path for r in result.records}
+    assert all(
+        i["sha256"] == hashlib.sha256(files[i["path"]].read_bytes()).hexdigest() for i in manifest["items"]
+    )
     assert report.kept == 6 and report.dropped == 2
     # originals untouched, and still there (linked or copied, never moved)
     assert tree_digest(tmp_path / "data") | tree_digest(tmp_path / "reg") == before
@@ -206,3 +210,38 @@ def test_sigkill_mid_export_leaves_old_out_or_nothing(tmp_path: Path) -> None:
     result = build_curation(again(tmp_path / "data2", {"cat": (3, ["a.png"])}))
     export_dataset(result, tmp_path / "out", ExportOptions(force=True))
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_manifest_digests_come_from_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest's sha256 of each image is the scan's digest of the bytes it read, and the upright copies follow
+    the scan's reading of the EXIF orientation (one truth, and no second read of every file); only a file the scan
+    could not decode is read for its digest."""
+    import numpy as np
+    from PIL import Image
+
+    from curator.export import folder
+    from curator.scan.results import ScanSettings
+    from curator.scan.run import scan
+
+    concept = tmp_path / "data/10_cat"
+    concept.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+            concept / f"{i}.png"
+        )
+    (concept / "broken.png").write_bytes(b"not an image")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: the export writes it upright, from the scan's reading of the tag
+    Image.open(concept / "0.png").save(concept / "sideways.png", exif=exif.tobytes())
+    read: list[str] = []
+    real = folder.sha256_file
+    monkeypatch.setattr(folder, "sha256_file", lambda path: read.append(path.name) or real(path))
+    result = scan(tmp_path / "data", ScanSettings(workers=1, progress=False))
+    export_dataset(build_curation(result), tmp_path / "out", ExportOptions())
+    manifest = json.loads((tmp_path / "out/manifest.json").read_text())
+    for item in manifest["items"]:
+        assert item["sha256"] == hashlib.sha256((tmp_path / "data" / item["path"]).read_bytes()).hexdigest()
+    assert read == ["broken.png"]
+    upright = {i["path"]: i["upright_copy"] for i in manifest["items"] if i["upright_copy"]}
+    assert upright == {"10_cat/sideways.png": "EXIF orientation 6, which Kohya does not apply"}
+    assert result.record("10_cat/sideways.png").metrics["exif_orientation"] == 6

@@ -147,18 +147,22 @@ def _check_something_kept(result: ScanResult, verdicts: dict[str, Verdict]) -> N
     )
 
 
-def needs_upright_copy(path: Path) -> str | None:
+def needs_upright_copy(path: Path, orientation: int | None = None) -> str | None:
     """Why Kohya would not read ``path`` as we plan it (None: it would): a format its folder listing skips, or an EXIF
-    orientation it never applies (it reads the raw pixels, so the image would land sideways in another bucket)."""
+    orientation it never applies (it reads the raw pixels, so the image would land sideways in another bucket).
+
+    ``orientation``: the scan's reading of it (``exif_orientation``); the file is read only without one (a PNG's EXIF
+    may follow its pixels, so reading it can mean decoding the image)."""
     if not path.name.endswith(KOHYA_EXTENSIONS):
         return f"{path.suffix or 'no extension'} is not a format Kohya reads"
-    try:
-        from PIL import Image
+    if orientation is None:
+        try:
+            from PIL import Image
 
-        with Image.open(path) as img:
-            orientation = int(img.getexif().get(0x0112, 1) or 1)
-    except (OSError, ValueError, SyntaxError):
-        return None
+            with Image.open(path) as img:
+                orientation = int(img.getexif().get(0x0112, 1) or 1)
+        except (OSError, ValueError, SyntaxError):
+            return None
     if orientation not in (0, 1):
         return f"EXIF orientation {orientation}, which Kohya does not apply"
     return None
@@ -205,6 +209,7 @@ def _write_folders(curation: Curation, tmp: Path, options: ExportOptions, ext: s
     """Place kept images and captions under ``tmp``."""
     placed = _Placed([], {}, {})
     repeats = curation.repeats
+    orientation = {r.item.rel: r.metrics.get("exif_orientation") for r in curation.result.records}
     for concept in curation.result.dataset.concepts:
         items = [i for i in concept.items if curation.verdicts[i.rel].kept]
         if not items:
@@ -216,7 +221,7 @@ def _write_folders(curation: Curation, tmp: Path, options: ExportOptions, ext: s
         target.mkdir(parents=True, exist_ok=True)
         used: set[str] = set()
         for item in items:
-            why = needs_upright_copy(item.path)
+            why = needs_upright_copy(item.path, orientation.get(item.rel))
             stem, suffix = item.path.stem, ".png" if why else item.path.suffix.lower()
             name, k = stem, 1
             while name.lower() in used:  # two items with one stem (a.png and a.jpg) must not share a caption
@@ -253,7 +258,9 @@ def _manifest(curation: Curation, placed: _Placed, plan: dict[str, Any] | None) 
                 "rule": v.rule,
                 "reason": v.reason,
                 "codes": v.codes,
-                "sha256": sha256_file(record.item.path),
+                # the scan's own digest of the bytes it read (this export's scan revalidated every file by size
+                # and mtime); read here only for a file the scan could not read
+                "sha256": record.metrics.get("sha256") or sha256_file(record.item.path),
                 "exported_as": placed.paths.get(record.item.rel),
                 "upright_copy": placed.converted.get(record.item.rel),
                 "caption_edited": record.item.rel in curation.edits,

@@ -139,6 +139,7 @@ def view_from_image(
         exif=exif,
         quant_tables=quant,
         frames=frames,
+        orientation=orientation,
         filename=filename,
         extra={"source_luma": luma},
     )

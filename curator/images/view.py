@@ -35,6 +35,7 @@ class ImageView:
       aligned; None when not available.
     - ``alpha``: uint8 HxW at analysis size, or None when the image has no alpha channel.
     - ``width`` / ``height``: the original size after EXIF orientation.
+    - ``orientation``: the file's EXIF orientation (1..8; 1 when absent or damaged), already applied to every level.
     - ``draft_scale``: 1 normally; 2, 4 or 8 when JPEG draft mode decoded a reduced image (then ``native_gray`` is of
       the reduced image).
     - ``format``, ``mode``: Pillow's format and original mode (``P``, ``CMYK``, ``I;16``, ``LA``...).
@@ -65,6 +66,7 @@ class ImageView:
     exif: dict[str, str] = field(default_factory=dict)
     quant_tables: dict[int, list[int]] | None = None
     frames: int = 1
+    orientation: int = 1
     filename: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

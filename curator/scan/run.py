@@ -34,7 +34,7 @@ from curator.scan.cache import FileKey, MetricsCache
 from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 
 #: Bumped when the loader's own metrics change (part of the cache key with the checks' version).
-LOADER_VERSION = 4
+LOADER_VERSION = 5
 #: Loader parameters, overridable through ``ScanSettings.params["loader"]``.
 LOADER_DEFAULTS: dict[str, Any] = {
     "max_pixels": DEFAULT_MAX_PIXELS,  # decompression-bomb limit on the declared size
@@ -332,6 +332,7 @@ def analyse_file(task: _Task) -> dict[str, Any]:
                 "mode": view.mode,
                 "frames": view.frames,
                 "draft_scale": view.draft_scale,
+                "exif_orientation": view.orientation,  # export reads it: Kohya never applies it
             }
             failures: dict[str, str] = {}
             for check in image_checks():

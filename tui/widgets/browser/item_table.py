@@ -8,11 +8,12 @@ Column widths follow the table's width: at 80 columns the file and findings colu
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import zip_longest
 from pathlib import PurePosixPath
 
 from rich.text import Text
 from textual import events
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey, DuplicateKey, Row, RowKey
 
 from curator.findings import Severity
 from curator.scan.results import ItemRecord
@@ -24,6 +25,8 @@ _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Sever
 _DECISION_STYLE = {"keep": "green", "drop": "bold red"}
 #: The mark of an item whose caption was edited in the review.
 EDITED_MARK = "✎"
+#: The DataTable state :meth:`ItemTable._append_rows` fills as ``add_row`` does.
+_ROW_STATE = ("_row_locations", "_data", "rows", "_new_rows", "_require_update_dimensions", "_update_count")
 
 
 def column_widths(width: int, metric: bool) -> dict[str, int]:
@@ -93,11 +96,43 @@ class ItemTable(NavTable):
         self.metric = metric
         self.clear()
         self.columns[ColumnKey("metric")].label = Text(metric or "", overflow="ellipsis", no_wrap=True)
-        for record in records:
-            rel = record.item.rel
-            self.add_row(*self._cells(record, decisions.get(rel), rel in edited), key=rel)
+        self._append_rows(
+            [(self._cells(r, decisions.get(r.item.rel), r.item.rel in edited), r.item.rel) for r in records]
+        )
         if current is not None and current in self.rows:
             self.move_cursor(row=self.get_row_index(current), animate=False)
+
+    def _append_rows(self, rows: list[tuple[tuple[Text, ...], str]]) -> None:
+        """``add_row`` for every ``(cells, key)`` of one-line rows, with its per-row bookkeeping done once.
+
+        ``DataTable.add_row`` re-sets the cursor (a reactive that always notifies) and asks for an idle pass on
+        every row: at 20,000 rows that queues tens of thousands of callbacks, seconds before the table shows. The
+        rows, their data and the cursor end the same (``tests/test_tui_table.py`` compares both ways); with a
+        DataTable whose internals differ, rows are added one by one."""
+        if not all(hasattr(self, name) for name in _ROW_STATE) or any(
+            c.auto_width for c in self.columns.values()
+        ):
+            for cells, key in rows:
+                self.add_row(*cells, key=key)
+            return
+        columns = [column.key for column in self.ordered_columns]
+        start = self.row_count
+        for offset, (cells, key) in enumerate(rows):
+            row_key = RowKey(key)
+            if row_key in self._row_locations:
+                raise DuplicateKey(f"The row key {row_key!r} already exists.")
+            self._row_locations[row_key] = start + offset
+            self._data[row_key] = dict(zip_longest(columns, cells))
+            self.rows[row_key] = Row(row_key, 1)
+            self._new_rows.add(row_key)
+        if not rows:
+            return
+        self._require_update_dimensions = True
+        self._update_count += len(rows)
+        self.cursor_coordinate = self.cursor_coordinate
+        if start == 0 and self.columns and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # a cell to highlight where there was none: as add_row's first row does
+        self.check_idle()
 
     def set_decision(self, rel: str, decision: str | None) -> None:
         """Update the decision cell of ``rel`` (when it is shown)."""

@@ -129,10 +129,10 @@ def orientation_sharpness(
     """
     if tiles.shape[0] == 0:
         return [None] * N_BINS
-    c = window // 2
     if tiles.dtype == np.uint8:
         ratio, bins = _edge_ratios_bytes(tiles, min_contrast, window, min_ratio)
     else:
+        c = window // 2
         t = np.asarray(tiles, dtype=np.float32)
         gx = (t[:, 1:-1, 2:] - t[:, 1:-1, :-2]) * 0.5
         gy = (t[:, :-2, 1:-1] - t[:, 2:, 1:-1]) * 0.5  # rows grow downwards: up is positive

@@ -150,9 +150,8 @@ def _text_tiles(g: np.ndarray, tile: int, index: np.ndarray, spread: np.ndarray)
         ink = dev >= 0.5 * spread[:, None]
     ink_share = np.count_nonzero(ink, axis=1) / n
     ink = ink.reshape(t.shape)
-    across = (
-        np.count_nonzero(ink[:, :, 1:] != ink[:, :, :-1], axis=(1, 2)) / tile
-    )  # ink edges crossed per row
+    # ink edges crossed per row, and per column
+    across = np.count_nonzero(ink[:, :, 1:] != ink[:, :, :-1], axis=(1, 2)) / tile
     down = np.count_nonzero(ink[:, 1:, :] != ink[:, :-1, :], axis=(1, 2)) / tile
     return (bg_share >= 0.5) & (ink_share <= 0.4) & (across >= 1.5) & (down >= 0.9)
 
@@ -201,9 +200,7 @@ def _row_medians(block: np.ndarray) -> np.ndarray:
         return np.median(block, axis=1, keepdims=True).astype(np.float32)
     n = block.shape[1]
     lo, hi = (n - 1) // 2, n // 2
-    ordered = np.sort(
-        block, axis=1, kind="stable"
-    )  # a radix sort of bytes: faster than a partition of each row
+    ordered = np.sort(block, axis=1, kind="stable")  # radix: faster than a partition of each row
     return (ordered[:, lo : lo + 1].astype(np.float32) + ordered[:, hi : hi + 1]) * np.float32(0.5)
 
 

@@ -5,9 +5,9 @@ pHash and dHash, of the image and of its horizontal mirror (cached hex strings);
 check) searches all pairs whose pHash is within ``max_phash`` in either orientation (vectorised multi-index search,
 :func:`curator.checks.hashing.hamming_pairs`), confirms them with the dHash of the same orientation, groups them into
 connected components (:func:`components`) and names a keeper per cluster (:func:`curator.checks.keeper.choose_keeper`).
-Every other member gets a warning with the keeper's path, both distances and whether it is mirrored. Byte- or pixel-identical copies are left to
-``exact_duplicate``. With CLIP features configured, pairs whose embeddings' cosine similarity reaches ``clip_cosine``
-are added too (semantic near-duplicates).
+Every other member gets a warning with the keeper's path, both distances and whether it is mirrored. Byte- or
+pixel-identical copies are left to ``exact_duplicate``. With CLIP features configured, pairs whose embeddings' cosine
+similarity reaches ``clip_cosine`` are added too (semantic near-duplicates).
 """
 
 from __future__ import annotations
@@ -208,8 +208,8 @@ def _keeper_links(
 
 
 class _Copies:
-    """The exact copies of each member of one group (same file bytes or same confirmed pixels, as
-    the exact-copy test of ``NearDuplicates._near_duplicates``), found through two indexes instead of comparing every pair."""
+    """The exact copies of each member of one group (same file bytes or same confirmed pixels, the exact-copy test
+    of ``NearDuplicates._near_duplicates``), found through two indexes instead of comparing every pair."""
 
     def __init__(self, group: list[int], hashed: list[Any], digests: dict[str, str]) -> None:
         self.by_sha: dict[str, list[int]] = {}

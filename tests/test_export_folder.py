@@ -245,3 +245,60 @@ def test_manifest_digests_come_from_the_scan(tmp_path: Path, monkeypatch: pytest
     upright = {i["path"]: i["upright_copy"] for i in manifest["items"] if i["upright_copy"]}
     assert upright == {"10_cat/sideways.png": "EXIF orientation 6, which Kohya does not apply"}
     assert result.record("10_cat/sideways.png").metrics["exif_orientation"] == 6
+
+
+def _sideways_dataset(root: Path, n: int) -> Path:
+    """``n`` photos stored sideways (EXIF orientation 6) and two plain ones."""
+    import numpy as np
+    from PIL import Image
+
+    concept = root / "10_cat"
+    concept.mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for i in range(n + 2):
+        pixels = np.random.default_rng(i).integers(0, 256, (256 + i, 320, 3), dtype=np.uint8)
+        extra = {"exif": exif.tobytes()} if i < n else {}
+        Image.fromarray(pixels).save(concept / f"{i:02d}.jpg", quality=90, **extra)
+    return root
+
+
+def test_upright_copies_on_threads_equal_one_by_one(tmp_path: Path) -> None:
+    """The upright copies written on threads are the pixels ImageOps.exif_transpose gives, each under its own
+    name, and the links beside them are untouched sources."""
+    from PIL import Image, ImageOps
+
+    from curator.export import folder
+    from curator.scan.results import ScanSettings
+    from curator.scan.run import scan
+
+    root = _sideways_dataset(tmp_path / "data", 9)
+    result = scan(root, ScanSettings(workers=1, progress=False))
+    report = export_dataset(build_curation(result), tmp_path / "out", ExportOptions(progress=True))
+    assert report.converted == 9 and report.linked + report.copied == 2 and folder.UPRIGHT_THREADS > 1
+    for i in range(11):
+        source = root / "10_cat" / f"{i:02d}.jpg"
+        exported = tmp_path / "out/img/10_cat" / (f"{i:02d}.png" if i < 9 else f"{i:02d}.jpg")
+        with Image.open(source) as src, Image.open(exported) as out:
+            assert out.size == ((256 + i, 320) if i < 9 else (320, 256 + i))
+            assert ImageOps.exif_transpose(src).tobytes() == out.convert("RGB").tobytes()
+
+
+def test_a_failing_upright_copy_leaves_no_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curator.export import folder
+    from curator.scan.results import ScanSettings
+    from curator.scan.run import scan
+
+    root = _sideways_dataset(tmp_path / "data", 6)
+    result = scan(root, ScanSettings(workers=1, progress=False))
+    real = folder._upright_copy
+
+    def failing(src: Path, dst: Path) -> None:
+        if src.name == "03.jpg":
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(folder, "_upright_copy", failing)
+    with pytest.raises(OSError, match="disk full"):
+        export_dataset(build_curation(result), tmp_path / "out", ExportOptions())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -100,7 +100,11 @@ def export(dataset: Path, out: Path, **kw: Any) -> None:
     curation = curate(result, policy)
     plan = plan_curation(curation, options).to_json() if curation.kept_count else None
     export_options = ExportOptions(
-        force=kw["force"], hardlink=not kw["copy_files"], base_model=kw["base_model"], settings=settings
+        force=kw["force"],
+        hardlink=not kw["copy_files"],
+        base_model=kw["base_model"],
+        settings=settings,
+        progress=not kw["no_progress"],
     )
     try:
         report = export_dataset(curation, out, export_options, plan)

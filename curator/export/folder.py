@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from curator.export import kohya_config
 from curator.export import replace as replace_mod
 from curator.export.kohya_config import ExportedFolder
 from curator.fsutil import atomic_write_text
+from curator.progress import progress_bar
 from curator.review.curation import Curation
 from curator.review.selection import Verdict, summarize
 from curator.scan.results import ScanResult
@@ -60,6 +62,9 @@ class ExportOptions:
     extra_files: dict[str, Path] = field(
         default_factory=dict
     )  # name in OUT -> file copied there (report.html)
+    progress: bool = (
+        False  # a progress bar on stderr while images are placed (on a terminal, 50 images or more)
+    )
 
 
 @dataclass
@@ -177,7 +182,7 @@ def _upright_copy(src: Path, dst: Path) -> None:
         if upright.mode not in ("RGB", "RGBA", "L", "LA"):
             upright = upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
         tmp = dst.with_name(f".{dst.name}.tmp")
-        upright.save(tmp, format="PNG")
+        upright.save(tmp, format="PNG", compress_level=1)  # lossless either way; 6 is a third slower
     os.replace(tmp, dst)
 
 
@@ -205,43 +210,66 @@ class _Placed:
     copied: int = 0
 
 
+#: Upright copies written at once (each a decode, a transpose and a PNG encode; Pillow releases the GIL for them).
+UPRIGHT_THREADS = 4
+
+
 def _write_folders(curation: Curation, tmp: Path, options: ExportOptions, ext: str) -> _Placed:
-    """Place kept images and captions under ``tmp``."""
+    """Place kept images and captions under ``tmp``: links or copies as they come, the upright copies (seconds each
+    for a large photo) on a few threads; one progress bar over all of them."""
     placed = _Placed([], {}, {})
     repeats = curation.repeats
     orientation = {r.item.rel: r.metrics.get("exif_orientation") for r in curation.result.records}
-    for concept in curation.result.dataset.concepts:
-        items = [i for i in concept.items if curation.verdicts[i.rel].kept]
-        if not items:
-            continue
-        subdir = "reg" if concept.is_reg else "img"
-        n = concept.repeats if concept.is_reg else repeats.get(concept.name, concept.repeats)
-        folder = ExportedFolder(subdir, concept.name, n, len(items), concept.is_reg)
-        target = tmp / folder.rel
-        target.mkdir(parents=True, exist_ok=True)
-        used: set[str] = set()
-        for item in items:
-            why = needs_upright_copy(item.path, orientation.get(item.rel))
-            stem, suffix = item.path.stem, ".png" if why else item.path.suffix.lower()
-            name, k = stem, 1
-            while name.lower() in used:  # two items with one stem (a.png and a.jpg) must not share a caption
-                k += 1
-                name = f"{stem}_{k}"
-            used.add(name.lower())
-            if why:
-                _upright_copy(item.path, target / f"{name}{suffix}")
-                placed.converted[item.rel] = why
-            elif _place_image(item.path, target / f"{name}{suffix}", options.hardlink):
-                placed.linked += 1
-            else:
-                placed.copied += 1
-            edited = curation.edits.get(item.rel)
-            if edited is not None:
-                atomic_write_text(target / f"{name}{ext}", edited)
-            elif item.caption_path is not None and item.caption_path.is_file():
-                shutil.copyfile(item.caption_path, target / f"{name}{ext}")
-            placed.paths[item.rel] = f"{folder.rel}/{name}{suffix}"
-        placed.folders.append(folder)
+    total = sum(curation.verdicts[i.rel].kept for c in curation.result.dataset.concepts for i in c.items)
+    threads = max(1, min(UPRIGHT_THREADS, os.cpu_count() or 1))
+    with (
+        progress_bar("exporting", total, options.progress) as advance,
+        ThreadPoolExecutor(max_workers=threads) as pool,
+    ):
+        upright: list[Future[None]] = []
+        try:
+            for concept in curation.result.dataset.concepts:
+                items = [i for i in concept.items if curation.verdicts[i.rel].kept]
+                if not items:
+                    continue
+                subdir = "reg" if concept.is_reg else "img"
+                n = concept.repeats if concept.is_reg else repeats.get(concept.name, concept.repeats)
+                folder = ExportedFolder(subdir, concept.name, n, len(items), concept.is_reg)
+                target = tmp / folder.rel
+                target.mkdir(parents=True, exist_ok=True)
+                used: set[str] = set()
+                for item in items:
+                    why = needs_upright_copy(item.path, orientation.get(item.rel))
+                    stem, suffix = item.path.stem, ".png" if why else item.path.suffix.lower()
+                    name, k = stem, 1
+                    while (
+                        name.lower() in used
+                    ):  # two items with one stem (a.png and a.jpg) must not share a caption
+                        k += 1
+                        name = f"{stem}_{k}"
+                    used.add(name.lower())
+                    if why:
+                        upright.append(pool.submit(_upright_copy, item.path, target / f"{name}{suffix}"))
+                        placed.converted[item.rel] = why
+                    else:
+                        if _place_image(item.path, target / f"{name}{suffix}", options.hardlink):
+                            placed.linked += 1
+                        else:
+                            placed.copied += 1
+                        advance()
+                    edited = curation.edits.get(item.rel)
+                    if edited is not None:
+                        atomic_write_text(target / f"{name}{ext}", edited)
+                    elif item.caption_path is not None and item.caption_path.is_file():
+                        shutil.copyfile(item.caption_path, target / f"{name}{ext}")
+                    placed.paths[item.rel] = f"{folder.rel}/{name}{suffix}"
+                placed.folders.append(folder)
+            for future in as_completed(upright):
+                future.result()  # the first failure stops the export (nothing is installed)
+                advance()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return placed
 
 

@@ -13,7 +13,6 @@ import multiprocessing
 import os
 import signal
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from curator.dataset.discover import Dataset, Item, discover
 from curator.dataset.workspace import Workspace, WorkspaceError
 from curator.findings import Finding, Severity
 from curator.images.loader import DEFAULT_MAX_PIXELS, LoadError, load_view
+from curator.progress import ProgressCallback, progress_bar
 from curator.scan.cache import FileKey, MetricsCache
 from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 
@@ -42,10 +42,6 @@ LOADER_DEFAULTS: dict[str, Any] = {
 }
 #: Below this many images to analyse the scan runs in-process (a pool costs more than it saves).
 POOL_MIN_ITEMS = 8
-#: Show a progress bar from this many images to analyse.
-PROGRESS_MIN_ITEMS = 50
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -211,7 +207,7 @@ def _run_tasks(
     in-process for few images, else in a process pool that survives a crashing decoder."""
     if not tasks:
         return results
-    with _progress(len(tasks), settings, on_progress) as advance:
+    with progress_bar("scanning", len(tasks), settings.progress, on_progress) as advance:
         if settings.workers <= 1 or len(tasks) < POOL_MIN_ITEMS:
             for task in tasks:
                 results[task.rel] = analyse_file(task)
@@ -264,56 +260,6 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     ):
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context()
-
-
-@contextmanager
-def _progress(
-    total: int, settings: ScanSettings, callback: ProgressCallback | None
-) -> Iterator[Callable[[], None]]:
-    done = 0
-    started = time.perf_counter()
-    show = settings.progress and total >= PROGRESS_MIN_ITEMS and sys.stderr.isatty()
-    bar: Any = None
-    task_id: Any = None
-    if show:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        bar = Progress(
-            TextColumn("scanning"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        bar.start()
-        task_id = bar.add_task("scan", total=total, rate="")
-
-    def advance() -> None:
-        nonlocal done
-        done += 1
-        if bar is not None:
-            elapsed = time.perf_counter() - started
-            bar.update(task_id, advance=1, rate=f"{done / elapsed:.1f} images/s" if elapsed > 0 else "")
-        if callback is not None:
-            callback(done, total)
-
-    try:
-        yield advance
-    finally:
-        if bar is not None:
-            bar.stop()
 
 
 # --- one file (runs in a worker) ------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ def run_pipeline(request: RunRequest, console: Any) -> Path:
 
     export_options = ExportOptions(
         force=request.force,
+        progress=request.progress,
         base_model=str(request.base.absolute()),
         settings=settings,
         extra_files={"report.html": report},

@@ -34,17 +34,18 @@ def _cached_sizes(dataset: Dataset, cache_db: Path) -> dict[str, tuple[int, int]
         cache = MetricsCache(cache_db)
     except Exception:  # an unreadable cache only means reading headers
         return {}
-    version = cache_version()
+    keys = {}
+    for item in dataset.items:
+        try:
+            st = os.stat(item.path)
+        except OSError:
+            continue
+        keys[item.rel] = FileKey(st.st_size, st.st_mtime_ns)
     found = {}
     try:
-        for item in dataset.items:
-            try:
-                st = os.stat(item.path)
-            except OSError:
-                continue
-            hit = cache.get(item.rel, FileKey(st.st_size, st.st_mtime_ns), version)
-            if hit and hit.get("decoded") and hit.get("width") and hit.get("height"):
-                found[item.rel] = (int(hit["width"]), int(hit["height"]))
+        for rel, hit in cache.get_many(keys, cache_version()).items():
+            if hit.get("decoded") and hit.get("width") and hit.get("height"):
+                found[rel] = (int(hit["width"]), int(hit["height"]))
     except Exception:
         pass
     finally:

@@ -69,6 +69,35 @@ class MetricsCache:
             return None
         return payload
 
+    def get_many(self, wanted: dict[str, FileKey], version: str) -> dict[str, dict[str, Any]]:
+        """:meth:`get` for many files at once: rel -> payload of those stored for the same file version and checks
+        version. Read in a few queries and decoded as one JSON document, so the records share their metric names
+        (one string each, not one per record: a few KB per image at 20,000 images)."""
+        valid: list[tuple[str, str]] = []
+        rels = list(wanted)
+        for start in range(0, len(rels), _LOOKUP_CHUNK):
+            chunk = rels[start : start + _LOOKUP_CHUNK]
+            by_key = {_rel_key(rel): rel for rel in chunk}
+            rows = self._db.execute(
+                "SELECT rel, size, mtime_ns, version, payload FROM metrics "
+                f"WHERE rel IN ({','.join('?' * len(chunk))})",
+                list(by_key),
+            ).fetchall()
+            for key, size, mtime_ns, row_version, payload in rows:
+                rel = by_key.get(bytes(key))
+                if rel is not None and (size, mtime_ns, row_version) == (
+                    wanted[rel].size,
+                    wanted[rel].mtime_ns,
+                    version,
+                ):
+                    valid.append((rel, payload))
+        try:
+            decoded = json.loads("[" + ",".join(payload for _, payload in valid) + "]")
+        except ValueError:  # a damaged row: find it one by one, drop it, and read the rest as one document again
+            valid = [(rel, payload) for rel, payload in valid if _loads(payload) is not None]
+            decoded = json.loads("[" + ",".join(payload for _, payload in valid) + "]")
+        return {rel: p for (rel, _), p in zip(valid, decoded, strict=True) if isinstance(p, dict)}
+
     def put_many(self, rows: list[tuple[str, FileKey, str, dict[str, Any]]]) -> None:
         """Store several payloads in one transaction."""
         with self._db:
@@ -80,6 +109,14 @@ class MetricsCache:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def _loads(payload: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 _TOKENS_SCHEMA = """

@@ -114,7 +114,6 @@ def _measure_all(
     cache, findings = _open_cache(dataset.root, settings)
     payloads: dict[str, dict[str, Any]] = {}
     keys: dict[str, FileKey] = {}
-    todo: list[_Task] = []
     for item in dataset.items:
         key = _file_key(item.path)
         if key is None:
@@ -123,13 +122,13 @@ def _measure_all(
             )
             continue
         keys[item.rel] = key
-        hit = cache.get(item.rel, key, version) if cache else None
-        if hit is not None:
-            payloads[item.rel] = hit
-        else:
-            todo.append(
-                _Task(item.path, item.rel, params, int(loader["max_pixels"]), float(loader["timeout_s"]))
-            )
+    hits = _cached(cache, keys, version)
+    payloads.update(hits)
+    todo = [
+        _Task(item.path, item.rel, params, int(loader["max_pixels"]), float(loader["timeout_s"]))
+        for item in dataset.items
+        if item.rel in keys and item.rel not in hits
+    ]
     cached = len(dataset.items) - len(todo)
     fresh: dict[str, dict[str, Any]] = {}
     try:
@@ -143,6 +142,16 @@ def _measure_all(
     findings.extend(_save_cache(cache, fresh, keys, version))
     records = [_record(item, payloads[item.rel]) for item in dataset.items]
     return records, findings, len(todo), cached
+
+
+def _cached(cache: MetricsCache | None, keys: dict[str, FileKey], version: str) -> dict[str, dict[str, Any]]:
+    """The cached payloads of the files in ``keys`` still valid; none when the cache cannot be read."""
+    if cache is None:
+        return {}
+    try:
+        return cache.get_many(keys, version)
+    except sqlite3.Error:
+        return {}  # an unreadable cache only costs time: everything is analysed again
 
 
 def _save_cache(

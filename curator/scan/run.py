@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -198,7 +199,8 @@ def _file_key(path: Path) -> FileKey | None:
 def _record(item: Item, payload: dict[str, Any]) -> ItemRecord:
     return ItemRecord(
         item=item,
-        metrics=dict(payload.get("metrics", {})),
+        # one string per metric name across all records (a fresh payload comes unpickled with its own)
+        metrics={sys.intern(k): v for k, v in payload.get("metrics", {}).items()},
         findings=[Finding.from_json(f).with_path(item.rel) for f in payload.get("findings", [])],
         width=int(payload.get("width", 0)),
         height=int(payload.get("height", 0)),

@@ -141,7 +141,9 @@ def _measure_all(
         raise
     payloads.update(fresh)
     findings.extend(_save_cache(cache, fresh, keys, version))
-    records = [_record(item, payloads[item.rel]) for item in dataset.items]
+    fresh.clear()
+    # each payload is let go as its record is made: the records are never held twice
+    records = [_record(item, payloads.pop(item.rel)) for item in dataset.items]
     return records, findings, len(todo), cached
 
 
@@ -199,13 +201,21 @@ def _file_key(path: Path) -> FileKey | None:
 def _record(item: Item, payload: dict[str, Any]) -> ItemRecord:
     return ItemRecord(
         item=item,
-        # one string per metric name across all records (a fresh payload comes unpickled with its own)
-        metrics={sys.intern(k): v for k, v in payload.get("metrics", {}).items()},
+        metrics=_shared_names(payload).get("metrics", {}),
         findings=[Finding.from_json(f).with_path(item.rel) for f in payload.get("findings", [])],
         width=int(payload.get("width", 0)),
         height=int(payload.get("height", 0)),
         decoded=bool(payload.get("decoded", False)),
     )
+
+
+def _shared_names(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its metric names interned: one string per name across all records, where a payload from a
+    worker comes unpickled with its own (a few KB per image at 20,000 images)."""
+    metrics = payload.get("metrics")
+    if metrics:
+        payload["metrics"] = {sys.intern(k): v for k, v in metrics.items()}
+    return payload
 
 
 def _run_tasks(
@@ -249,7 +259,7 @@ def _run_pool(
         try:
             for task, future in futures:
                 try:
-                    results[task.rel] = future.result()
+                    results[task.rel] = _shared_names(future.result())
                     advance()
                 except BrokenProcessPool:
                     lost.append(task)

@@ -93,9 +93,8 @@ class MetricsCache:
                     valid.append((rel, payload))
         try:
             decoded = json.loads("[" + ",".join(payload for _, payload in valid) + "]")
-        except (
-            ValueError
-        ):  # a damaged row: find it one by one, drop it, and read the rest as one document again
+        except ValueError:
+            # a damaged row: find it one by one, drop it, and read the rest as one document again
             valid = [(rel, payload) for rel, payload in valid if _loads(payload) is not None]
             decoded = json.loads("[" + ",".join(payload for _, payload in valid) + "]")
         return {rel: p for (rel, _), p in zip(valid, decoded, strict=True) if isinstance(p, dict)}

@@ -201,7 +201,7 @@ def _file_key(path: Path) -> FileKey | None:
 def _record(item: Item, payload: dict[str, Any]) -> ItemRecord:
     return ItemRecord(
         item=item,
-        metrics=_shared_names(payload).get("metrics", {}),
+        metrics=payload.get("metrics", {}),  # the payload's own: it is let go once its record is made
         findings=[Finding.from_json(f).with_path(item.rel) for f in payload.get("findings", [])],
         width=int(payload.get("width", 0)),
         height=int(payload.get("height", 0)),

@@ -62,9 +62,8 @@ class ExportOptions:
     extra_files: dict[str, Path] = field(
         default_factory=dict
     )  # name in OUT -> file copied there (report.html)
-    progress: bool = (
-        False  # a progress bar on stderr while images are placed (on a terminal, 50 images or more)
-    )
+    # a progress bar on stderr while images are placed (on a terminal, 50 images or more)
+    progress: bool = False
 
 
 @dataclass

@@ -14,7 +14,7 @@ from PIL import Image, PngImagePlugin
 
 import curator.images.opening as opening
 from curator.images.loader import LoadError, load_view, view_from_image
-from curator.images.view import ANALYSIS_SIZE
+from curator.images.view import ANALYSIS_SIZE, DETAIL_SIZE
 
 
 def _noise(w: int, h: int, seed: int = 0) -> Image.Image:
@@ -183,6 +183,39 @@ def test_large_image_bounded_analysis_size(tmp_path: Path) -> None:
     assert max(view.rgb.shape[:2]) == ANALYSIS_SIZE and (view.width, view.height) == (1400, 700)
     assert view.native_gray is not None and view.native_gray.shape == (700, 700)
     assert view.draft_scale == 1
+
+
+def test_gray_pyramid_and_colour_level_agree(tmp_path: Path) -> None:
+    # a smooth colour ramp with a transparent corner, sideways in EXIF: every level upright, the same size, on white
+    y, x = np.mgrid[0:900, 0:1500]
+    pixels = np.stack([x * 255 // 1500, y * 255 // 900, np.full_like(x, 90), np.full_like(x, 255)], -1)
+    pixels[:300, :300, 3] = 0
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels.astype(np.uint8), "RGBA").save(tmp_path / "ramp.png", exif=exif)
+    view = load_view(tmp_path / "ramp.png")
+    assert view.detail.size == (614, DETAIL_SIZE)  # upright: 900 x 1500 brought to a long side of 1024
+    assert view.gray.shape == (ANALYSIS_SIZE, 307) and view.rgb.shape == (ANALYSIS_SIZE, 307, 3)
+    luma = view.rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    off = np.abs(luma - view.gray)
+    # the colour level's luma is the gray level (the gray is filtered in two steps: apart along the alpha edge only)
+    assert np.median(off) <= 1.0 and np.count_nonzero(off > 2.0) <= 2 * ANALYSIS_SIZE // 5
+    assert (
+        view.gray[:90, -90:].min() == 255 and view.rgb[:90, -90:].min() == 255
+    )  # transparent corner on white
+    sample = view.color_sample()
+    assert max(sample.shape[:2]) == 256 and sample[:40, -40:].min() == 255
+
+
+def test_scan_checks_read_gray_levels_only(tmp_path: Path) -> None:
+    # the colour level costs a resize of the whole decoded image: no scan check may ask for it
+    from curator.checks import image_checks
+
+    _noise(1400, 700).save(tmp_path / "big.png")
+    view = load_view(tmp_path / "big.png")
+    for check in image_checks():
+        check.measure(view, check.defaults)
+    assert "rgb" not in view.extra
 
 
 def test_very_large_jpeg_uses_draft(tmp_path: Path) -> None:

@@ -135,12 +135,12 @@ class Grayscale(ImageCheck):
 
     name = "grayscale"
     codes = ("grayscale",)
-    version = 2
+    version = 3
     # channel differences (max - min over R, G, B), 0..255: mean and 99th percentile
     defaults: ClassVar[dict[str, Any]] = {"max_mean_spread": 1.5, "max_p99_spread": 6.0}
 
     def measure(self, view: ImageView, params: dict[str, Any]) -> Metrics:
-        rgb = view.rgb[::2, ::2]  # every other pixel: colour is not a fine detail
+        rgb = view.color_sample()  # colour is not a fine detail: nearest-neighbour samples
         r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
         spread = (
             np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)

@@ -24,12 +24,10 @@ import functools
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 
 from curator.checks._imageops import tile_range
 from curator.checks.base import CheckContext, ImageCheck, Metrics
 from curator.findings import Finding, Severity
-from curator.images.view import DETAIL_SIZE
 
 #: Gradient-orientation bins over 180 degrees.
 N_BINS = 8
@@ -97,18 +95,12 @@ def sample_tiles(gray: np.ndarray, max_tiles: int = 64, min_contrast: float = 40
 
 
 def detail_gray(view: Any) -> np.ndarray:
-    """The view's gray at the detail level (long side <= DETAIL_SIZE, never upscaled) as uint8 gray levels, from the
-    decoded image's gray (``view.source_luma()``, shared with the screenshot check; one resize of a third of the
-    data); ``view.gray`` (float32) for views made by hand."""
-    gray = view.source_luma() if hasattr(view, "source_luma") else None
-    if gray is None:
+    """The view's gray at the detail level (long side <= DETAIL_SIZE, never upscaled) as uint8 gray levels: the
+    loader's ``view.detail``; ``view.gray`` (float32) for views made by hand."""
+    detail = getattr(view, "detail", None)
+    if detail is None:
         return np.asarray(view.gray, dtype=np.float32)
-    width, height = gray.size
-    if max(width, height) > DETAIL_SIZE:
-        scale = DETAIL_SIZE / max(width, height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        gray = gray.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
-    return np.asarray(gray, dtype=np.uint8)
+    return np.asarray(detail, dtype=np.uint8)
 
 
 def orientation_sharpness(

@@ -2,9 +2,11 @@
 
 Opening goes through :mod:`curator.images.opening` (bomb guard, EXIF orientation, transparency on white, JPEG draft),
 the one way every part of the product opens an image. The view is decoded once and shared by every check: the
-analysis level ``rgb`` / ``gray`` (long side <= ANALYSIS_SIZE) built once; ``native_gray``, a bounded crop at decoded
-resolution for the signals that live there (the 8x8 JPEG grid, text strokes); and the decoded ``source``, from which
-a check reads a bounded sample of tiles at the detail scale (blur) instead of resizing the whole image again.
+decoded image's gray, made once, and a gray pyramid built from it once (``detail``, long side <= DETAIL_SIZE, where
+the blur check reads a bounded sample of tiles; ``gray``, long side <= ANALYSIS_SIZE, made from the detail level);
+``native_gray``, a bounded crop at decoded resolution for the signals that live there (the 8x8 JPEG grid, text
+strokes). No scan check reads colour beyond a nearest-neighbour sample, so the colour level ``rgb`` is made only when
+it is read (taggers, captioners, CLIP).
 
 Bad input never escapes as a traceback: it becomes a :class:`LoadError` whose ``code`` is a stable finding code
 (``corrupt``, ``decompression_bomb``, ``unreadable``, ``decode_timeout``) and whose ``evidence`` says why.
@@ -77,6 +79,11 @@ def _cover(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
+def _fit(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """``size`` brought down to a long side of ``long_side`` (never up)."""
+    return _cover(size, min(long_side, max(size)))
+
+
 def view_from_image(
     img: Image.Image,
     *,
@@ -103,7 +110,7 @@ def view_from_image(
 
     rgb_img, alpha_img = split_alpha(img)
     # The decoded image's gray, made once and shared: the native crop (before orientation, so the JPEG grid keeps
-    # its phase), the blur check's detail level and the screenshot check's edge bars read it.
+    # its phase), the screenshot check's edge bars, and the pyramid below read it.
     luma = composite(rgb_img, alpha_img).convert("L")
     native_gray = _native_gray(luma)
     if orientation != 1:
@@ -112,26 +119,27 @@ def view_from_image(
             upright(alpha_img, orientation) if alpha_img else None,
             upright(luma, orientation),
         )
-    small_img, small_alpha = _analysis_level(rgb_img, alpha_img)
+    detail, small = _gray_levels(luma)
+    small_alpha = _reduced(alpha_img, _fit(luma.size, ANALYSIS_SIZE)) if alpha_img is not None else None
+    levels = np.asarray(small, dtype=np.uint8)
+    alpha = np.asarray(small_alpha, dtype=np.uint8) if small_alpha is not None else None
     width, height = img.size[0] * draft_scale, img.size[1] * draft_scale
     if orientation in SWAPPING_ORIENTATIONS:
         width, height = height, width
 
-    rgb = np.asarray(small_img, dtype=np.uint8)
-    alpha = np.asarray(small_alpha, dtype=np.uint8) if small_alpha is not None else None
     return ImageView(
-        rgb=rgb,
-        gray=_luma(rgb),
+        gray=levels.astype(np.float32),
         width=width,
         height=height,
         format=fmt,
         mode=original_mode,
         file_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        pixel_fingerprint=_fingerprint(rgb_img.size, rgb, alpha),
+        pixel_fingerprint=_fingerprint(rgb_img.size, levels, alpha),
         native_gray=native_gray,
         source=rgb_img,
         source_alpha=alpha_img,
+        detail=detail,
         alpha=alpha,
         draft_scale=draft_scale,
         text=text,
@@ -264,35 +272,47 @@ def _native_gray(luma: Image.Image) -> np.ndarray:
     return np.asarray(luma.crop((left, top, left + side, top + side)), dtype=np.uint8)
 
 
-def _fingerprint(size: tuple[int, int], rgb: np.ndarray, alpha: np.ndarray | None) -> str:
-    """BLAKE2 of the decoded size and the analysis level's pixels: equal pixels always give equal fingerprints (the
-    level is a function of them), so only files sharing one need the full-resolution :func:`pixel_digest`."""
+def _fingerprint(size: tuple[int, int], levels: np.ndarray, alpha: np.ndarray | None) -> str:
+    """BLAKE2 of the decoded size and the analysis level's gray levels: equal pixels always give equal
+    fingerprints (the level is a function of them), so only files sharing one need the full-resolution
+    :func:`pixel_digest` (which also tells apart colours of equal luma)."""
     digest = hashlib.blake2b(f"{size[0]}x{size[1]}:".encode(), digest_size=16)
     # every third pixel each way: still a function of the pixels, a ninth of the bytes to hash; files that differ
     # only between the samples share a fingerprint and are told apart by pixel_digest
-    digest.update(np.ascontiguousarray(rgb[::3, ::3]).data)
+    digest.update(np.ascontiguousarray(levels[::3, ::3]).data)
     if alpha is not None:
         digest.update(np.ascontiguousarray(alpha[::3, ::3]).data)
     return digest.hexdigest()
 
 
-def _analysis_level(rgb: Image.Image, alpha: Image.Image | None) -> tuple[Image.Image, Image.Image | None]:
-    """The analysis level (long side <= ANALYSIS_SIZE) composited on white, and the alpha at that size.
-
-    Area filtering (BOX, no ringing for the edge measures), by an integer ``reduce`` first (an exact block mean,
-    twice as fast as Pillow's BOX resize on a 1440 px photo) and a BOX resize of the rest. Compositing at
-    this size rather than at full resolution differs only along alpha edges, which the checks do not measure.
-    """
-    width, height = rgb.size
-    if max(width, height) <= ANALYSIS_SIZE:
-        return composite(rgb, alpha), alpha
-    size = _cover(rgb.size, ANALYSIS_SIZE)
-    small = rgb.resize(size, Image.Resampling.BOX, reducing_gap=1.0)
-    small_alpha = alpha.resize(size, Image.Resampling.BOX, reducing_gap=1.0) if alpha is not None else None
-    return composite(small, small_alpha), small_alpha
+def _reduced(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``img`` area-filtered to ``size`` (BOX: no ringing for the edge measures), by an integer ``reduce`` first (an
+    exact block mean, twice as fast as a BOX resize on a 1440 px photo) and a BOX resize of the rest; ``img``
+    itself when it is that size already."""
+    if img.size == size:
+        return img
+    return img.resize(size, Image.Resampling.BOX, reducing_gap=1.0)
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma as float32 0..255 (what Pillow's ``convert("L")`` computes, without rounding)."""
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return rgb.astype(np.float32) @ weights
+def _gray_levels(luma: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """The gray pyramid, built once: the detail level (long side <= DETAIL_SIZE) from the decoded gray, and the
+    analysis level (long side <= ANALYSIS_SIZE, its size set by the decoded image's) from the detail level, a
+    quarter of the pixels to read."""
+    detail = _reduced(luma, _fit(luma.size, DETAIL_SIZE))
+    return detail, _reduced(detail, _fit(luma.size, ANALYSIS_SIZE))
+
+
+def analysis_rgb(rgb: Image.Image, alpha: Image.Image | None) -> np.ndarray:
+    """The analysis level in colour (long side <= ANALYSIS_SIZE, the size of ``ImageView.gray``) composited on
+    white at decoded resolution (no dark fringe along alpha edges), as uint8 HxWx3: made on first read of :attr:`ImageView.rgb` (taggers, captioners, CLIP), not by a scan."""
+    return np.asarray(_reduced(composite(rgb, alpha), _fit(rgb.size, ANALYSIS_SIZE)), dtype=np.uint8)
+
+
+def color_sample(rgb: Image.Image, alpha: Image.Image | None, long_side: int = 256) -> np.ndarray:
+    """Pixels of the image at nearest-neighbour sample points (long side <= ``long_side``), composited on white, as
+    uint8 HxWx3: colour statistics without filtering the whole image (the grayscale check's input)."""
+    size = _fit(rgb.size, long_side)
+    if size != rgb.size:
+        rgb = rgb.resize(size, Image.Resampling.NEAREST)
+        alpha = alpha.resize(size, Image.Resampling.NEAREST) if alpha is not None else None
+    return np.asarray(composite(rgb, alpha), dtype=np.uint8)

@@ -24,9 +24,12 @@ NATIVE_CROP = 768
 class ImageView:
     """One decoded image, ready for the checks.
 
-    - ``rgb``: uint8 HxWx3, long side <= ANALYSIS_SIZE, EXIF orientation applied, alpha composited on white (as training
-      sees it).
-    - ``gray``: float32 HxW (0..255) of the same size.
+    - ``gray``: float32 HxW gray levels (0..255, whole numbers), long side <= ANALYSIS_SIZE, EXIF orientation applied,
+      alpha composited on white (as training sees it): the analysis level of the gray pyramid, made from ``detail``.
+    - ``rgb`` (a property): uint8 HxWx3, the same level in colour; made on first read (taggers, captioners, CLIP),
+      which no scan check does: they read the gray levels, and the grayscale check :meth:`color_sample`.
+    - ``detail``: the detail level of the gray pyramid (PIL ``L``, long side <= DETAIL_SIZE, upright, transparency on
+      white), made from the decoded gray.
     - ``source`` / ``source_alpha``: the decoded image (PIL RGB, upright, not composited) and its alpha, at decoded
       resolution, for checks that read a bounded sample of tiles where their signal lives (blur); they stay in the
       worker (never cached). None in views made by hand.
@@ -47,7 +50,6 @@ class ImageView:
     - ``frames``: number of frames (GIF/WebP animations; only the first is analysed).
     """
 
-    rgb: np.ndarray
     gray: np.ndarray
     width: int
     height: int
@@ -59,6 +61,7 @@ class ImageView:
     native_gray: np.ndarray | None = None
     source: Any = None
     source_alpha: Any = None
+    detail: Any = None
     alpha: np.ndarray | None = None
     draft_scale: int = 1
     text: dict[str, str] = field(default_factory=dict)
@@ -69,6 +72,23 @@ class ImageView:
     orientation: int = 1
     filename: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The analysis level in colour, made on first read from ``source`` (see the class docs)."""
+        if "rgb" not in self.extra:
+            from curator.images.loader import analysis_rgb
+
+            self.extra["rgb"] = analysis_rgb(self.source, self.source_alpha)
+        rgb: np.ndarray = self.extra["rgb"]
+        return rgb
+
+    def color_sample(self) -> np.ndarray:
+        """Pixels at nearest-neighbour sample points (long side <= 256), transparency on white, uint8 HxWx3: colour
+        statistics without filtering the whole image."""
+        from curator.images.loader import color_sample
+
+        return color_sample(self.source, self.source_alpha)
 
     def source_luma(self) -> Any:
         """The decoded image as a PIL ``L`` image at decoded resolution, upright, transparency on white; made once per

@@ -35,7 +35,7 @@ from curator.scan.cache import FileKey, MetricsCache
 from curator.scan.results import ItemRecord, ScanResult, ScanSettings
 
 #: Bumped when the loader's own metrics change (part of the cache key with the checks' version).
-LOADER_VERSION = 5
+LOADER_VERSION = 6
 #: Loader parameters, overridable through ``ScanSettings.params["loader"]``.
 LOADER_DEFAULTS: dict[str, Any] = {
     "max_pixels": DEFAULT_MAX_PIXELS,  # decompression-bomb limit on the declared size

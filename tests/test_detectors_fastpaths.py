@@ -190,6 +190,16 @@ def test_gray_level_fast_paths_equal_the_float_definitions() -> None:
     tiles_f = blur.sample_tiles(as_float, max_tiles=20)
     assert tiles_u8.dtype == np.uint8 and np.array_equal(tiles_u8, tiles_f)
     assert blur.orientation_sharpness(tiles_u8) == blur.orientation_sharpness(tiles_f)
+    # the analysis level (view.gray) is gray levels too: edges in int16, the Laplacian's variance from integer sums
+    assert straight_edges(levels) == straight_edges(as_float) > 0
+    photo = np.clip(rng_photo(120, 170), 0, 255).astype(np.uint8)
+    for gray in (levels, photo):
+        exact = np.asarray(gray, np.float64)
+        lap = exact[1:-1, :-2] + exact[1:-1, 2:] + exact[:-2, 1:-1] + exact[2:, 1:-1] - 4 * exact[1:-1, 1:-1]
+        assert blur.laplacian_variance(gray) == pytest.approx(float(lap.var()), rel=1e-12)
+        assert blur.laplacian_variance(gray) == pytest.approx(
+            blur.laplacian_variance(gray.astype(np.float32)), rel=1e-5
+        )
     window = Image.fromarray(np.clip(rng_photo(260, 300), 0, 255).astype(np.uint8))
     ImageDraw.Draw(window).rectangle((0, 0, 299, 30), fill=235)
     ImageDraw.Draw(window).text((6, 10), "File  Edit  View  Image  Help", fill=20)

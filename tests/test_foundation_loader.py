@@ -127,7 +127,7 @@ def test_modes_convert(tmp_path: Path, mode: str, alpha: bool) -> None:
     view = load_view(path)
     assert view.mode == img.mode
     assert view.rgb.dtype == np.uint8 and view.rgb.shape == (48, 64, 3)
-    assert view.gray.dtype == np.float32 and view.gray.shape == (48, 64)
+    assert view.gray.dtype == np.uint8 and view.gray.shape == (48, 64)
     assert (view.alpha is not None) == alpha
     if mode == "I;16":
         assert view.rgb.max() > 200  # scaled from 16 bits, not clipped to white or black

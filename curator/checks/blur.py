@@ -96,10 +96,10 @@ def sample_tiles(gray: np.ndarray, max_tiles: int = 64, min_contrast: float = 40
 
 def detail_gray(view: Any) -> np.ndarray:
     """The view's gray at the detail level (long side <= DETAIL_SIZE, never upscaled) as uint8 gray levels: the
-    loader's ``view.detail``; ``view.gray`` (float32) for views made by hand."""
+    loader's ``view.detail``; ``view.gray`` for views without one."""
     detail = getattr(view, "detail", None)
     if detail is None:
-        return np.asarray(view.gray, dtype=np.float32)
+        return np.asarray(view.gray)
     return np.asarray(detail, dtype=np.uint8)
 
 
@@ -241,11 +241,23 @@ def blur_measures(per_bin: list[float | None]) -> dict[str, Any]:
 
 def laplacian_variance(gray: np.ndarray) -> float:
     """Variance of the 4-neighbour Laplacian (higher is sharper; depends on texture and contrast)."""
-    g = np.asarray(gray, dtype=np.float32)
+    g = np.asarray(gray)
     if min(g.shape) < 3:
         return 0.0
-    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]
-    return float(lap.var())
+    if g.dtype != np.uint8:
+        g = g.astype(np.float32, copy=False)
+        lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4.0 * g[1:-1, 1:-1]
+        return float(lap.var())
+    # gray levels (a view's gray): the Laplacian in exact int16, its variance from exact integer sums
+    g = g.astype(np.int16)
+    lap = g[1:-1, :-2] + g[1:-1, 2:]
+    lap += g[:-2, 1:-1]
+    lap += g[2:, 1:-1]
+    lap -= 4 * g[1:-1, 1:-1]
+    n = lap.size
+    total = int(lap.sum(dtype=np.int64))
+    squares = int(np.square(lap, dtype=np.int32).sum(dtype=np.int64))
+    return (squares * n - total * total) / (n * n)
 
 
 class BlurCheck(ImageCheck):

@@ -121,21 +121,21 @@ def view_from_image(
         )
     detail, small = _gray_levels(luma)
     small_alpha = _reduced(alpha_img, _fit(luma.size, ANALYSIS_SIZE)) if alpha_img is not None else None
-    levels = np.asarray(small, dtype=np.uint8)
+    gray = np.asarray(small, dtype=np.uint8)
     alpha = np.asarray(small_alpha, dtype=np.uint8) if small_alpha is not None else None
     width, height = img.size[0] * draft_scale, img.size[1] * draft_scale
     if orientation in SWAPPING_ORIENTATIONS:
         width, height = height, width
 
     return ImageView(
-        gray=levels.astype(np.float32),
+        gray=gray,
         width=width,
         height=height,
         format=fmt,
         mode=original_mode,
         file_size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        pixel_fingerprint=_fingerprint(rgb_img.size, levels, alpha),
+        pixel_fingerprint=_fingerprint(rgb_img.size, gray, alpha),
         native_gray=native_gray,
         source=rgb_img,
         source_alpha=alpha_img,

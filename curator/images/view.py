@@ -24,7 +24,7 @@ NATIVE_CROP = 768
 class ImageView:
     """One decoded image, ready for the checks.
 
-    - ``gray``: float32 HxW gray levels (0..255, whole numbers), long side <= ANALYSIS_SIZE, EXIF orientation applied,
+    - ``gray``: uint8 HxW gray levels, long side <= ANALYSIS_SIZE, EXIF orientation applied,
       alpha composited on white (as training sees it): the analysis level of the gray pyramid, made from ``detail``.
     - ``rgb`` (a property): uint8 HxWx3, the same level in colour; made on first read (taggers, captioners, CLIP),
       which no scan check does: they read the gray levels, and the grayscale check :meth:`color_sample`.

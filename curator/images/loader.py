@@ -304,7 +304,8 @@ def _gray_levels(luma: Image.Image) -> tuple[Image.Image, Image.Image]:
 
 def analysis_rgb(rgb: Image.Image, alpha: Image.Image | None) -> np.ndarray:
     """The analysis level in colour (long side <= ANALYSIS_SIZE, the size of ``ImageView.gray``) composited on
-    white at decoded resolution (no dark fringe along alpha edges), as uint8 HxWx3: made on first read of :attr:`ImageView.rgb` (taggers, captioners, CLIP), not by a scan."""
+    white at decoded resolution (no dark fringe along alpha edges), as uint8 HxWx3: made on first read of
+    :attr:`ImageView.rgb` (taggers, captioners, CLIP), not by a scan."""
     return np.asarray(_reduced(composite(rgb, alpha), _fit(rgb.size, ANALYSIS_SIZE)), dtype=np.uint8)
 
 

@@ -24,15 +24,14 @@ NATIVE_CROP = 768
 class ImageView:
     """One decoded image, ready for the checks.
 
-    - ``gray``: uint8 HxW gray levels, long side <= ANALYSIS_SIZE, EXIF orientation applied,
-      alpha composited on white (as training sees it): the analysis level of the gray pyramid, made from ``detail``.
+    - ``gray``: uint8 HxW gray levels, long side <= ANALYSIS_SIZE, EXIF orientation applied, alpha composited on
+      white (as training sees it): the analysis level of the gray pyramid, made from ``detail``.
     - ``rgb`` (a property): uint8 HxWx3, the same level in colour; made on first read (taggers, captioners, CLIP),
       which no scan check does: they read the gray levels, and the grayscale check :meth:`color_sample`.
     - ``detail``: the detail level of the gray pyramid (PIL ``L``, long side <= DETAIL_SIZE, upright, transparency on
       white), made from the decoded gray.
     - ``source`` / ``source_alpha``: the decoded image (PIL RGB, upright, not composited) and its alpha, at decoded
-      resolution, for checks that read a bounded sample of tiles where their signal lives (blur); they stay in the
-      worker (never cached). None in views made by hand.
+      resolution, for the colour sample and the colour level; they stay in the worker (never cached).
     - ``native_gray``: uint8 gray levels (a float array in views made by hand), a centre crop (<= NATIVE_CROP square)
       of the image at decoded resolution, before any resize, taken before EXIF rotation so the JPEG block grid stays
       aligned; None when not available.

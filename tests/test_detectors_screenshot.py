@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from _detector_images import judge_all, photo, record_for, save, window_screenshot
-from PIL import PngImagePlugin
+from PIL import Image, PngImagePlugin
 
 from curator.checks.screenshot import ScreenshotCheck, filename_hint, metadata_hint
 from curator.findings import Severity
@@ -28,6 +28,23 @@ def test_rendered_window_fires_from_pixels_alone(tmp_path: Path) -> None:
 
 def test_rendered_window_survives_jpeg(tmp_path: Path) -> None:
     assert _findings(save(window_screenshot(), tmp_path / "shot.jpg", quality=85))
+
+
+def test_text_of_a_resaved_or_upscaled_capture_still_reads_as_text(tmp_path: Path) -> None:
+    # JPEG ringing around the strokes (quality 75) and an upscale's soft strokes: the text layer still sees lines
+    # of text, at the tolerance scaled by each tile's contrast and at the detail level of the larger file
+    shot = window_screenshot((820, 610))
+    resaved = record_for(save(shot, tmp_path / "resaved.jpg", quality=75), [CHECK])
+    upscaled = record_for(
+        save(shot.resize((1640, 1220), Image.Resampling.BICUBIC), tmp_path / "up.jpg"), [CHECK]
+    )
+    for rec in (resaved, upscaled):
+        assert rec.metrics["ui_text"] >= CHECK.defaults["text_full"], rec.metrics
+    photos = [
+        record_for(save(photo(seed, (1600, 1200)), tmp_path / f"p{seed}.jpg", quality=75), [CHECK])
+        for seed in range(3)
+    ]
+    assert all(rec.metrics["ui_text"] == 0.0 for rec in photos)
 
 
 def test_photo_stand_in_is_quiet(tmp_path: Path) -> None:

@@ -9,7 +9,13 @@ import numpy as np
 from _detector_images import judge_all, photo, record_for, save
 from PIL import Image, ImageFilter
 
-from curator.checks.blur import BlurCheck, blur_measures, orientation_sharpness, sample_tiles
+from curator.checks.blur import (
+    BlurCheck,
+    blur_measures,
+    orientation_sharpness,
+    sample_tiles,
+    sharpness_profile,
+)
 from curator.findings import Severity
 
 CHECK = BlurCheck()
@@ -96,8 +102,23 @@ def test_measure_is_resolution_independent(tmp_path: Path) -> None:
     assert abs(a["sharpness_best"] - b["sharpness_best"]) < 0.1
 
 
+def test_blur_that_leaves_no_steep_edge_is_still_found(tmp_path: Path) -> None:
+    # a disk of 16 px at 960 px: too few steep edges left in any orientation to compare them (no sharpness_best),
+    # but the steepest edges anywhere say it (sharpness_any), in a dataset of sharp photos and on its own
+    heavy = record_for(save(defocus(photo(100, (960, 720)), 16), tmp_path / "heavy.png"), [CHECK])
+    assert heavy.metrics["sharpness_best"] is None and heavy.metrics["sharpness_any"] < 0.3
+    for records in (_dataset(tmp_path, {}) + [heavy], [heavy]):
+        found = [f for f in judge_all(CHECK, records) if f.path == "heavy.png"]
+        assert len(found) == 1 and found[0].evidence["kind"] == "no_crisp_edges", found
+        assert found[0].evidence["metric"] == "sharpness_any" and found[0].severity is Severity.ERROR
+        assert found[0].message.startswith("Blurred throughout")
+    sharp = _dataset(tmp_path, {})
+    assert all(r.metrics["sharpness_any"] > 0.9 for r in sharp) and judge_all(CHECK, sharp) == []
+
+
 def test_flat_image_has_no_verdict() -> None:
     flat = np.full((64, 64), 128.0, np.float32)
+    assert sharpness_profile(sample_tiles(flat)) == ([None] * 8, None)
     assert blur_measures(orientation_sharpness(sample_tiles(flat))) == {
         "sharpness_best": None,
         "sharpness_worst": None,

@@ -13,6 +13,8 @@ sharpness across edges facing that way.
   the edges along it crisp: one orientation is low while the best stays high (``sharpness_worst``, its angle).
 - A shallow depth of field (a sharp subject on a soft background) keeps crisp edges in every orientation on the
   subject, so it is not called blurry; an orientation with too few edges is no evidence (``None``).
+- Blur strong enough to leave too few steep edges to compare orientations (no ``sharpness_best``) is judged by how
+  steep the steepest edges are anywhere (``sharpness_any``): blurred throughout.
 
 The judge fires when a measure is below its absolute threshold AND clearly below the dataset's own median, so a
 dataset drawn in a soft style is not flagged wholesale. Severity by strength.
@@ -111,6 +113,18 @@ def orientation_sharpness(
     window: int = WINDOW,
     min_ratio: float = 0.18,
 ) -> list[float | None]:
+    """The per-orientation values of :func:`sharpness_profile`."""
+    return sharpness_profile(tiles, min_contrast, percentile, min_pixels, window, min_ratio)[0]
+
+
+def sharpness_profile(
+    tiles: np.ndarray,
+    min_contrast: float = 40.0,
+    percentile: float = 99.0,
+    min_pixels: int = 40,
+    window: int = WINDOW,
+    min_ratio: float = 0.18,
+) -> tuple[list[float | None], float | None]:
     """Per gradient orientation (bin ``k`` covers ``k * 22.5`` +- 11.25 degrees, 0 = a horizontal gradient, i.e.
     vertical edges; counter-clockwise), the ``percentile`` of gradient / local range over its edge pixels, 0..1.
 
@@ -118,11 +132,15 @@ def orientation_sharpness(
     ``min_ratio`` of that (a ramp 2 / min_ratio pixels wide still counts; a flat pixel beside an edge of another
     orientation does not). ``None`` for a bin with fewer than ``min_pixels`` of them (an orientation the picture does
     not have).
+
+    Second, over every pixel whose window spans ``min_contrast`` (any orientation, no ``min_ratio``), the same
+    percentile: how steep the steepest edges are anywhere, which still speaks when blur has left too few steep edges
+    to tell orientations apart; ``None`` under ``4 * min_pixels`` such pixels.
     """
     if tiles.shape[0] == 0:
-        return [None] * N_BINS
+        return [None] * N_BINS, None
     if tiles.dtype == np.uint8:
-        ratio, bins = _edge_ratios_bytes(tiles, min_contrast, window, min_ratio)
+        ratio, bins = _edge_ratios_bytes(tiles, min_contrast, window)
     else:
         c = window // 2
         t = np.asarray(tiles, dtype=np.float32)
@@ -136,8 +154,9 @@ def orientation_sharpness(
         gx, gy, spread = gx[edges], gy[edges], spread[edges]
         mag, bins = _magnitude_and_bin(gx, gy)
         ratio = np.minimum(mag / spread, 1.0)
-        keep = ratio >= min_ratio
-        ratio, bins = ratio[keep], bins[keep]
+    anywhere = _percentile(ratio, percentile) if ratio.size >= 4 * min_pixels else None
+    keep = ratio >= min_ratio
+    ratio, bins = ratio[keep], bins[keep]
     # grouped by bin once (a stable radix sort of bytes), then each bin's run is one slice
     ratio = ratio[np.argsort(bins, kind="stable")]
     ends = np.cumsum(np.bincount(bins, minlength=N_BINS)).tolist()
@@ -145,7 +164,7 @@ def orientation_sharpness(
     for k in range(N_BINS):
         values = ratio[(ends[k - 1] if k else 0) : ends[k]]
         out.append(_percentile(values, percentile) if values.size >= min_pixels else None)
-    return out
+    return out, anywhere
 
 
 def _magnitude_and_bin(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,11 +187,10 @@ def _gradient_tables() -> tuple[np.ndarray, np.ndarray]:
     return _magnitude_and_bin(gx, gy)
 
 
-def _edge_ratios_bytes(
-    tiles: np.ndarray, min_contrast: float, window: int, min_ratio: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The edge pixels' gradient / local range and orientation bins of uint8 tiles: integer differences and window
-    extremes, the magnitude and bin looked up (:func:`_gradient_tables`); equal to the float32 path."""
+def _edge_ratios_bytes(tiles: np.ndarray, min_contrast: float, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The gradient / local range and orientation bin of the pixels of uint8 tiles whose window spans
+    ``min_contrast``: integer differences and window extremes, the magnitude and bin looked up
+    (:func:`_gradient_tables`); equal to the float32 path."""
     c = window // 2
     inner = tiles[:, 1:-1, 1:-1]
     spread = _window_extreme(inner, window, np.maximum) - _window_extreme(inner, window, np.minimum)
@@ -184,8 +202,7 @@ def _edge_ratios_bytes(
     index = (gx2[edges].astype(np.int32) + 255) * 511 + (gy2[edges] + 255)
     mag_table, bin_table = _gradient_tables()
     ratio = np.minimum(mag_table[index] / spread[edges].astype(np.float32), 1.0)
-    keep = ratio >= min_ratio
-    return ratio[keep], bin_table[index[keep]]
+    return ratio, bin_table[index]
 
 
 def _percentile(values: np.ndarray, q: float) -> float:
@@ -271,7 +288,7 @@ class BlurCheck(ImageCheck):
 
     name = "blurry"
     codes = ("blurry",)
-    version = 3
+    version = 4
     defaults: ClassVar[dict[str, Any]] = {
         "max_tiles": 64,  # highest-contrast 32 px tiles of the detail level measured (bounded cost; 64 and 128
         # give the same recall on bench/blur_variants.py)
@@ -280,6 +297,9 @@ class BlurCheck(ImageCheck):
         "defocus_threshold": 0.64,  # sharpness_best below this: out of focus
         "motion_threshold": 0.57,  # sharpness_worst below this with ...
         "motion_anisotropy": 0.65,  # ... worst / best at most this: motion blur along worst_angle
+        # with too few steep edges to compare orientations (strong defocus or a long smear): sharpness_any below
+        # this (edges spread over more than about 4 px at 1024 px); crisp photos with few edges score 0.56-0.62
+        "no_crisp_edges_threshold": 0.45,
         "strong_factor": 0.7,  # below this fraction of its threshold the finding is an error
         "relative_factor": 0.85,  # and the measure must be below this fraction of the dataset median
         "min_images_for_median": 8,  # with fewer images the relative test is skipped
@@ -287,22 +307,33 @@ class BlurCheck(ImageCheck):
 
     def measure(self, view: Any, params: dict[str, Any]) -> Metrics:
         """Per-orientation sharpness of the detail level's high-contrast tiles, its summary and ``laplacian_var``."""
-        per_bin = orientation_sharpness(sample_tiles(detail_gray(view), int(params["max_tiles"])))
+        per_bin, anywhere = sharpness_profile(sample_tiles(detail_gray(view), int(params["max_tiles"])))
         return {
             "sharpness_by_angle": [None if v is None else round(v, 4) for v in per_bin],
             **blur_measures(per_bin),
+            "sharpness_any": None if anywhere is None else round(anywhere, 4),
             "laplacian_var": round(laplacian_variance(view.gray), 2),
         }
 
     def judge(self, record: Any, params: dict[str, Any], context: CheckContext) -> list[Finding]:
-        """A ``blurry`` finding, defocus first (it is the stronger statement), else motion."""
+        """A ``blurry`` finding, defocus first (it is the stronger statement), else motion; with too few steep edges
+        to tell orientations apart, from the steepest edges anywhere."""
         m = record.metrics
-        best, worst = m.get("sharpness_best"), m.get("sharpness_worst")
-        if not isinstance(best, int | float) or not isinstance(worst, int | float):
-            return []
+        best, worst, anywhere = m.get("sharpness_best"), m.get("sharpness_worst"), m.get("sharpness_any")
+        if not isinstance(best, int | float):
+            if not isinstance(anywhere, int | float):
+                return []
+            limit = _limit(context, params, "sharpness_any", float(params["no_crisp_edges_threshold"]))
+            return (
+                [self._finding(record, params, "no_crisp_edges", anywhere, limit, context)]
+                if anywhere < limit
+                else []
+            )
         defocus_limit = _limit(context, params, "sharpness_best", float(params["defocus_threshold"]))
         if best < defocus_limit:
             return [self._finding(record, params, "defocus", best, defocus_limit, context)]
+        if not isinstance(worst, int | float):
+            return []
         motion_limit = _limit(context, params, "sharpness_worst", float(params["motion_threshold"]))
         if worst < motion_limit and worst <= float(params["motion_anisotropy"]) * best:
             return [self._finding(record, params, "motion", worst, motion_limit, context)]
@@ -318,7 +349,7 @@ class BlurCheck(ImageCheck):
         context: CheckContext,
     ) -> Finding:
         m = record.metrics
-        metric = "sharpness_best" if kind == "defocus" else "sharpness_worst"
+        metric = _KIND_METRIC[kind]
         median = _dataset_median(context, params, metric)
         evidence: dict[str, Any] = {
             "metric": metric,
@@ -329,6 +360,7 @@ class BlurCheck(ImageCheck):
             "dataset_median": None if median is None else round(median, 4),
             "sharpness_best": m.get("sharpness_best"),
             "sharpness_worst": m.get("sharpness_worst"),
+            "sharpness_any": m.get("sharpness_any"),
             "sharpness_by_angle": m.get("sharpness_by_angle"),
             "laplacian_var": m.get("laplacian_var"),
         }
@@ -337,6 +369,8 @@ class BlurCheck(ImageCheck):
             message = (
                 f"Out of focus: even its sharpest edges are soft in every direction ({metric} {value:.2f}"
             )
+        elif kind == "no_crisp_edges":
+            message = f"Blurred throughout: no crisp edge in any direction ({metric} {value:.2f}"
         else:
             angle = float(m.get("worst_angle") or 0.0)
             evidence["direction_deg"] = angle
@@ -349,6 +383,10 @@ class BlurCheck(ImageCheck):
         return Finding(
             "blurry", Severity.ERROR if strong else Severity.WARNING, message, evidence, record.item.rel
         )
+
+
+#: The metric each kind of blur finding is judged on.
+_KIND_METRIC = {"defocus": "sharpness_best", "motion": "sharpness_worst", "no_crisp_edges": "sharpness_any"}
 
 
 def _limit(context: CheckContext, params: dict[str, Any], metric: str, absolute: float) -> float:

@@ -140,7 +140,7 @@ def sharpness_profile(
     if tiles.shape[0] == 0:
         return [None] * N_BINS, None
     if tiles.dtype == np.uint8:
-        ratio, bins = _edge_ratios_bytes(tiles, min_contrast, window)
+        ratio, index = _edge_ratios_bytes(tiles, min_contrast, window)
     else:
         c = window // 2
         t = np.asarray(tiles, dtype=np.float32)
@@ -156,7 +156,10 @@ def sharpness_profile(
         ratio = np.minimum(mag / spread, 1.0)
     anywhere = _percentile(ratio, percentile) if ratio.size >= 4 * min_pixels else None
     keep = ratio >= min_ratio
-    ratio, bins = ratio[keep], bins[keep]
+    if tiles.dtype == np.uint8:
+        ratio, bins = ratio[keep], _gradient_tables()[1][index[keep]]
+    else:
+        ratio, bins = ratio[keep], bins[keep]
     # grouped by bin once (a stable radix sort of bytes), then each bin's run is one slice
     ratio = ratio[np.argsort(bins, kind="stable")]
     ends = np.cumsum(np.bincount(bins, minlength=N_BINS)).tolist()
@@ -188,9 +191,9 @@ def _gradient_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _edge_ratios_bytes(tiles: np.ndarray, min_contrast: float, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """The gradient / local range and orientation bin of the pixels of uint8 tiles whose window spans
-    ``min_contrast``: integer differences and window extremes, the magnitude and bin looked up
-    (:func:`_gradient_tables`); equal to the float32 path."""
+    """The gradient / local range of the pixels of uint8 tiles whose window spans ``min_contrast``, and their index
+    into :func:`_gradient_tables` (where their orientation bin is looked up): integer differences and window
+    extremes, the magnitude looked up; equal to the float32 path."""
     c = window // 2
     inner = tiles[:, 1:-1, 1:-1]
     spread = _window_extreme(inner, window, np.maximum) - _window_extreme(inner, window, np.minimum)
@@ -200,9 +203,8 @@ def _edge_ratios_bytes(tiles: np.ndarray, min_contrast: float, window: int) -> t
     gy2 = t[:, c : c + h, 1 + c : 1 + c + w] - t[:, 2 + c : 2 + c + h, 1 + c : 1 + c + w]  # up is positive
     edges = spread >= min_contrast
     index = (gx2[edges].astype(np.int32) + 255) * 511 + (gy2[edges] + 255)
-    mag_table, bin_table = _gradient_tables()
-    ratio = np.minimum(mag_table[index] / spread[edges].astype(np.float32), 1.0)
-    return ratio, bin_table[index]
+    ratio = np.minimum(_gradient_tables()[0][index] / spread[edges].astype(np.float32), 1.0)
+    return ratio, index
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

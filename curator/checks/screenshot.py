@@ -221,6 +221,9 @@ _ROWS_PER_STEP = 8
 #: a JPEG's ringing around the strokes of a re-saved screenshot grows with the strokes' contrast and stays within it
 #: (window chrome bars keep the strict one grey level). Calibrated on bench/scrape_scale.py's re-saved screenshots.
 TEXT_BACKGROUND = 0.05
+#: The text layer also reads the detail level of files it shrinks to at most this share of their size (text
+#: softened by an upscale of a third or more; below that the two scales see the same strokes).
+DETAIL_TEXT_SHARE = 0.75
 
 
 def _edge_band(region: np.ndarray, min_rows: int = 12, gap: int = 8) -> np.ndarray | None:
@@ -317,14 +320,14 @@ def pixel_features(view: Any) -> dict[str, Any]:
 
 
 def _text_crops(view: Any) -> list[np.ndarray | None]:
-    """Where the text layer looks: the native crop, and for an image larger than the detail level (an upscaled
+    """Where the text layer looks: the native crop, and for a file well above the detail level (an upscaled
     screenshot's text is soft at its own resolution) the same centre crop of the detail level."""
     crops = [view.native_gray]
     detail = getattr(view, "detail", None)
     if (
         detail is not None
         and view.native_gray is not None
-        and max(detail.size) < max(view.width, view.height)
+        and max(detail.size) <= DETAIL_TEXT_SHARE * max(view.width, view.height)
     ):
         width, height = detail.size
         side = min(NATIVE_CROP, width, height)

@@ -170,10 +170,10 @@ def text_fraction(
     """Fraction of native-resolution tiles that look like lines of text on a flat background.
 
     A text tile: the background (the tile's median value, within one grey level or ``background`` times the tile's
-    contrast, whichever is more) covers at least half of it, the ink
-    (at least half the tile's contrast away from the background) at most 40 %, the contrast is at least 60 grey
-    levels, and the ink is crossed several times per row and per column (strokes, not one shape's outline). Only tiles
-    in horizontal runs of ``min_run`` or more text tiles count: text comes in lines, outlines of drawings do not.
+    contrast, whichever is more) covers at least half of it, the ink (at least half the tile's contrast away from the
+    background) at most 40 %, the contrast is at least 60 grey levels, and the ink is crossed several times per row
+    and per column (strokes, not one shape's outline). Only tiles in horizontal runs of ``min_run`` or more text tiles
+    count: text comes in lines, outlines of drawings do not.
     """
     if gray is None or min(gray.shape) < tile * min_run:
         return 0.0

@@ -191,7 +191,7 @@ def test_gray_level_fast_paths_equal_the_float_definitions() -> None:
     tiles_u8 = blur.sample_tiles(levels, max_tiles=20)
     tiles_f = blur.sample_tiles(as_float, max_tiles=20)
     assert tiles_u8.dtype == np.uint8 and np.array_equal(tiles_u8, tiles_f)
-    assert blur.orientation_sharpness(tiles_u8) == blur.orientation_sharpness(tiles_f)
+    assert blur.sharpness_profile(tiles_u8) == blur.sharpness_profile(tiles_f)
     # the analysis level (view.gray) is gray levels too: edges in int16, the Laplacian's variance from integer sums
     assert straight_edges(levels) == straight_edges(as_float) > 0
     photo = np.clip(rng_photo(120, 170), 0, 255).astype(np.uint8)

@@ -1,6 +1,6 @@
 """``blurry``: out-of-focus (defocus) and motion-blurred images, told apart and named in the evidence.
 
-The measure, :func:`orientation_sharpness`, reads the view's detail level (long side <= 1024, so small blur radii are
+The measure, :func:`sharpness_profile`, reads the view's detail level (long side <= 1024, so small blur radii are
 still visible and the result does not depend on the file's resolution) on a bounded sample of its highest-contrast
 tiles, where the signal is. At every edge pixel it divides the gradient by the local contrast (the range of its 5x5
 neighbourhood): a crisp edge reaches 1 whatever its contrast, an edge spread over ``w`` pixels about ``2 / w``. The
@@ -103,18 +103,6 @@ def detail_gray(view: Any) -> np.ndarray:
     if detail is None:
         return np.asarray(view.gray)
     return np.asarray(detail, dtype=np.uint8)
-
-
-def orientation_sharpness(
-    tiles: np.ndarray,
-    min_contrast: float = 40.0,
-    percentile: float = 99.0,
-    min_pixels: int = 40,
-    window: int = WINDOW,
-    min_ratio: float = 0.18,
-) -> list[float | None]:
-    """The per-orientation values of :func:`sharpness_profile`."""
-    return sharpness_profile(tiles, min_contrast, percentile, min_pixels, window, min_ratio)[0]
 
 
 def sharpness_profile(

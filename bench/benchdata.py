@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -41,7 +42,23 @@ def _decode(path: Path) -> int:
 def bare_decode(files: list[Path], workers: int, chunksize: int = 4) -> float:
     """Seconds to open and fully decode every file and nothing else, in a pool of ``workers`` processes: the
     baseline the scan benchmarks divide by."""
+    return _pooled(_decode, files, workers, chunksize)
+
+
+def loader_only(files: list[Path], workers: int, chunksize: int = 4) -> float:
+    """Seconds for the product's loader alone (``load_view``: the decode, the decoded gray and its pyramid, the
+    digests and metadata; no check) over every file, in a pool like :func:`bare_decode`'s."""
+    return _pooled(_load_view, files, workers, chunksize)
+
+
+def _pooled(fn: Callable[[Path], object], files: list[Path], workers: int, chunksize: int) -> float:
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_decode, files, chunksize=chunksize))
+        list(pool.map(fn, files, chunksize=chunksize))
     return time.perf_counter() - started
+
+
+def _load_view(path: Path) -> int:
+    from curator.images.loader import load_view
+
+    return load_view(path).width

@@ -1,5 +1,6 @@
 """Scan throughput: our cold scan vs a bare decode of the same files (same workers) and vs cleanvision, in the same
-run; our warm rescan vs cold; the start-up time of ``dreamcurate --help``.
+run; our warm rescan vs cold; the start-up time of ``dreamcurate --help``. The loader alone (one decode, the gray and
+its pyramid, the digests, no check) is timed too: the floor under any cold scan.
 
     python bench/scan_speed.py [--data PATH_TO_bench_dev] [--workers N]
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchdata import DEFAULT_DATA, bare_decode, link_or_copy  # noqa: E402
+from benchdata import DEFAULT_DATA, bare_decode, link_or_copy, loader_only  # noqa: E402
 
 #: Labels left out of the comparison: cleanvision raises on a truncated file (its loader only guards the open),
 #: and would decode the 144- and 400-megapixel bombs that we refuse from the header.
@@ -99,6 +100,7 @@ def main() -> None:
     for path in files:  # page cache warm for both tools
         path.read_bytes()
     decode_s = bare_decode(files, args.workers)
+    loader_s = loader_only(files, args.workers)
     clean_s = time_cleanvision(files, args.workers)
     with tempfile.TemporaryDirectory() as tmp:
         folder = link_folder(files, Path(tmp) / "images")
@@ -112,6 +114,10 @@ def main() -> None:
     print(f"{args.workers} workers each, Python {sys.version.split()[0]}")
     print(f"{'run':<28}{'seconds':>9}{'images/s':>10}{'ratio':>22}")
     print(f"{'bare decode (Pillow)':<28}{decode_s:>9.2f}{n / decode_s:>10.1f}{'':>22}")
+    print(
+        f"{'dreamcurate loader alone':<28}{loader_s:>9.2f}{n / loader_s:>10.1f}"
+        f"{loader_s / decode_s:>10.2f}x bare decode"
+    )
     print(f"{'cleanvision find_issues':<28}{clean_s:>9.2f}{n / clean_s:>10.1f}{'1.00x':>22}")
     print(
         f"{'dreamcurate cold scan':<28}{cold_s:>9.2f}{n / cold_s:>10.1f}{clean_s / cold_s:>10.2f}x cleanvision"

@@ -36,12 +36,29 @@ from curator.scan.results import ScanResult, ScanSettings  # noqa: E402
 from curator.scan.run import scan  # noqa: E402
 
 
-def sources(data: Path) -> list[Path]:
-    """bench_dev's decodable, non-tiny images."""
+def _source_rows(data: Path) -> list[dict[str, str]]:
     with open(data / "manifest.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     skip = ("corrupt", "bomb", "too_small")
-    return [data / r["path"] for r in rows if r["label"].split(":")[0] not in skip]
+    return [r for r in rows if r["label"].split(":")[0] not in skip]
+
+
+def sources(data: Path) -> list[Path]:
+    """bench_dev's decodable, non-tiny images; derivative ``i`` is made from source ``i % len(sources)``."""
+    return [data / r["path"] for r in _source_rows(data)]
+
+
+def flag_rates(result: ScanResult, data: Path, code: str) -> tuple[int, int, int, int]:
+    """(flagged, total) among derivatives of sources labelled ``code`` in bench_dev, and among the others: the
+    detector on resized, cropped, re-encoded copies (the label is the source's, not a judgement of the copy)."""
+    labels = [r["label"].split(":")[0] for r in _source_rows(data)]
+    counts = [0, 0, 0, 0]
+    for record in result.records:
+        positive = labels[int(Path(record.item.rel).stem) % len(labels)] == code
+        flagged = any(f.code == code for f in record.findings)
+        counts[0 if positive else 2] += flagged
+        counts[1 if positive else 3] += 1
+    return counts[0], counts[1], counts[2], counts[3]
 
 
 def _derive(job: tuple[Path, Path, int]) -> None:
@@ -149,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'warm rescan':<22}{warm_s:>9.1f} s {n / warm_s:>8.1f} images/s")
     print(f"peak memory: main process {peak_main:.0f} MB, largest worker {peak_workers:.0f} MB")
     print(f"findings {sum(len(r.findings) for r in result.records)} on {n} images")
+    for code in ("screenshot", "blurry"):
+        hit, pos, false, neg = flag_rates(result, args.data.resolve(), code)
+        print(
+            f"{code}: {hit} of {pos} copies of {code} sources flagged ({hit / max(pos, 1):.3f}), "
+            f"{false} of {neg} other copies ({false / max(neg, 1):.4f})"
+        )
     for size in (int(s) for s in args.report_sizes.split(",") if s):
         seconds, size_bytes = report_at(result, size, args.out)
         print(f"HTML report at {size:>6} images: {seconds:6.1f} s, {size_bytes / 1e6:6.2f} MB")

@@ -28,7 +28,7 @@ from curator.checks._imageops import tile_range, tile_view
 from curator.checks.base import CheckContext, ImageCheck, Metrics
 from curator.checks.clip_features import clip_features
 from curator.findings import Finding, Severity
-from curator.images.view import NATIVE_CROP
+from curator.images.loader import centre_crop
 
 CAPTURE_TOOLS = (
     "gnome-screenshot", "spectacle", "flameshot", "greenshot", "sharex", "snipaste", "snipping tool",
@@ -329,10 +329,7 @@ def _text_crops(view: Any) -> list[np.ndarray | None]:
         and view.native_gray is not None
         and max(detail.size) <= DETAIL_TEXT_SHARE * max(view.width, view.height)
     ):
-        width, height = detail.size
-        side = min(NATIVE_CROP, width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        crops.append(np.asarray(detail.crop((left, top, left + side, top + side)), dtype=np.uint8))
+        crops.append(centre_crop(detail))
     return crops
 
 

@@ -263,13 +263,19 @@ def _frame_count(img: Image.Image) -> int:
 
 
 def _native_gray(luma: Image.Image) -> np.ndarray:
-    """A centre crop (<= NATIVE_CROP square) of the decoded gray (transparency on white), as uint8 gray levels."""
-    width, height = luma.size
-    side = min(NATIVE_CROP, width, height)
-    # Crop on multiples of 8 from the origin so the JPEG block grid keeps its phase.
-    left = ((width - side) // 2) // 8 * 8
-    top = ((height - side) // 2) // 8 * 8
-    return np.asarray(luma.crop((left, top, left + side, top + side)), dtype=np.uint8)
+    """A centre crop (<= NATIVE_CROP square) of the decoded gray (transparency on white), as uint8 gray levels, on
+    multiples of 8 from the origin so the JPEG block grid keeps its phase."""
+    return centre_crop(luma, align=8)
+
+
+def centre_crop(gray: Image.Image, side: int = NATIVE_CROP, align: int = 1) -> np.ndarray:
+    """The centre square (<= ``side``) of a PIL ``L`` image as uint8 gray levels, its corner on multiples of
+    ``align``."""
+    width, height = gray.size
+    side = min(side, width, height)
+    left = ((width - side) // 2) // align * align
+    top = ((height - side) // 2) // align * align
+    return np.asarray(gray.crop((left, top, left + side, top + side)), dtype=np.uint8)
 
 
 def _fingerprint(size: tuple[int, int], levels: np.ndarray, alpha: np.ndarray | None) -> str:
